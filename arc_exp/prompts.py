@@ -1,0 +1,162 @@
+"""Prompt versions: how an ARC task becomes chat messages, and how a chat becomes prompt and answer text.
+
+A prompt version builds a chat (system, user, assistant) from a task and a grid encoder. The chat is rendered with
+the tokenizer's chat template into *segments*: the text the model reads and the answer text it must write, kept
+apart so the trainer masks the loss exactly and inference feeds the very same prompt text.
+
+>>> from arc_exp.encoders import MinimalGridEncoder
+>>> task = Task.from_dict("t", {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]})
+>>> messages = build_messages(task, MinimalGridEncoder(), "output-from-examples-v1")
+>>> print(messages[1]["content"])
+Solve this ARC task. Examples:
+## Input 1
+1
+## Output 1
+2
+## Test input
+3
+## Test output
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from arc_exp.data.tasks import Task
+
+Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant that solves tasks from the Abstraction and Reasoning Corpus (ARC). "
+    "Each task shows input and output grids; every cell is one of ten colors written as a symbol, "
+    "and a grid is between 1x1 and 30x30. Find the transformation from input to output and apply it."
+)
+
+
+class UnknownPromptError(ValueError):
+    """A prompt version that does not exist; the message lists the known ones."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of rendered chat text; ``is_answer`` pieces carry the loss."""
+
+    text: str
+    is_answer: bool
+
+
+def _output_from_examples_v0(task: Task, encoder, test_index: int) -> tuple[str, Optional[str]]:
+    parts = ["Let's see if you can solve this simple ARC task. "
+             "These are some input-output grid examples that show the transformation."]
+    for i, example in enumerate(task.train, start=1):
+        parts.append(f"## Example {i}\n\n### Input\n\n{encoder.encode(example.input)}\n\n"
+                     f"### Output\n\n{encoder.encode(example.output)}")
+    test = task.test[test_index]
+    parts.append(f"## Test case\n\n### Input\n\n{encoder.encode(test.input)}")
+    user = "\n\n".join(parts)
+    answer = None if test.output is None else encoder.encode(test.output)
+    return user, answer
+
+
+def _output_from_examples_v1(task: Task, encoder, test_index: int) -> tuple[str, Optional[str]]:
+    lines = ["Solve this ARC task. Examples:"]
+    for i, example in enumerate(task.train, start=1):
+        lines += [f"## Input {i}", encoder.encode(example.input), f"## Output {i}", encoder.encode(example.output)]
+    test = task.test[test_index]
+    lines += ["## Test input", encoder.encode(test.input), "## Test output"]
+    answer = None if test.output is None else encoder.encode(test.output)
+    return "\n".join(lines), answer
+
+
+def _all_grids(task: Task, which: str) -> list:
+    grids = [getattr(e, which) for e in task.train] + [getattr(e, which) for e in task.test]
+    return [g for g in grids if g is not None]
+
+
+def _new_grid_prompt(which: str) -> Callable[[Task, object, int], tuple[str, Optional[str]]]:
+    """Given some inputs (or outputs) of a task, write a new one of the same distribution.
+
+    The target is the grid at position ``test_index`` among all of the task's inputs (outputs); for generation
+    (``test_index`` == number of grids) there is no answer.
+    """
+
+    def build(task: Task, encoder, test_index: int) -> tuple[str, Optional[str]]:
+        grids = _all_grids(task, which)
+        if test_index >= len(grids):
+            shown, answer = grids, None
+        else:
+            shown = grids[:test_index] + grids[test_index + 1:]
+            answer = encoder.encode(grids[test_index])
+        parts = [f"Here are some {which} grids of an ARC task. "
+                 f"Write a new {which} grid that follows the same distribution."]
+        for i, grid in enumerate(shown, start=1):
+            parts.append(f"## {which.capitalize()} {i}\n\n{encoder.encode(grid)}")
+        parts.append(f"## New {which}")
+        return "\n\n".join(parts), answer
+
+    return build
+
+
+PROMPT_VERSIONS: dict[str, Callable[[Task, object, int], tuple[str, Optional[str]]]] = {
+    "output-from-examples-v0": _output_from_examples_v0,
+    "output-from-examples-v1": _output_from_examples_v1,
+    "input-from-inputs-v0": _new_grid_prompt("input"),
+    "output-from-outputs-v0": _new_grid_prompt("output"),
+}
+
+
+def check_prompt_version(version: str) -> str:
+    if version not in PROMPT_VERSIONS:
+        raise UnknownPromptError(
+            f"unknown prompt version '{version}'; known versions: {', '.join(sorted(PROMPT_VERSIONS))}"
+        )
+    return version
+
+
+def build_messages(task: Task, encoder, version: str, test_index: int = 0,
+                   include_answer: bool = True) -> list[Message]:
+    """The chat for one test input of ``task``: system, user and (when known and asked for) the assistant answer."""
+    user, answer = PROMPT_VERSIONS[check_prompt_version(version)](task, encoder, test_index)
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    if include_answer and answer is not None:
+        messages.append({"role": "assistant", "content": answer})
+    return messages
+
+
+def render_segments(messages: Sequence[Message], tokenizer) -> list[Segment]:
+    """Render a chat with the tokenizer's chat template into prompt and answer segments.
+
+    Every assistant turn is an answer; the rest is prompt. Works for multi-turn chats (several question/answer turns).
+    The answer segment holds the turn's end token (e.g. ``"12\\n34<|im_end|>\\n"``) so the model learns to stop.
+    """
+    segments: list[Segment] = []
+    rendered = ""
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prefix = _apply_template(tokenizer, messages[:i], add_generation_prompt=True)
+        full = _apply_template(tokenizer, messages[: i + 1], add_generation_prompt=False)
+        if not prefix.startswith(rendered) or not full.startswith(prefix):
+            raise ValueError("the chat template does not render chats incrementally; cannot mask answers exactly")
+        if len(prefix) > len(rendered):
+            segments.append(Segment(prefix[len(rendered):], False))
+        segments.append(Segment(full[len(prefix):], True))
+        rendered = full
+    if messages and messages[-1]["role"] != "assistant":
+        tail = _apply_template(tokenizer, messages, add_generation_prompt=True)
+        if len(tail) > len(rendered):
+            segments.append(Segment(tail[len(rendered):], False))
+    return segments
+
+
+def render_prompt(messages: Sequence[Message], tokenizer) -> str:
+    """The text a model reads before writing its answer (the chat without the last answer, ready for generation)."""
+    if messages and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    return _apply_template(tokenizer, messages, add_generation_prompt=True)
+
+
+def _apply_template(tokenizer, messages: Sequence[Message], add_generation_prompt: bool) -> str:
+    if not messages:
+        return ""
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)

@@ -1,0 +1,140 @@
+"""Building blocks of the training recipe (train.py): each turns one config section into objects.
+
+Functions take config sections and plain values, never Hydra globals, so tests call them directly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from arc_exp.adapters import AdapterConfig, apply_adapter, trainable_parameters
+from arc_exp.checkpoints import AdapterCheckpoint
+from arc_exp.data.datamodule import ARCDataModule, TrainingDataset
+from arc_exp.data.selection import TaskSetSpec
+from arc_exp.models import ModelSpec, load_model, load_tokenizer
+from arc_exp.tracking import flatten, git_commit, log_artifact_files, run_name_from_overrides
+
+log = logging.getLogger(__name__)
+
+TRAINER_EXTRA_KEYS = ("checkpoint_every_n_steps",)  # arc_exp keys that live in conf/trainer but are not Trainer args
+
+
+def seed_everything(seed: int) -> None:
+    pl.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def build_model_and_tokenizer(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int):
+    """The base model wrapped for training as ``lora`` says, and its tokenizer. Fails early on bad settings."""
+    spec: ModelSpec = instantiate(model_cfg)
+    adapter: AdapterConfig = instantiate(lora_cfg)
+    if adapter_path and not Path(adapter_path).exists():
+        raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
+    quantization = adapter.quantization_config()
+    tokenizer = load_tokenizer(spec)
+    model = load_model(spec, quantization_config=quantization, seed=seed)
+    model = apply_adapter(model, adapter, adapter_path)
+    trainable, total = trainable_parameters(model)
+    log.info("model %s: %s trainable of %s parameters (%.2f%%)", spec.name, f"{trainable:,}", f"{total:,}",
+             100 * trainable / total)
+    return model, tokenizer
+
+
+def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int) -> ARCDataModule:
+    train_entries = OmegaConf.to_container(data_cfg.train, resolve=True)
+    if not train_entries:
+        raise ValueError("data.train is empty: list at least one dataset to train on")
+    datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]") for i, entry in enumerate(train_entries)]
+    val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.get("val") else None
+    val_prompt = val.pop("prompt", datasets[0].prompt) if val else datasets[0].prompt
+    val_tasks = TaskSetSpec.from_config(val).load() if val else []
+    return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
+                         max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
+                         bucket_batches=data_cfg.get("bucket_batches", 16))
+
+
+def build_logger(logger_cfg: DictConfig, overrides: Sequence[str], tags: dict):
+    """An MLflow logger named after the run's overrides, or None for ``logger=none``."""
+    if logger_cfg.get("_target_") is None:
+        return None
+    run_name = logger_cfg.get("run_name") or run_name_from_overrides(overrides)
+    all_tags = {**dict(logger_cfg.get("tags") or {}), **tags}
+    return instantiate(logger_cfg, run_name=run_name, tags=all_tags)
+
+
+def build_trainer(trainer_cfg: DictConfig, logger, callbacks: list, output_dir: str) -> pl.Trainer:
+    kwargs = {k: v for k, v in OmegaConf.to_container(trainer_cfg, resolve=True).items()
+              if k not in TRAINER_EXTRA_KEYS}
+    target = kwargs.pop("_target_")
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=os.path.join(output_dir, "checkpoints"), save_last=True,
+                                              save_top_k=0, every_n_train_steps=trainer_cfg.checkpoint_every_n_steps
+                                              or None)
+    return instantiate({"_target_": target}, **kwargs, logger=logger if logger is not None else False,
+                       callbacks=[checkpoint, *callbacks], default_root_dir=output_dir)
+
+
+def adapter_checkpoints(tokenizer, output_dir: str, every_n_steps: int, resolved: dict) -> AdapterCheckpoint:
+    return AdapterCheckpoint(tokenizer, Path(output_dir) / "checkpoints", every_n_steps, resolved)
+
+
+def resume_checkpoint(resume: Optional[str]) -> Optional[str]:
+    """``resume=<run dir>`` or ``resume=<path to last.ckpt>`` -> the Lightning checkpoint file to continue from."""
+    if not resume:
+        return None
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.exists():
+        raise FileNotFoundError(f"resume: no checkpoint at '{path}' (give a run folder or its checkpoints/last.ckpt)")
+    return str(path)
+
+
+def batches_done(checkpoint_path: Optional[str]) -> int:
+    """How many training batches a checkpoint has consumed, so the data stream can continue exactly after them."""
+    if checkpoint_path is None:
+        return 0
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    loops = state.get("loops", {}).get("fit_loop", {})
+    progress = loops.get("epoch_loop.batch_progress", {}).get("total", {})
+    return int(progress.get("completed", state.get("global_step", 0)))
+
+
+def log_run_metadata(logger, resolved: dict, overrides: Sequence[str], output_dir: str, project_root: str) -> None:
+    """Params (flattened resolved config), the config as an artifact, overrides, git commit and the run folder."""
+    if logger is None:
+        return
+    logger.log_hyperparams(flatten(resolved))
+    client, run_id = logger.experiment, logger.run_id
+    config_file = Path(output_dir) / "config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    overrides_file = Path(output_dir) / "overrides.txt"
+    overrides_file.write_text("\n".join(overrides) + "\n")
+    log_artifact_files(logger, [config_file, overrides_file])
+    client.set_tag(run_id, "git_commit", git_commit(project_root) or "unknown")
+    client.set_tag(run_id, "output_dir", str(Path(output_dir).resolve()))
+    client.set_tag(run_id, "overrides", " ".join(overrides))
+
+
+def finish_run(logger, trainer: pl.Trainer, datamodule: ARCDataModule, adapter_cb: AdapterCheckpoint) -> dict:
+    """Log the counters and the final adapter, return the final metrics."""
+    skips = datamodule.train_stream.skips
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics.update({"train/skipped_tasks": skips.skipped_tasks, "val/skipped_test_inputs": datamodule.val_skips.skipped_tasks})
+    if skips.skipped_tasks:
+        log.warning("%d sampled tasks did not fit max_seq_len with a single example and were skipped (%s)",
+                    skips.skipped_tasks, ", ".join(sorted(skips.skipped_ids)[:10]))
+    if logger is not None:
+        for key in ("train/skipped_tasks", "val/skipped_test_inputs"):
+            logger.log_metrics({key: metrics[key]}, step=trainer.global_step)
+        if adapter_cb.saved:
+            final = adapter_cb.saved[-1]
+            log_artifact_files(logger, [final], artifact_path="adapter")
+            logger.experiment.set_tag(logger.run_id, "adapter_path", str(final.resolve()))
+    return metrics

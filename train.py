@@ -1,0 +1,56 @@
+"""Fine-tune a causal LM on ARC tasks.
+
+    python train.py                                   # SmolLM2-135M + LoRA on ARC-1 training, on CPU
+    python train.py debug=smoke                       # minutes on CPU
+    python train.py model=qwen2-1.5b lora.r=128       # any group option or key
+    python train.py -m lora.r=16,32,64,128 encoder=minimal,grid_shape_row_number
+"""
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from arc_exp import training  # noqa: E402
+from arc_exp.lit_module import ARCLitModule  # noqa: E402
+
+log = logging.getLogger("train")
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    output_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    training.seed_everything(cfg.seed)
+
+    checkpoint = training.resume_checkpoint(cfg.resume)
+    encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
+    model, tokenizer = training.build_model_and_tokenizer(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed)
+    datamodule = training.build_datamodule(cfg.data, encoder, tokenizer, policy, cfg.seed)
+    datamodule.set_start_batch(training.batches_done(checkpoint))
+    module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
+                          total_steps=cfg.trainer.max_steps)
+
+    tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "",
+            "experiment": str(cfg.get("experiment") or ""), "model": cfg.model.name}
+    logger = training.build_logger(cfg.logger, overrides, tags)
+    training.log_run_metadata(logger, resolved, overrides, output_dir, cfg.project_root)
+    adapters = training.adapter_checkpoints(tokenizer, output_dir, cfg.trainer.checkpoint_every_n_steps, resolved)
+    trainer = training.build_trainer(cfg.trainer, logger, [adapters], output_dir)
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+    metrics = training.finish_run(logger, trainer, datamodule, adapters)
+    log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})
+    if logger is not None:
+        log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", cfg.logger.tracking_uri, logger.run_id)
+    return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
+
+
+if __name__ == "__main__":
+    main()
