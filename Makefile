@@ -18,8 +18,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 setup: $(STAMP)
 
-run: setup   ## the main job on the embedded default model and data, on CPU
-	$(PY) train.py
+run: setup   ## the main job: SmolLM2-135M + LoRA on small ARC-1 tasks, on CPU, logged to MLflow
+	$(PY) train.py debug=smoke
+	@echo "Open the runs: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 test: setup  ## the default test suite (fast; slow checks excluded)
 	$(PY) -m pytest

@@ -35,6 +35,8 @@ class ARCLitModule(pl.LightningModule):
                  betas: tuple[float, float] = (0.9, 0.999)):
         super().__init__()
         self.model = model
+        # from_pretrained returns the model in eval mode; Lightning keeps modes as it finds them (dropout matters)
+        self.model.train()
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.scheduler_factory = scheduler
