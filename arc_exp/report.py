@@ -1,0 +1,194 @@
+"""Iteration tables rebuilt from MLflow alone: rows are the swept settings, columns the seeds' metric names.
+
+    | model | lora.r | train loss | val loss | accuracy | correct_pixels | ... | runs |
+    |---|---|---|---|---|---|---|---|
+    | smollm2-135m | 16 | 0.412 | 0.398 | 12.5% | 61.3% | ... | 2 |
+
+Runs are found by their ``experiment`` tag (set by ``python train.py experiment=<name>``), not by folder, so the
+table does not need ``multirun/``. Repeated runs of one setting show the mean and count; a missing value is a dash.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+PERCENT_METRICS = ("accuracy", "correct_pixels", "max_correct_pixels", "correct_size", "any_correct_size", "pass_",
+                   "vote_", "unanswered", "score")
+
+
+@dataclass
+class Column:
+    """A table column: an MLflow metric (or param, ``param:<key>``) shown under ``name`` in ``format``."""
+
+    metric: str
+    name: Optional[str] = None
+    format: str = "auto"  # auto | percent | loss | number | text
+
+    @property
+    def title(self) -> str:
+        return self.name or self.metric.split("/")[-1]
+
+    def kind(self) -> str:
+        if self.format != "auto":
+            return self.format
+        base = self.metric.split("/")[-1]
+        if any(base.startswith(p) for p in PERCENT_METRICS):
+            return "percent"
+        return "loss" if "loss" in base else "number"
+
+
+@dataclass
+class RunRecord:
+    """What a table needs of an MLflow run."""
+
+    run_id: str
+    name: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def value(self, key: str) -> Any:
+        if key.startswith("param:"):
+            return self.params.get(key[len("param:"):])
+        if key.startswith("tag:"):
+            return self.tags.get(key[len("tag:"):])
+        if key in self.metrics:
+            return self.metrics[key]
+        return self.params.get(key)
+
+
+def format_value(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "text" or isinstance(value, str):
+        return str(value)
+    if kind == "percent":
+        return f"{100 * value:.1f}%"
+    if kind == "loss":
+        return f"{value:.3f}"
+    return f"{value:.4g}"
+
+
+def iteration_table(runs: Sequence[RunRecord], rows: Sequence[str], columns: Sequence[Column]) -> list[dict]:
+    """One row per distinct setting of ``rows`` (param keys), each metric the mean over that setting's runs."""
+    groups: dict[tuple, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(tuple(str(run.value(key) if run.value(key) is not None else "-") for key in rows),
+                          []).append(run)
+    table = []
+    for setting in sorted(groups, key=_natural_key):
+        members = groups[setting]
+        row: dict[str, Any] = dict(zip(rows, setting))
+        for column in columns:
+            values = [m.value(column.metric) for m in members]
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            texts = [v for v in values if isinstance(v, str)]
+            row[column.title] = mean(numbers) if numbers else (texts[0] if texts else None)
+        row["runs"] = len(members)
+        table.append(row)
+    return table
+
+
+def _natural_key(setting: tuple) -> tuple:
+    """Sort ``("16",) < ("128",)`` numerically, text otherwise."""
+    return tuple((0, float(v), "") if _is_number(v) else (1, 0.0, v) for v in setting)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def to_markdown(table: Sequence[Mapping], rows: Sequence[str], columns: Sequence[Column]) -> str:
+    header = [*rows, *(c.title for c in columns), "runs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table:
+        cells = [str(row[k]) for k in rows]
+        cells += [format_value(row[c.title], c.kind()) for c in columns]
+        cells.append(str(row["runs"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def to_csv(table: Sequence[Mapping], rows: Sequence[str], columns: Sequence[Column]) -> str:
+    """Raw numbers (not formatted), for spreadsheets and pandas."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*rows, *(c.title for c in columns), "runs"])
+    for row in table:
+        writer.writerow([row[k] for k in rows] + ["" if row[c.title] is None else row[c.title] for c in columns]
+                        + [row["runs"]])
+    return out.getvalue()
+
+
+def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None) -> str:
+    """Runs side by side: the params that differ between them, then their metrics (Markdown)."""
+    keys = sorted({k for r in runs for k in r.params})
+    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
+    metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
+    header = ["", *(f"{r.name} ({r.run_id[:8]})" for r in runs)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key in differing:
+        lines.append("| " + " | ".join([key, *(str(r.params.get(key, "-")) for r in runs)]) + " |")
+    for key in metric_keys:
+        kind = Column(key).kind()
+        lines.append("| " + " | ".join([key, *(format_value(r.metrics.get(key), kind) for r in runs)]) + " |")
+    return "\n".join(lines)
+
+
+def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Iterable[str] = (),
+               run_type: Optional[str] = "training") -> list[RunRecord]:
+    """Runs of an iteration (by its ``experiment`` tag) or the given run ids, from any MLflow experiment."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    if run_ids:
+        found = []
+        for run_id in run_ids:
+            try:
+                found.append(client.get_run(run_id))
+            except mlflow.exceptions.MlflowException:
+                raise ValueError(f"runs: no MLflow run '{run_id}' in {tracking_uri}") from None
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+        query = f"tags.experiment = '{experiment}'"
+        if run_type:
+            query += f" and tags.run_type = '{run_type}'"
+        found = client.search_runs(ids, filter_string=query, max_results=5000) if ids else []
+    return [RunRecord(r.info.run_id, r.info.run_name or r.info.run_id, dict(r.data.params), dict(r.data.metrics),
+                      dict(r.data.tags)) for r in found]
+
+
+def plot_metric_curves(tracking_uri: str, runs: Sequence[RunRecord], metrics: Sequence[str], path: str | Path,
+                       label_keys: Sequence[str] = ()) -> Path:
+    """Each metric over training steps, one line per run (the seeds' "val loss is not a proxy" plot)."""
+    import mlflow
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    figure = Figure(figsize=(5 * len(metrics), 4))
+    FigureCanvasAgg(figure)
+    for i, metric in enumerate(metrics):
+        axis = figure.add_subplot(1, len(metrics), i + 1)
+        for run in runs:
+            history = sorted(client.get_metric_history(run.run_id, metric), key=lambda m: m.step)
+            if history:
+                label = ", ".join(f"{k}={run.value(k)}" for k in label_keys) or run.name
+                axis.plot([m.step for m in history], [m.value for m in history], marker=".", label=label)
+        axis.set_title(metric)
+        axis.set_xlabel("step")
+        if axis.lines:
+            axis.legend(fontsize=7)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,32 @@
+"""Synthetic data that teaches priors: count grids with question/answer chats (``python generate.py generator=count``).
+
+>>> from arc_exp.synthetic import CountQAGenerator, write_shards, load_chats
+>>> summary = write_shards(CountQAGenerator(), n=1000, out="data/count")    # doctest: +SKIP
+>>> next(load_chats("data/count"))[2]                                        # doctest: +SKIP
+{'role': 'assistant', 'content': '3'}
+"""
+from arc_exp.synthetic.count import (
+    CountConfig,
+    CountGrid,
+    CountGridGenerator,
+    GeneratorSettingsError,
+    GridObject,
+    find_objects,
+    make_rng,
+)
+from arc_exp.synthetic.questions import (
+    QUESTION_TYPES,
+    CountQAGenerator,
+    Question,
+    QuestionConfig,
+    answer,
+    build_chat,
+    chat_from_record,
+)
+from arc_exp.synthetic.writer import OutputMismatchError, WriteSummary, load_chats, load_records, write_shards
+
+__all__ = [
+    "CountConfig", "CountGrid", "CountGridGenerator", "GeneratorSettingsError", "GridObject", "find_objects",
+    "make_rng", "QUESTION_TYPES", "CountQAGenerator", "Question", "QuestionConfig", "answer", "build_chat",
+    "chat_from_record", "OutputMismatchError", "WriteSummary", "load_chats", "load_records", "write_shards",
+]

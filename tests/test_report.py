@@ -1,0 +1,40 @@
+"""Iteration tables from run records: grouping, mean and count, formats, dashes for missing values."""
+from arc_exp.report import Column, RunRecord, compare_runs, iteration_table, to_csv, to_markdown
+
+RUNS = [
+    RunRecord("a" * 32, "r16-s0", {"lora.r": "16", "seed": "0"}, {"train/loss": 0.5, "eval/accuracy": 0.1}),
+    RunRecord("b" * 32, "r16-s1", {"lora.r": "16", "seed": "1"}, {"train/loss": 0.3, "eval/accuracy": 0.2}),
+    RunRecord("c" * 32, "r128", {"lora.r": "128", "seed": "0"}, {"train/loss": 0.25}),
+]
+COLUMNS = [Column("train/loss", "train loss"), Column("eval/accuracy", "accuracy")]
+
+
+def test_iteration_table_groups_settings_with_mean_and_count():
+    table = iteration_table(RUNS, ["lora.r"], COLUMNS)
+    assert [row["lora.r"] for row in table] == ["16", "128"]  # numeric order, not text order
+    assert table[0]["train loss"] == 0.4 and abs(table[0]["accuracy"] - 0.15) < 1e-12 and table[0]["runs"] == 2
+    assert table[1]["accuracy"] is None and table[1]["runs"] == 1
+    assert to_markdown(table, ["lora.r"], COLUMNS).splitlines() == [
+        "| lora.r | train loss | accuracy | runs |",
+        "|---|---|---|---|",
+        "| 16 | 0.400 | 15.0% | 2 |",
+        "| 128 | 0.250 | - | 1 |",
+    ]
+    assert to_csv(table, ["lora.r"], COLUMNS).splitlines()[2] == "128,0.25,,1"
+
+
+def test_compare_runs_shows_only_differing_params():
+    text = compare_runs(RUNS[:2], metrics=["train/loss"])
+    assert text.splitlines() == [
+        "|  | r16-s0 (aaaaaaaa) | r16-s1 (bbbbbbbb) |",
+        "|---|---|---|",
+        "| seed | 0 | 1 |",
+        "| train/loss | 0.500 | 0.300 |",
+    ]
+
+
+def test_column_formats():
+    assert Column("eval/pass_8").kind() == "percent"
+    assert Column("val/loss").kind() == "loss"
+    assert Column("train/tokens_per_s").kind() == "number"
+    assert Column("eval/vote_2", "vote_2").title == "vote_2"
