@@ -31,29 +31,41 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_model_and_tokenizer(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int):
-    """The base model wrapped for training as ``lora`` says, and its tokenizer. Fails early on bad settings."""
+def build_tokenizer(model_cfg: DictConfig):
+    """The tokenizer of the configured model (small and quick: the data can be checked before the model loads)."""
+    return load_tokenizer(instantiate(model_cfg))
+
+
+def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int):
+    """The base model wrapped for training as ``lora`` says. Checks the adapter settings before loading weights."""
     spec: ModelSpec = instantiate(model_cfg)
     adapter: AdapterConfig = instantiate(lora_cfg)
     if adapter_path and not Path(adapter_path).exists():
         raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
     quantization = adapter.quantization_config()
-    tokenizer = load_tokenizer(spec)
     model = load_model(spec, quantization_config=quantization, seed=seed)
     model = apply_adapter(model, adapter, adapter_path)
     trainable, total = trainable_parameters(model)
     log.info("model %s: %s trainable of %s parameters (%.2f%%)", spec.name, f"{trainable:,}", f"{total:,}",
              100 * trainable / total)
-    return model, tokenizer
+    return model
+
+
+def build_model_and_tokenizer(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int):
+    """The base model wrapped for training as ``lora`` says, and its tokenizer. Fails early on bad settings."""
+    model = build_model(model_cfg, lora_cfg, adapter_path, seed)
+    return model, build_tokenizer(model_cfg)
 
 
 def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int) -> ARCDataModule:
     train_entries = OmegaConf.to_container(data_cfg.train, resolve=True)
     if not train_entries:
         raise ValueError("data.train is empty: list at least one dataset to train on")
-    datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]") for i, entry in enumerate(train_entries)]
+    datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]", encoder=encoder)
+                for i, entry in enumerate(train_entries)]
     val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.get("val") else None
-    val_prompt = val.pop("prompt", datasets[0].prompt) if val else datasets[0].prompt
+    default_prompt = next((d.prompt for d in datasets if d.chats is None), "output-from-examples-v0")
+    val_prompt = val.pop("prompt", default_prompt) if val else default_prompt
     val_tasks = TaskSetSpec.from_config(val).load() if val else []
     return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
                          max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
@@ -103,7 +115,9 @@ def batches_done(checkpoint_path: Optional[str]) -> int:
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     loops = state.get("loops", {}).get("fit_loop", {})
     progress = loops.get("epoch_loop.batch_progress", {}).get("total", {})
-    return int(progress.get("completed", state.get("global_step", 0)))
+    # "processed", not "completed": a checkpoint saved in on_train_batch_end (every_n_train_steps) is written before
+    # Lightning counts that batch as completed, so "completed" is one short and the resumed run would repeat a batch
+    return int(progress.get("processed", state.get("global_step", 0)))
 
 
 def log_run_metadata(logger, resolved: dict, overrides: Sequence[str], output_dir: str, project_root: str) -> None:

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
 from arc_exp.augmentation import AugmentationPolicy, swap_train_test
-from arc_exp.data.samples import Sample, batches_by_length, collate, task_sample
+from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Task
 from arc_exp.prompts import check_prompt_version
@@ -24,11 +24,16 @@ from arc_exp.prompts import check_prompt_version
 log = logging.getLogger(__name__)
 
 ENTRY_KEYS = ("prompt", "weight", "loss_weight", "swap_train_test")
+CHAT_KEYS = ("chats", "max_chats", "weight", "loss_weight")
 
 
 @dataclass
 class TrainingDataset:
-    """One entry of ``data.train``: a task set, the prompt version it is shown with, its sampling and loss weight."""
+    """One entry of ``data.train``: a task set, the prompt version it is shown with, its sampling and loss weight.
+
+    An entry with ``chats: <folder or glob>`` instead of ``source`` trains on generated multi-turn chats (e.g. the
+    count question/answer chats of ``python generate.py generator=count``), mixed with ARC tasks by ``weight``.
+    """
 
     name: str
     tasks: list[Task]
@@ -36,10 +41,13 @@ class TrainingDataset:
     weight: float = 1.0
     loss_weight: float = 1.0
     swap_train_test: bool = True  # any example of a task with known test outputs can be the target
+    chats: Optional[list] = None  # ready-made chats (lists of messages) instead of tasks
 
     @classmethod
-    def from_config(cls, entry: dict, where: str = "data.train") -> "TrainingDataset":
+    def from_config(cls, entry: dict, where: str = "data.train", encoder=None) -> "TrainingDataset":
         entry = dict(entry)
+        if "chats" in entry:
+            return cls.from_chats(entry, where, encoder)
         options = {key: entry.pop(key) for key in ENTRY_KEYS if key in entry}
         if "prompt" not in options:
             raise ValueError(f"{where}: missing key 'prompt' (a prompt version)")
@@ -51,6 +59,21 @@ class TrainingDataset:
         if options.get("weight", 1.0) <= 0:
             raise ValueError(f"{where}.weight must be > 0, got {options['weight']}")
         return cls(name=spec.source, tasks=tasks, **options)
+
+    @classmethod
+    def from_chats(cls, entry: dict, where: str, encoder=None) -> "TrainingDataset":
+        from itertools import islice
+
+        from arc_exp.synthetic import load_chats
+
+        unknown = sorted(set(entry) - set(CHAT_KEYS))
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown} for a chats entry; allowed: {', '.join(CHAT_KEYS)}")
+        chats = list(islice(load_chats(entry["chats"], encoder=encoder), entry.get("max_chats")))
+        if not chats:
+            raise ValueError(f"{where}: no chats found at '{entry['chats']}'")
+        return cls(name=str(entry["chats"]), tasks=[], prompt="chat", weight=entry.get("weight", 1.0),
+                   loss_weight=entry.get("loss_weight", 1.0), swap_train_test=False, chats=chats)
 
 
 @dataclass
@@ -83,6 +106,8 @@ class TrainingStream(IterableDataset):
         """Sample number ``k`` of the stream, or None if its task cannot fit ``max_seq_len``."""
         rng = random.Random(f"{self.seed}:sample:{k}")
         dataset = rng.choices(self.datasets, weights=self._weights)[0]
+        if dataset.chats is not None:
+            return self._chat_sample(dataset, rng.randrange(len(dataset.chats)))
         task = rng.choice(dataset.tasks)
         if dataset.swap_train_test and task.has_solutions:
             task = rng.choice(swap_train_test(task))
@@ -97,6 +122,14 @@ class TrainingStream(IterableDataset):
             self.skips.skipped_ids.add(task.task_id.split(":")[0])
         else:
             self.skips.dropped_examples += sample.dropped_examples
+        return sample
+
+    def _chat_sample(self, dataset: TrainingDataset, index: int) -> Optional[Sample]:
+        sample = chat_sample(dataset.chats[index], self.tokenizer, f"chat{index}", dataset.loss_weight)
+        if len(sample) > self.max_seq_len:
+            self.skips.skipped_tasks += 1
+            self.skips.skipped_ids.add(f"{dataset.name}#{index}")
+            return None
         return sample
 
     def bucket(self, index: int) -> list[list[Sample]]:
