@@ -16,14 +16,16 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp import training  # noqa: E402
-from arc_exp.lit_module import ARCLitModule  # noqa: E402
-
 log = logging.getLogger("train")
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
+    # answer at once
+    from arc_exp import training
+    from arc_exp.lit_module import ARCLitModule
+
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -31,9 +33,11 @@ def main(cfg: DictConfig) -> float:
 
     checkpoint = training.resume_checkpoint(cfg.resume)
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
-    model, tokenizer = training.build_model_and_tokenizer(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed)
+    tokenizer = training.build_tokenizer(cfg.model)
+    # the data before the model: a max_seq_len that no task fits fails before a large model spends time loading
     datamodule = training.build_datamodule(cfg.data, encoder, tokenizer, policy, cfg.seed)
     datamodule.set_start_batch(training.batches_done(checkpoint))
+    model = training.build_model(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed)
     module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
                           total_steps=cfg.trainer.max_steps)
 

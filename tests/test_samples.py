@@ -1,0 +1,162 @@
+"""Tokenized samples: the answer mask token by token, multi-turn masks, fitting max_seq_len, collation, the stream."""
+import pytest
+import torch
+
+from arc_exp.augmentation import AugmentationPolicy
+from arc_exp.data.datamodule import ARCDataModule, SkipCounter, TrainingDataset, TrainingStream, validation_samples
+from arc_exp.data.samples import IGNORE_INDEX, Sample, batches_by_length, chat_sample, collate, task_sample
+from arc_exp.data.tasks import Task
+from arc_exp.encoders import MinimalGridEncoder
+from arc_exp.prompts import build_messages, render_segments
+
+ENCODER = MinimalGridEncoder()
+VERSION = "output-from-examples-v1"
+TASK = Task.from_dict("0a1b2c3d", {
+    "train": [{"input": [[1, 2]], "output": [[2, 1]]}, {"input": [[3]], "output": [[4]]}],
+    "test": [{"input": [[5, 6], [7, 8]], "output": [[6, 5], [8, 7]]}],
+})
+# three examples of the same shape, so each one costs the same number of tokens (18)
+THREE = Task.from_dict("3e3e3e3e", {
+    "train": [{"input": [[1, 1], [1, 1]], "output": [[2]]}, {"input": [[3, 3], [3, 3]], "output": [[4]]},
+              {"input": [[5, 5], [5, 5]], "output": [[6]]}],
+    "test": [{"input": [[7, 7], [7, 7]], "output": [[8]]}],
+})
+NO_AUGMENTATION = AugmentationPolicy(dihedral=False, color_permutation=False, shuffle_train=False)
+
+
+def unmasked(sample: Sample) -> list[int]:
+    return [token for token, label in zip(sample.input_ids, sample.labels) if label != IGNORE_INDEX]
+
+
+def test_answer_mask_token_by_token(tokenizer):
+    sample = task_sample(TASK, ENCODER, VERSION, tokenizer, max_seq_len=4096)
+    prompt, answer = render_segments(build_messages(TASK, ENCODER, VERSION), tokenizer)
+    prompt_ids = tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+    # "6" "5" "\n" "8" "7" <|im_end|> "\n"
+    answer_ids = [38, 37, 198, 40, 39, 2, 198]
+    assert tokenizer(answer.text, add_special_tokens=False)["input_ids"] == answer_ids
+    assert len(sample) == 141 == len(prompt_ids) + len(answer_ids)
+    assert sample.input_ids == prompt_ids + answer_ids
+    assert sample.input_ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>") == 1
+    for position, (token, label) in enumerate(zip(sample.input_ids, sample.labels)):
+        if position < len(prompt_ids):
+            assert label == IGNORE_INDEX, position
+        else:
+            assert label == token, position
+    assert tokenizer.decode(unmasked(sample)) == "65\n87<|im_end|>\n"
+    assert (sample.task_id, sample.loss_weight, sample.dropped_examples) == ("0a1b2c3d", 1.0, 0)
+
+
+def test_loss_weight_is_carried(tokenizer):
+    assert task_sample(TASK, ENCODER, VERSION, tokenizer, 4096, loss_weight=0.25).loss_weight == 0.25
+
+
+def test_multi_turn_mask(tokenizer):
+    chat = [
+        {"role": "system", "content": "Count objects."},
+        {"role": "user", "content": "How many objects of color 3?"},
+        {"role": "assistant", "content": "2"},
+        {"role": "user", "content": "How many objects of color 5?"},
+        {"role": "assistant", "content": "0"},
+        {"role": "user", "content": "Which color has the largest object?"},
+        {"role": "assistant", "content": "7"},
+    ]
+    sample = chat_sample(chat, tokenizer, task_id="counting", loss_weight=2.0)
+    answer_runs, run = [], []
+    for token, label in zip(sample.input_ids, sample.labels):
+        if label == IGNORE_INDEX:
+            if run:
+                answer_runs.append(run)
+            run = []
+        else:
+            assert label == token
+            run.append(token)
+    answer_runs.append(run)
+    # "2" / "0" / "7" each followed by <|im_end|> "\n", and nothing else carries loss
+    assert answer_runs == [[34, 2, 198], [32, 2, 198], [39, 2, 198]]
+    assert [tokenizer.decode(r) for r in answer_runs] == ["2<|im_end|>\n", "0<|im_end|>\n", "7<|im_end|>\n"]
+    assert sample.labels.index(34) == 25  # the first answer token follows a 25-token prompt
+    assert tokenizer.decode(sample.input_ids) == tokenizer.apply_chat_template(chat, tokenize=False)
+    assert (sample.task_id, sample.loss_weight) == ("counting", 2.0)
+
+
+def test_fitting_drops_the_last_train_examples(tokenizer):
+    # full: 161 tokens; each dropped example saves 18
+    assert len(task_sample(THREE, ENCODER, VERSION, tokenizer, 4096)) == 161
+    fitted = task_sample(THREE, ENCODER, VERSION, tokenizer, max_seq_len=160)
+    assert (len(fitted), fitted.dropped_examples) == (143, 1)
+    text = tokenizer.decode(fitted.input_ids)
+    assert "## Input 2\n33\n33\n## Output 2\n4\n## Test input\n77\n77" in text and "## Input 3" not in text
+    assert tokenizer.decode(unmasked(fitted)) == "8<|im_end|>\n"  # the target never changes
+    assert task_sample(THREE, ENCODER, VERSION, tokenizer, max_seq_len=125).dropped_examples == 2
+    # not even one example fits
+    assert task_sample(THREE, ENCODER, VERSION, tokenizer, max_seq_len=124) is None
+
+
+def test_collate_shapes_and_padding():
+    short = Sample([5, 6, 7], [IGNORE_INDEX, 6, 7], "a", loss_weight=1.0, dropped_examples=1)
+    long = Sample([1, 2, 3, 4, 5], [IGNORE_INDEX] * 3 + [4, 5], "b", loss_weight=0.5, dropped_examples=2)
+    batch = collate([short, long], pad_token_id=2)
+    assert {k: tuple(v.shape) for k, v in batch.items()} == {
+        "input_ids": (2, 5), "attention_mask": (2, 5), "labels": (2, 5), "loss_weight": (2,), "dropped_examples": ()}
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 2, 2], [1, 2, 3, 4, 5]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert batch["labels"].tolist() == [[-100, 6, 7, -100, -100], [-100, -100, -100, 4, 5]]
+    assert batch["loss_weight"].tolist() == [1.0, 0.5]
+    assert int(batch["dropped_examples"]) == 3
+    assert batch["input_ids"].dtype == batch["labels"].dtype == torch.long
+
+
+def test_batches_by_length_groups_similar_lengths():
+    samples = [Sample([0] * n, [0] * n, str(n)) for n in (7, 2, 9, 3, 5)]
+    assert [[s.task_id for s in b] for b in batches_by_length(samples, 2)] == [["2", "3"], ["5", "7"], ["9"]]
+
+
+def stream(tokenizer, tasks, max_seq_len=4096, **kwargs) -> TrainingStream:
+    dataset = TrainingDataset(name="tiny", tasks=list(tasks), prompt=VERSION, swap_train_test=False)
+    return TrainingStream([dataset], ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len, batch_size=2, seed=3,
+                          bucket_batches=2, **kwargs)
+
+
+def test_stream_counts_dropped_examples_and_skipped_tasks(tokenizer):
+    fits_with_one_drop = stream(tokenizer, [THREE], max_seq_len=150)
+    assert fits_with_one_drop.sample(0).dropped_examples == 1
+    assert fits_with_one_drop.sample(1).dropped_examples == 1
+    assert (fits_with_one_drop.skips.dropped_examples, fits_with_one_drop.skips.skipped_tasks) == (2, 0)
+    # with one example THREE takes 125 tokens, TASK 127: at 126 THREE fits (dropping 2), TASK is skipped
+    too_long = stream(tokenizer, [THREE, TASK], max_seq_len=126)
+    samples = [too_long.sample(k) for k in range(8)]
+    skipped = sum(s is None for s in samples)
+    assert skipped == too_long.skips.skipped_tasks > 0
+    assert too_long.skips.skipped_ids == {"0a1b2c3d"}
+    assert {(s.task_id, len(s), s.dropped_examples) for s in samples if s is not None} == {("3e3e3e3e", 125, 2)}
+    assert too_long.skips.dropped_examples == 2 * (8 - skipped)
+
+
+def test_stream_is_seeded_and_resumes_at_any_batch(tokenizer):
+    tasks = [TASK, THREE]
+    first = iter(stream(tokenizer, tasks))
+    batches = [next(first) for _ in range(5)]
+    again = iter(stream(tokenizer, tasks))
+    for batch in batches:
+        assert torch.equal(next(again)["input_ids"], batch["input_ids"])
+    # start_batch=3 (a resumed run that trained on 3 batches) continues with batch 4, inside bucket 1
+    resumed = iter(stream(tokenizer, tasks, start_batch=3))
+    for batch in batches[3:]:
+        assert torch.equal(next(resumed)["input_ids"], batch["input_ids"])
+
+
+def test_validation_samples_skip_what_does_not_fit(tokenizer):
+    skips = SkipCounter()
+    samples = validation_samples([TASK, THREE], ENCODER, VERSION, tokenizer, max_seq_len=126, skips=skips)
+    assert [(s.task_id, len(s), s.dropped_examples) for s in samples] == [("3e3e3e3e", 125, 2)]
+    assert (skips.skipped_tasks, skips.skipped_ids) == (1, {"0a1b2c3d"})
+
+
+def test_datamodule_refuses_a_max_seq_len_no_task_fits(tokenizer):
+    dataset = TrainingDataset(name="tiny", tasks=[THREE], prompt=VERSION, swap_train_test=False)
+    with pytest.raises(ValueError, match="data.max_seq_len=100 is too small for every sampled task"):
+        ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=100, batch_size=1,
+                      bucket_batches=1)
+    with pytest.raises(ValueError, match="data.max_seq_len must be at least 16, got 8"):
+        ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=8)
