@@ -29,13 +29,10 @@ def main(cfg: DictConfig) -> None:
         runs = report.fetch_runs(uri, run_ids=str(cfg.runs).split(","))
         print(report.compare_runs(runs))
         return
-    if not cfg.experiment:
-        raise SystemExit("report.py: give experiment=<name> (a file in experiments/) or runs=<id>,<id>")
-    preset = ROOT / "experiments" / f"{cfg.experiment}.yaml"
-    if not preset.exists():
+    if not cfg.get("experiment") or not cfg.get("report"):
         known = ", ".join(sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
-        raise SystemExit(f"report.py: no experiment '{cfg.experiment}' in experiments/ (known: {known})")
-    spec = OmegaConf.to_container(OmegaConf.load(preset).get("report"), resolve=False)
+        raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=<id>,<id>")
+    spec = OmegaConf.to_container(cfg.report, resolve=False)
     rows, columns = spec["rows"], [report.Column(**c) for c in spec["columns"]]
     runs = report.fetch_runs(uri, experiment=cfg.experiment)
     if not runs:

@@ -42,7 +42,9 @@ def main(cfg: DictConfig) -> float:
                           total_steps=cfg.trainer.max_steps)
 
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "",
-            "experiment": str(cfg.get("experiment") or ""), "model": cfg.model.name}
+            "experiment": str(cfg.get("experiment") or ""), "model": cfg.model.name, "run_type": "training",
+            **{f"choice/{group}": str(option) for group, option in hydra_cfg.runtime.choices.items()
+               if not group.startswith("hydra")}}
     logger = training.build_logger(cfg.logger, overrides, tags)
     training.log_run_metadata(logger, resolved, overrides, output_dir, cfg.project_root)
     adapters = training.adapter_checkpoints(tokenizer, output_dir, cfg.trainer.checkpoint_every_n_steps, resolved)
@@ -50,6 +52,8 @@ def main(cfg: DictConfig) -> float:
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
     metrics = training.finish_run(logger, trainer, datamodule, adapters)
+    if cfg.evaluation.enabled:
+        metrics.update(training.evaluate_after_training(model, tokenizer, cfg, output_dir, logger, trainer.global_step))
     log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})
     if logger is not None:
         log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", cfg.logger.tracking_uri, logger.run_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
@@ -52,13 +53,17 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
 
     def value(self, key: str) -> Any:
+        """A metric, param or tag by name; ``{param}`` in a key is filled from the run's params, so
+        ``eval/pass_{evaluation.predictions_per_task}`` finds ``eval/pass_8`` in a run that made 8 predictions."""
+        if "{" in key:
+            key = re.sub(r"\{([^}]+)\}", lambda m: str(self.params.get(m.group(1), m.group(0))), key)
         if key.startswith("param:"):
             return self.params.get(key[len("param:"):])
         if key.startswith("tag:"):
             return self.tags.get(key[len("tag:"):])
         if key in self.metrics:
             return self.metrics[key]
-        return self.params.get(key)
+        return self.params.get(key, self.tags.get(key))
 
 
 def format_value(value: Any, kind: str) -> str:

@@ -152,3 +152,32 @@ def finish_run(logger, trainer: pl.Trainer, datamodule: ARCDataModule, adapter_c
             log_artifact_files(logger, [final], artifact_path="adapter")
             logger.experiment.set_tag(logger.run_id, "adapter_path", str(final.resolve()))
     return metrics
+
+
+def evaluate_after_training(model, tokenizer, cfg: DictConfig, output_dir: str, logger, step: int) -> dict:
+    """Predict ``data.eval`` with the model just trained (``evaluation.enabled=true``) and log ``eval/*`` metrics
+    into the training run, so one MLflow run holds a whole row of an iteration table (losses and accuracies)."""
+    from arc_exp import evaluation
+    from arc_exp.inference import create_generator
+
+    inference = instantiate(cfg.inference)
+    settings = evaluation.EvaluationSettings(
+        encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
+        predictions_per_task=evaluation.check_predictions_per_task(cfg.evaluation.predictions_per_task),
+        sampling=inference.do_sample, seed=cfg.seed, max_seq_len=cfg.data.max_seq_len,
+        max_new_tokens=inference.max_new_tokens, requests_per_call=inference.batch_size)
+    evaluation.check_views(settings.policy, settings.predictions_per_task, settings.sampling)
+    tasks = evaluation.load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
+    model.eval()
+    with torch.no_grad():
+        result = evaluation.evaluate_tasks(tasks, create_generator(inference, model, tokenizer), tokenizer, settings,
+                                           progress=cfg.trainer.get("enable_progress_bar", True))
+    paths = evaluation.write_outputs(result, tasks, Path(output_dir) / "evaluation", cfg.evaluation.plots.failures,
+                                     cfg.evaluation.plots.successes, cfg.seed)
+    metrics = {f"eval/{k}": float(v) for k, v in {**result.metrics, **result.summary()}.items()
+               if isinstance(v, (int, float))}
+    if logger is not None:
+        logger.log_metrics(metrics, step=step)
+        log_artifact_files(logger, [p for p in paths.values()], artifact_path="evaluation")
+    log.info("evaluation on %d tasks: %s", len(tasks), {k: round(v, 4) for k, v in metrics.items()})
+    return metrics

@@ -38,3 +38,11 @@ def test_column_formats():
     assert Column("val/loss").kind() == "loss"
     assert Column("train/tokens_per_s").kind() == "number"
     assert Column("eval/vote_2", "vote_2").title == "vote_2"
+
+
+def test_value_fills_templates_and_falls_back_to_tags():
+    run = RunRecord("d" * 32, "x", {"evaluation.predictions_per_task": "8"}, {"eval/pass_8": 0.5},
+                    {"choice/encoder": "minimal"})
+    assert run.value("eval/pass_{evaluation.predictions_per_task}") == 0.5
+    assert run.value("choice/encoder") == "minimal"
+    assert run.value("missing") is None
