@@ -1,0 +1,87 @@
+"""Evaluate a checkpoint on ARC tasks: augmented predictions, votes, metrics, submission.json and plots in MLflow.
+
+    python evaluate.py checkpoint=outputs/2026-01-01/12-00-00                  # a training run folder (last step)
+    python evaluate.py checkpoint=<MLflow run id> data=arc1-evaluation predictions_per_task=8
+    python evaluate.py checkpoint=<run id> all_checkpoints=true                # every step: metric curves
+    python evaluate.py debug=smoke checkpoint=<smoke run folder>               # minutes on CPU
+    python evaluate.py                                                         # the base model
+"""
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from arc_exp import evaluation  # noqa: E402
+from arc_exp.inference import create_generator  # noqa: E402
+from arc_exp.models import load_tokenizer  # noqa: E402
+from arc_exp.tracking import flatten, git_commit, run_name_from_overrides  # noqa: E402
+
+log = logging.getLogger("evaluate")
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+
+    # every mistake a user can make fails here, before a model loads or a token is generated
+    spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
+    settings = evaluation.EvaluationSettings(
+        encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
+        predictions_per_task=evaluation.check_predictions_per_task(cfg.predictions_per_task),
+        sampling=inference.do_sample, seed=cfg.seed, max_seq_len=cfg.data.get("max_seq_len", 8192),
+        max_new_tokens=inference.max_new_tokens, requests_per_call=inference.batch_size)
+    evaluation.check_views(settings.policy, settings.predictions_per_task, settings.sampling)
+    tracking_uri = cfg.logger.get("tracking_uri")
+    checkpoints = evaluation.resolve_checkpoints(cfg.checkpoint, cfg.all_checkpoints, tracking_uri)
+    for checkpoint in checkpoints:
+        evaluation.check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
+    tasks = evaluation.load_eval_tasks(resolved["data"].get("eval"))
+    log.info("evaluating %s on %d tasks, %d predictions per test input", ", ".join(c.label for c in checkpoints),
+             len(tasks), settings.predictions_per_task)
+
+    tracker = None
+    if cfg.logger.get("_target_") is not None:
+        tags = {**(resolved["logger"].get("tags") or {}), "run_type": "evaluation", "model": spec.name,
+                "checkpoint": cfg.checkpoint or "base model", "training_run_id": checkpoints[0].training_run_id,
+                "output_dir": str(output_dir.resolve()), "git_commit": git_commit(cfg.project_root) or "unknown",
+                "overrides": " ".join(overrides)}
+        run_name = cfg.logger.get("run_name") or "eval:" + run_name_from_overrides(overrides)
+        tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
+        tracker.log_params(flatten(resolved))
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+        tracker.client.log_artifact(tracker.run_id, str(output_dir / "config.yaml"))
+
+    tokenizer = load_tokenizer(spec)
+    metrics, status = {}, "FAILED"
+    try:
+        for checkpoint in checkpoints:
+            model = evaluation.load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed)
+            generator = create_generator(inference, model, tokenizer)
+            result = evaluation.evaluate_tasks(tasks, generator, tokenizer, settings, progress=cfg.progress)
+            # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N
+            step_name = f"step-{checkpoint.step or 0:06d}" if len(checkpoints) > 1 else None
+            paths = evaluation.write_outputs(result, tasks, output_dir / (step_name or ""), cfg.plots.failures,
+                                             cfg.plots.successes, cfg.seed)
+            if tracker is not None:
+                tracker.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)
+            metrics = result.metrics
+            log.info("%s: %s", checkpoint.label, {k: round(v, 4) for k, v in {**metrics, **result.summary()}.items()})
+            del model, generator
+        status = "FINISHED"
+    finally:
+        if tracker is not None:
+            tracker.finish(status)
+            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", tracking_uri, tracker.run_id)
+    return metrics.get("pass_2", float("nan"))
+
+
+if __name__ == "__main__":
+    main()
