@@ -61,6 +61,7 @@ def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int
     train_entries = OmegaConf.to_container(data_cfg.train, resolve=True)
     if not train_entries:
         raise ValueError("data.train is empty: list at least one dataset to train on")
+    train_entries = apply_limit(train_entries, data_cfg.get("limit"))
     datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]", encoder=encoder)
                 for i, entry in enumerate(train_entries)]
     val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.get("val") else None
@@ -70,6 +71,13 @@ def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int
     return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
                          max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
                          bucket_batches=data_cfg.get("bucket_batches", 16))
+
+
+def apply_limit(entries: list, limit: Optional[DictConfig]) -> list:
+    """``data.limit`` (e.g. ``{max_grid_side: 6, first_n: 16}``) applied to every task-set entry that does not set
+    the key itself, so ``debug=smoke`` shrinks any data mixture instead of replacing it."""
+    limit = {k: v for k, v in (OmegaConf.to_container(limit, resolve=True) if limit else {}).items() if v is not None}
+    return [entry if "chats" in entry else {**limit, **entry} for entry in entries]
 
 
 def build_logger(logger_cfg: DictConfig, overrides: Sequence[str], tags: dict):

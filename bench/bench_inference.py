@@ -15,8 +15,13 @@ answer-length bound). Modes, all greedy, same prompts:
 One torch thread by default: on this shared 2-core machine two threads waiting for each other made the
 one-at-a-time run 3x slower under load, which would inflate the ratio.
 
-Prints predictions per CPU-second (and per wall second), the batched / one-at-a-time ratio (goal >= 3x), the prefill tokens saved by prefix reuse and
-whether the batched answers equal the one-at-a-time ones. The CPU may be shared: the load average is printed too.
+Prints predictions per CPU-second (and per wall second), the batched / one-at-a-time ratio (goal >= 3x), the
+prefill tokens saved by prefix reuse, where the time goes (prefill / decode) and whether the batched answers equal
+the one-at-a-time ones. The CPU may be shared: the load average is printed too.
+
+Measured here (2 shared cores, load 3-6, SmolLM2-135M, 1 thread, the default 16 prompts of 344-438 tokens with
+answers bounded at 77 tokens): batched 0.31-0.33 predictions/CPU-s vs one at a time 0.095-0.116, i.e. 2.8-3.2x;
+prefix reuse saves 30% of the prompt tokens and ~6-20% of the batched CPU time.
 """
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from arc_exp.tracking import flatten
 from arc_exp import training
 from conftest import CONF, compose_train, run_train_process
 
-GROUPS = ("model", "lora", "encoder", "prompt", "augmentation", "scheduler", "data", "trainer", "logger", "debug")
+GROUPS = ("model", "lora", "encoder", "prompt", "augmentation", "scheduler", "data", "trainer", "logger", "inference",
+          "debug")
 
 
 def options(group: str) -> list[str]:
@@ -204,8 +205,10 @@ def test_data_options_load_their_task_sets(option):
 def test_debug_smoke_selects_a_handful_of_small_tasks():
     cfg = compose_train(["debug=smoke"])
     default = compose_train()
-    side = cfg.data.train[0].max_grid_side
-    train = TrainingDataset.from_config(OmegaConf.to_container(cfg.data.train[0], resolve=True))
+    side = cfg.data.limit.max_grid_side
+    entry = training.apply_limit(OmegaConf.to_container(cfg.data.train, resolve=True), cfg.data.limit)[0]
+    assert (entry["max_grid_side"], entry["first_n"]) == (6, 16)  # the limit fills every train entry
+    train = TrainingDataset.from_config(entry)
     val = TaskSetSpec.from_config(OmegaConf.to_container(cfg.data.val, resolve=True)).load()
     assert side <= 7 and 0 < len(train.tasks) <= 16 and 0 < len(val) <= 4
     assert all(largest_grid_side(t) <= side for t in train.tasks)

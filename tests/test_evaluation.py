@@ -148,7 +148,8 @@ def test_prompts_drop_examples_to_fit_or_skip(small_tasks, tokenizer):
     length = len(full.request.prompt_ids)
     bound = full.request.max_new_tokens
     assert bound == answer_token_bound(task, 0, ENCODER, tokenizer, 1024)
-    tight = view_prompt(task, 0, Augmentation(), 0, ENCODER, PROMPT, tokenizer, cap=1024, max_seq_len=length + bound - 1)
+    tight = view_prompt(task, 0, Augmentation(), 0, ENCODER, PROMPT, tokenizer, cap=1024,
+                        max_seq_len=length + bound - 1)
     assert tight.dropped_examples == 1
     assert len(tight.request.prompt_ids) + bound <= length + bound - 1
     none = view_prompt(task, 0, Augmentation(), 0, ENCODER, PROMPT, tokenizer, cap=1024, max_seq_len=bound + 100)
@@ -342,7 +343,8 @@ def test_evaluate_main_fails_before_generation(tmp_path, store):
     with pytest.raises(EvaluationError, match="predictions_per_task must be an integer >= 1, got 0"):
         run_evaluate(tmp_path / "a", ["model=tiny-random", "predictions_per_task=0", "logger=none"])
     with pytest.raises(CheckpointError, match="no MLflow run with this id"):
-        run_evaluate(tmp_path / "b", ["model=tiny-random", "checkpoint=feedbeef", f"logger.tracking_uri={tracking_uri}"])
+        run_evaluate(tmp_path / "b", ["model=tiny-random", "checkpoint=feedbeef",
+                                      f"logger.tracking_uri={tracking_uri}"])
     run = _fake_run(tmp_path, model="smollm2-135m")
     with pytest.raises(CheckpointError, match="evaluate it with model=smollm2-135m"):
         run_evaluate(tmp_path / "c", ["model=tiny-random", f"checkpoint={run}", "logger=none"])

@@ -1,0 +1,35 @@
+"""Iteration presets: each composes at both scales with its own sweep, and names the table it reports."""
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import REPO, compose_train
+
+PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
+
+
+def test_the_seed_iterations_are_presets():
+    assert PRESETS == ["iter02_learn_to_count", "iter12_grid_representation", "iter22_inputs_distribution",
+                       "iter24_overfit"]
+
+
+@pytest.mark.parametrize("scale", ["smoke", "gpu"])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_composes_with_its_sweep_and_table(preset, scale):
+    cfg = compose_train([f"experiment={preset}", f"scale={scale}"], return_hydra_config=True)
+    assert (cfg.experiment, cfg.scale) == (preset, scale)
+    assert cfg.evaluation.enabled  # every row of a table needs eval/* metrics
+    params = cfg.hydra.sweeper.params
+    assert params and all("," in str(v) for v in params.values())  # a real sweep
+    assert cfg.report.rows and cfg.report.columns
+    if scale == "smoke":
+        assert cfg.model.name == "smollm2-135m" and cfg.trainer.accelerator == "cpu"
+        assert cfg.data.limit.max_grid_side == 6  # any data option of the sweep shrinks to small tasks
+    else:
+        assert cfg.trainer.accelerator == "gpu" and cfg.trainer.max_steps >= 6000
+
+
+def test_iter12_gpu_sweep_is_the_seeds():
+    cfg = compose_train(["experiment=iter12_grid_representation", "scale=gpu"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert params["lora.r"] == "16,32,64,128,256" and params["learning_rate"] == "1e-4,2e-4,4e-4"
+    assert params["model"] == "qwen2-0.5b,qwen2-1.5b"
