@@ -1,0 +1,90 @@
+"""Solve ARC tasks: test-time fine-tuning on each task's own examples, then predictions into submission.json.
+
+    python solve.py                                                  # ARC-1 evaluation: SmolLM2 + n-1 TTFT
+    python solve.py challenges=/kaggle/input/arc-prize-2025/arc-agi_test_challenges.json \
+        checkpoint=outputs/2026-01-01/12-00-00 time_budget_minutes=600  # a Kaggle run from a trained adapter
+    python solve.py checkpoint=<MLflow run id> ttft=n2 ttft.per_task=true ttft.steps=32
+    python solve.py data.eval.max_grid_side=10 data.eval.first_n=4 ttft.holdout=true  # held-out loss before/after
+    python solve.py resume=outputs/solve/2026-01-01/12-00-00           # continue: finished stages are skipped
+    python solve.py ensemble=[model,/kaggle/working/solver2020.json]   # merge attempts, this run's first
+"""
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+log = logging.getLogger("solve")
+
+
+@hydra.main(config_path="conf", config_name="solve", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
+    # answer at once
+    from arc_exp import evaluation, ttft
+    from arc_exp.inference import create_generator
+    from arc_exp.models import load_tokenizer
+    from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
+
+    hydra_cfg = HydraConfig.get()
+    output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    budget = ttft.Budget(cfg.time_budget_minutes, **resolved["budget"])  # the clock starts now
+    ttft.set_torch_threads(cfg.torch_threads)
+
+    # every mistake a user can make fails here, before a model loads
+    spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
+    settings = evaluation.EvaluationSettings(
+        encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
+        predictions_per_task=evaluation.check_predictions_per_task(cfg.predictions_per_task),
+        sampling=inference.do_sample, seed=cfg.seed, max_seq_len=cfg.data.get("max_seq_len", 8192),
+        max_new_tokens=inference.max_new_tokens, requests_per_call=inference.batch_size)
+    evaluation.check_views(settings.policy, settings.predictions_per_task, settings.sampling)
+    ttft_settings = instantiate(cfg.ttft)
+    ensemble = ttft.load_ensemble(resolved["ensemble"])
+    tracking_uri = cfg.logger.get("tracking_uri")
+    checkpoint = evaluation.resolve_checkpoints(cfg.checkpoint, False, tracking_uri)[0]
+    evaluation.check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
+    tasks = ttft.load_tasks(cfg.challenges, resolved["data"].get("eval"))
+    run_dir = ttft.run_folder(cfg.resume, output_dir)
+    log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
+             hydra_cfg.runtime.choices.get("ttft"), run_dir)
+    config_file = run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml")  # keep the first run's
+    config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+    tracker = None
+    if cfg.logger.get("_target_") is not None:
+        tags = {**(resolved["logger"].get("tags") or {}), "run_type": "solve", "model": spec.name,
+                "checkpoint": cfg.checkpoint or "base model", "training_run_id": checkpoint.training_run_id,
+                "ttft": hydra_cfg.runtime.choices.get("ttft"), "output_dir": str(run_dir.resolve()),
+                "resumed": str(bool(cfg.resume)), "git_commit": git_commit(cfg.project_root) or "unknown",
+                "overrides": " ".join(overrides)}
+        run_name = cfg.logger.get("run_name") or "solve:" + run_name_from_overrides(overrides)
+        tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
+        tracker.log_params(flatten(resolved))
+        tracker.client.log_artifact(tracker.run_id, str(config_file))
+
+    tokenizer = load_tokenizer(spec)
+    solver = ttft.Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
+                         make_generator=lambda model: create_generator(inference, model, tokenizer),
+                         trainer_options=ttft.trainer_options(resolved["trainer"]), config=resolved,
+                         plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
+    status = "FAILED"
+    try:
+        result = solver.run(tasks, run_dir, budget, tracker, ensemble)
+        status = "FINISHED"
+    finally:
+        if tracker is not None:
+            tracker.finish(status)
+            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", tracking_uri, tracker.run_id)
+    log.info("submission: %s%s", result.submission, "" if result.score is None else f", score {result.score:.4f}")
+    return result.score if result.score is not None else float("nan")
+
+
+if __name__ == "__main__":
+    main()
