@@ -70,7 +70,7 @@ def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int
     val_tasks = TaskSetSpec.from_config(val).load() if val else []
     return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
                          max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
-                         bucket_batches=data_cfg.get("bucket_batches", 16))
+                         bucket_batches=data_cfg.get("bucket_batches", 64))
 
 
 def apply_limit(entries: list, limit: Optional[DictConfig]) -> list:

@@ -32,7 +32,7 @@ from arc_exp.lit_module import ARCLitModule, answer_loss  # noqa: E402
 from arc_exp.models import load_model, load_tokenizer  # noqa: E402
 
 
-def stream(tasks, tokenizer, batch_size, max_seq_len, bucket_batches=16, seed=0):
+def stream(tasks, tokenizer, batch_size, max_seq_len, bucket_batches=64, seed=0):
     dataset = TrainingDataset("arc1-training", tasks, "output-from-examples-v0")
     return TrainingStream([dataset], create_grid_encoder("grid_shape_row_number"), tokenizer, AugmentationPolicy(),
                           max_seq_len, batch_size, seed=seed, bucket_batches=bucket_batches)

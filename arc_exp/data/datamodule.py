@@ -89,7 +89,7 @@ class TrainingStream(IterableDataset):
     """Endless batches (already collated) of augmented samples; ``start_batch`` skips batches already trained on."""
 
     def __init__(self, datasets: Sequence[TrainingDataset], encoder, tokenizer, policy: AugmentationPolicy,
-                 max_seq_len: int, batch_size: int, seed: int = 0, bucket_batches: int = 16, start_batch: int = 0):
+                 max_seq_len: int, batch_size: int, seed: int = 0, bucket_batches: int = 64, start_batch: int = 0):
         self.datasets = list(datasets)
         self.encoder = encoder
         self.tokenizer = tokenizer
@@ -181,7 +181,7 @@ def validation_samples(tasks: Sequence[Task], encoder, prompt: str, tokenizer, m
 class ARCDataModule(pl.LightningDataModule):
     def __init__(self, train: Sequence[TrainingDataset], val_tasks: Sequence[Task], val_prompt: str, encoder,
                  tokenizer, policy: AugmentationPolicy, max_seq_len: int, batch_size: int = 1, seed: int = 0,
-                 bucket_batches: int = 16):
+                 bucket_batches: int = 64):
         super().__init__()
         if max_seq_len < 16:
             raise ValueError(f"data.max_seq_len must be at least 16, got {max_seq_len}")
