@@ -63,7 +63,9 @@ def main(cfg: DictConfig) -> float:
                 "checkpoint": cfg.checkpoint or "base model", "training_run_id": checkpoint.training_run_id,
                 "ttft": hydra_cfg.runtime.choices.get("ttft"), "output_dir": str(run_dir.resolve()),
                 "resumed": str(bool(cfg.resume)), "git_commit": git_commit(cfg.project_root) or "unknown",
-                "overrides": " ".join(overrides)}
+                "overrides": " ".join(overrides), "experiment": str(cfg.get("experiment") or ""),
+                **{f"choice/{group}": str(option) for group, option in hydra_cfg.runtime.choices.items()
+                   if not group.startswith("hydra")}}
         run_name = cfg.logger.get("run_name") or "solve:" + run_name_from_overrides(overrides)
         tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
         tracker.log_params(flatten(resolved))

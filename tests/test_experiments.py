@@ -2,14 +2,28 @@
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO, compose_train
+from conftest import CONF, REPO, compose_train
 
-PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
+SOLVE_PRESETS = ["iter04_ttft"]  # swept with solve.py; the others with train.py
+PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml") if p.stem not in SOLVE_PRESETS)
 
 
 def test_the_seed_iterations_are_presets():
     assert PRESETS == ["iter02_learn_to_count", "iter12_grid_representation", "iter22_inputs_distribution",
                        "iter24_overfit"]
+
+
+@pytest.mark.parametrize("scale, options", [("smoke", "none,n1"),
+                                            ("gpu", "none,n1,n1_geometric,n1_color_keep_original,n2")])
+def test_ttft_preset_sweeps_solve_options(scale, options):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="solve"):
+        cfg = compose("solve", overrides=["experiment=iter04_ttft", f"scale={scale}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params.ttft == options
+    assert cfg.report.run_type == "solve" and cfg.report.rows == ["choice/ttft"]
+    for option in options.split(","):
+        assert (CONF / "ttft" / f"{option}.yaml").exists()
 
 
 @pytest.mark.parametrize("scale", ["smoke", "gpu"])
