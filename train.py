@@ -54,6 +54,8 @@ def main(cfg: DictConfig) -> float:
     metrics = training.finish_run(logger, trainer, datamodule, adapters)
     if cfg.evaluation.enabled:
         metrics.update(training.evaluate_after_training(model, tokenizer, cfg, output_dir, logger, trainer.global_step))
+    if cfg.evaluation.get("count_qa"):
+        metrics.update(training.evaluate_count_qa(model, tokenizer, cfg, logger, trainer.global_step))
     log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})
     if logger is not None:
         log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", cfg.logger.tracking_uri, logger.run_id)

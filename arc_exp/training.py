@@ -192,3 +192,26 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, output_dir: str, 
                 log_artifact_files(logger, [folder], artifact_path=f"evaluation/{folder.name}")
     log.info("evaluation on %d tasks: %s", len(tasks), {k: round(v, 4) for k, v in metrics.items()})
     return metrics
+
+
+def evaluate_count_qa(model, tokenizer, cfg: DictConfig, logger, step: int) -> dict:
+    """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``), logged as
+    ``qa/<type>`` metrics into the training run (seed iteration 2)."""
+    from itertools import islice
+
+    from arc_exp.inference import create_generator
+    from arc_exp.synthetic import load_records
+    from arc_exp.synthetic.qa_eval import count_qa_accuracy
+
+    settings = cfg.evaluation.count_qa
+    records = list(islice(load_records(settings.chats), settings.n_chats))
+    if not records:
+        raise ValueError(f"evaluation.count_qa.chats: no chats at '{settings.chats}'")
+    model.eval()
+    with torch.no_grad():
+        metrics = count_qa_accuracy(records, create_generator(instantiate(cfg.inference), model, tokenizer),
+                                    tokenizer, encoder=instantiate(cfg.encoder))
+    if logger is not None:
+        logger.log_metrics(metrics, step=step)
+    log.info("count QA on %d chats: %s", len(records), {k: round(v, 3) for k, v in metrics.items()})
+    return metrics

@@ -1,0 +1,31 @@
+"""Count-QA accuracy per question type, with stand-in generators (an oracle and one that always says 0)."""
+import pytest
+
+from arc_exp.inference import FunctionGenerator
+from arc_exp.synthetic import CountQAGenerator, make_rng
+from arc_exp.synthetic.qa_eval import count_qa_accuracy, qa_requests
+
+
+@pytest.fixture(scope="module")
+def records():
+    generator = CountQAGenerator()
+    return [generator.sample(make_rng(7, i), f"r{i}") for i in range(6)]
+
+
+def test_each_question_is_asked_after_the_true_earlier_answers(records, tokenizer):
+    asked = qa_requests(records[0], tokenizer)
+    assert [kind for _, kind, _ in asked] == [q["type"] for q in records[0]["questions"]]
+    assert [answer for _, _, answer in asked] == [q["answer"] for q in records[0]["questions"]]
+    second = asked[1][0].prompt
+    assert second.endswith("<|im_start|>assistant\n")
+    assert f"<|im_start|>assistant\n{asked[0][2]}<|im_end|>" in second  # the first true answer is in the prompt
+
+
+def test_oracle_scores_one_and_zero_answers_score_their_share(records, tokenizer):
+    answers = {req.prompt: expected for record in records for req, _, expected in qa_requests(record, tokenizer)}
+    oracle = count_qa_accuracy(records, FunctionGenerator(lambda r: answers[r.prompt]), tokenizer)
+    assert oracle["qa/all"] == 1.0 and all(v == 1.0 for k, v in oracle.items() if k != "qa/n_questions")
+    questions = [q for r in records for q in r["questions"]]
+    zeros = count_qa_accuracy(records, FunctionGenerator(lambda r: " 0\n"), tokenizer)
+    assert zeros["qa/n_questions"] == len(questions)
+    assert zeros["qa/all"] == sum(q["answer"] == "0" for q in questions) / len(questions)
