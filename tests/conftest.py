@@ -77,13 +77,17 @@ def run_train(run_dir: Path, overrides: Sequence[str]) -> float:
     Saves the ~10 s import of Lightning per run compared to a subprocess; ``main`` sees the same HydraConfig
     (output dir, overrides, mode) that ``@hydra.main`` gives it.
     """
+    import train
+
+    return run_recipe(train.main, compose_train(overrides, return_hydra_config=True), run_dir)
+
+
+def run_recipe(main, cfg, run_dir: Path):
+    """Call an entry point's ``main`` with a composed config (hydra node included) as ``@hydra.main`` would."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import open_dict
 
-    import train
-
-    cfg = compose_train(overrides, return_hydra_config=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
@@ -93,7 +97,7 @@ def run_train(run_dir: Path, overrides: Sequence[str]) -> float:
     try:
         with open_dict(cfg):
             del cfg["hydra"]
-        return train.main(cfg)
+        return main(cfg)
     finally:
         HydraConfig.instance().cfg = None
 

@@ -20,7 +20,7 @@ from arc_exp.ttft import (
     MODEL, NO_EXAMPLES, SINGLE_EXAMPLE, Budget, TTFTConfigError, TTFTDataset, TTFTSettings, build_ttft_dataset,
     ensemble_submission, load_ensemble, predictions_for_next, run_folder, steps_within,
 )
-from conftest import CONF, REPO, metric_history, mlflow_runs
+from conftest import CONF, REPO, metric_history, mlflow_runs, run_recipe
 
 SMALL = ["4cd1b7b2", "66e6c45b", "6ea4a07e"]
 TINY_SOLVE = ("model=tiny-random", "data.eval.max_grid_side=4", "ttft=n1", "ttft.steps=2", "predictions_per_task=2",
@@ -187,26 +187,12 @@ def store(tmp_path_factory):
 def run_solve(run_dir: Path, overrides) -> float:
     """``python solve.py <overrides> hydra.run.dir=<run_dir>`` in this process."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import open_dict
 
     import solve
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="solve"):
         cfg = compose("solve", overrides=list(overrides), return_hydra_config=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.runtime.cwd = str(REPO)
-        cfg.hydra.mode = RunMode.RUN
-    HydraConfig.instance().set_config(cfg)
-    try:
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return solve.main(cfg)
-    finally:
-        HydraConfig.instance().cfg = None
+    return run_recipe(solve.main, cfg, run_dir)
 
 
 def small_tasks():
