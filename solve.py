@@ -39,12 +39,7 @@ def main(cfg: DictConfig) -> float:
 
     # every mistake a user can make fails here, before a model loads
     spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
-    settings = evaluation.EvaluationSettings(
-        encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
-        predictions_per_task=evaluation.check_predictions_per_task(cfg.predictions_per_task),
-        sampling=inference.do_sample, seed=cfg.seed, max_seq_len=cfg.data.get("max_seq_len", 8192),
-        max_new_tokens=inference.max_new_tokens, requests_per_call=inference.batch_size)
-    evaluation.check_views(settings.policy, settings.predictions_per_task, settings.sampling)
+    settings = evaluation.settings_from_config(cfg, inference, cfg.predictions_per_task)
     ttft_settings = instantiate(cfg.ttft)
     ensemble = ttft.load_ensemble(resolved["ensemble"])
     tracking_uri = cfg.logger.get("tracking_uri")

@@ -37,6 +37,7 @@ def main(cfg: DictConfig) -> float:
     # the data before the model: a max_seq_len that no task fits fails before a large model spends time loading
     datamodule = training.build_datamodule(cfg.data, encoder, tokenizer, policy, cfg.seed)
     datamodule.set_start_batch(training.batches_done(checkpoint))
+    evaluation = training.prepare_evaluation(cfg) if cfg.evaluation.enabled else None
     model = training.build_model(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed)
     module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
                           total_steps=cfg.trainer.max_steps)
@@ -52,8 +53,9 @@ def main(cfg: DictConfig) -> float:
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
     metrics = training.finish_run(logger, trainer, datamodule, adapters)
-    if cfg.evaluation.enabled:
-        metrics.update(training.evaluate_after_training(model, tokenizer, cfg, output_dir, logger, trainer.global_step))
+    if evaluation is not None:
+        metrics.update(training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, logger,
+                                                        trainer.global_step))
     if cfg.evaluation.get("count_qa"):
         metrics.update(training.evaluate_count_qa(model, tokenizer, cfg, logger, trainer.global_step))
     log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})

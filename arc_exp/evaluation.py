@@ -485,6 +485,21 @@ class EvaluationSettings:
             raise EvaluationError(f"data.max_seq_len must be at least 16, got {self.max_seq_len}")
 
 
+def settings_from_config(cfg, inference, predictions_per_task: Any) -> EvaluationSettings:
+    """The settings of a composed run config (its encoder, prompt, augmentation, seed and data.max_seq_len) with
+    ``inference`` (an :class:`~arc_exp.inference.InferenceConfig`); the views are checked before any model loads.
+    evaluate.py, solve.py and the evaluation after training all build their settings here."""
+    from hydra.utils import instantiate
+
+    settings = EvaluationSettings(
+        encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
+        predictions_per_task=check_predictions_per_task(predictions_per_task), sampling=inference.do_sample,
+        seed=cfg.seed, max_seq_len=cfg.data.get("max_seq_len", 8192), max_new_tokens=inference.max_new_tokens,
+        requests_per_call=inference.batch_size)
+    check_views(settings.policy, settings.predictions_per_task, settings.sampling)
+    return settings
+
+
 def decode_prediction(generation: Generation, encoder: GridEncoder, augmentation: Augmentation) -> Optional[Grid]:
     """The generated grid mapped back to the original task, or ``None`` when the text is not a grid.
 

@@ -162,20 +162,25 @@ def finish_run(logger, trainer: pl.Trainer, datamodule: ARCDataModule, adapter_c
     return metrics
 
 
-def evaluate_after_training(model, tokenizer, cfg: DictConfig, output_dir: str, logger, step: int) -> dict:
+def prepare_evaluation(cfg: DictConfig):
+    """``(inference config, evaluation settings, eval tasks)`` for the evaluation after training, built before
+    training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training."""
+    from arc_exp import evaluation
+
+    inference = instantiate(cfg.inference)
+    settings = evaluation.settings_from_config(cfg, inference, cfg.evaluation.predictions_per_task)
+    tasks = evaluation.load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
+    return inference, settings, tasks
+
+
+def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_dir: str, logger,
+                            step: int) -> dict:
     """Predict ``data.eval`` with the model just trained (``evaluation.enabled=true``) and log ``eval/*`` metrics
     into the training run, so one MLflow run holds a whole row of an iteration table (losses and accuracies)."""
     from arc_exp import evaluation
     from arc_exp.inference import create_generator
 
-    inference = instantiate(cfg.inference)
-    settings = evaluation.EvaluationSettings(
-        encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
-        predictions_per_task=evaluation.check_predictions_per_task(cfg.evaluation.predictions_per_task),
-        sampling=inference.do_sample, seed=cfg.seed, max_seq_len=cfg.data.max_seq_len,
-        max_new_tokens=inference.max_new_tokens, requests_per_call=inference.batch_size)
-    evaluation.check_views(settings.policy, settings.predictions_per_task, settings.sampling)
-    tasks = evaluation.load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
+    inference, settings, tasks = prepared
     model.eval()
     with torch.no_grad():
         result = evaluation.evaluate_tasks(tasks, create_generator(inference, model, tokenizer), tokenizer, settings,

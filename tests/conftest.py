@@ -25,6 +25,17 @@ PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "py
 os.environ.setdefault("ARC_EXP_ROOT", str(REPO))
 
 # Small, fast training runs: the tiny random model on the smoke tasks, no progress bar.
+# a three-turn question/answer chat, as generated count chats look (tests of masks and rendering)
+CHAT = [
+    {"role": "system", "content": "Count objects."},
+    {"role": "user", "content": "How many objects of color 3?"},
+    {"role": "assistant", "content": "2"},
+    {"role": "user", "content": "How many objects of color 5?"},
+    {"role": "assistant", "content": "0"},
+    {"role": "user", "content": "Which color has the largest object?"},
+    {"role": "assistant", "content": "7"},
+]
+
 TINY = ("model=tiny-random", "debug=smoke", "trainer.enable_progress_bar=false")
 
 

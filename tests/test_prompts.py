@@ -16,6 +16,7 @@ from arc_exp.prompts import (
     render_prompt,
     render_segments,
 )
+from conftest import CHAT
 
 # two examples and one test input, each grid distinct so a pinned text shows exactly which grid went where
 TASK = Task.from_dict("0a1b2c3d", {
@@ -112,15 +113,6 @@ def test_render_segments_of_a_task(tokenizer):
     assert render_prompt(build_messages(TASK, ENCODER, "output-from-examples-v1"), tokenizer) == segments[0].text
 
 
-CHAT = [
-    {"role": "system", "content": "Count objects."},
-    {"role": "user", "content": "How many objects of color 3?"},
-    {"role": "assistant", "content": "2"},
-    {"role": "user", "content": "How many objects of color 5?"},
-    {"role": "assistant", "content": "0"},
-    {"role": "user", "content": "Which color has the largest object?"},
-    {"role": "assistant", "content": "7"},
-]
 
 
 def test_render_segments_of_a_multi_turn_chat(tokenizer):

@@ -8,6 +8,7 @@ from arc_exp.data.samples import IGNORE_INDEX, Sample, batches_by_length, chat_s
 from arc_exp.data.tasks import Task
 from arc_exp.encoders import MinimalGridEncoder
 from arc_exp.prompts import build_messages, render_segments
+from conftest import CHAT
 
 ENCODER = MinimalGridEncoder()
 VERSION = "output-from-examples-v1"
@@ -52,16 +53,7 @@ def test_loss_weight_is_carried(tokenizer):
 
 
 def test_multi_turn_mask(tokenizer):
-    chat = [
-        {"role": "system", "content": "Count objects."},
-        {"role": "user", "content": "How many objects of color 3?"},
-        {"role": "assistant", "content": "2"},
-        {"role": "user", "content": "How many objects of color 5?"},
-        {"role": "assistant", "content": "0"},
-        {"role": "user", "content": "Which color has the largest object?"},
-        {"role": "assistant", "content": "7"},
-    ]
-    sample = chat_sample(chat, tokenizer, task_id="counting", loss_weight=2.0)
+    sample = chat_sample(CHAT, tokenizer, task_id="counting", loss_weight=2.0)
     answer_runs, run = [], []
     for token, label in zip(sample.input_ids, sample.labels):
         if label == IGNORE_INDEX:
@@ -76,7 +68,7 @@ def test_multi_turn_mask(tokenizer):
     assert answer_runs == [[34, 2, 198], [32, 2, 198], [39, 2, 198]]
     assert [tokenizer.decode(r) for r in answer_runs] == ["2<|im_end|>\n", "0<|im_end|>\n", "7<|im_end|>\n"]
     assert sample.labels.index(34) == 25  # the first answer token follows a 25-token prompt
-    assert tokenizer.decode(sample.input_ids) == tokenizer.apply_chat_template(chat, tokenize=False)
+    assert tokenizer.decode(sample.input_ids) == tokenizer.apply_chat_template(CHAT, tokenize=False)
     assert (sample.task_id, sample.loss_weight) == ("counting", 2.0)
 
 
