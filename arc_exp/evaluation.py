@@ -8,6 +8,7 @@ The pipeline of ``evaluate.py``, one function per step so each is testable witho
     decode     text -> grid with the encoder; text that is not a grid is an unanswered prediction, never an error
     revert     the grid back to the original orientation and colors
     vote       identical grids grouped, ranked by votes then mean log-probability; the top two are the attempts
+               (``inference.selection=poe``: the candidates rescored under every view instead, :func:`poe_rank`)
     metrics    the seeds' metrics per test input, per task and over the tasks with known outputs
     outputs    predictions.json, submission.json, per_task.csv, metrics.json, plots/ (and MLflow, see below)
 
@@ -38,7 +39,9 @@ from arc_exp.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.tasks import Example, Task
 from arc_exp.encoders import ENCODER_COMPOSITIONS, GridEncoder, GridParseError
 from arc_exp.grid import MAX_SIDE, Grid, InvalidGridError
-from arc_exp.inference import Generation, GenerationRequest, Generator, finite_or_none
+from arc_exp.inference import (
+    Generation, GenerationRequest, Generator, Scorer, ScoreRequest, Searcher, finite_or_none,
+)
 from arc_exp.metrics import pass_n_key, task_metrics, test_input_metrics, aggregate_metrics
 from arc_exp.plots import plot_prediction
 from arc_exp.prompts import build_messages, check_prompt_version, render_prompt
@@ -405,6 +408,7 @@ class TestInputResult:
     voted: list[VotedGrid]
     attempts: list[Grid]  # the two submitted grids (voted, completed with fallbacks)
     metrics: Optional[dict[str, float]] = None  # None when the expected output is unknown
+    poe: Optional[list["PoeScore"]] = None  # selection=poe: the scores of the voted candidates, in vote order
 
     __test__ = False  # not a pytest test class
 
@@ -418,8 +422,11 @@ class TestInputResult:
             "expected": self.expected,
             "attempts": self.attempts,
             "metrics": self.metrics,
+            "selection": "vote" if self.poe is None else "poe",
             "candidates": [{"grid": v.grid, "votes": v.count, "mean_logprob": finite_or_none(v.mean_logprob),
-                            "augmentations": v.augmentations} for v in self.voted],
+                            "augmentations": v.augmentations,
+                            **(self.poe[i].to_dict() if self.poe is not None and i < len(self.poe) else {})}
+                           for i, v in enumerate(self.voted)],
             "predictions": [p.to_dict() for p in self.predictions],
         }
 
@@ -477,9 +484,17 @@ class EvaluationSettings:
     max_seq_len: int = 8192
     max_new_tokens: Optional[int] = None  # a hard cap on answer tokens (inference.max_new_tokens)
     requests_per_call: int = 8  # prompts gathered (whole tasks at a time) before each generate() call
+    search: bool = False  # inference.sampler=dfs: every answer above the threshold per view (generator.search)
+    selection: str = "vote"  # inference.selection: vote | poe
+    poe_reduce: str = "sum"  # poe: sum or mean of a candidate's log-probabilities over the views
+    poe_max_candidates: int = 8  # poe: the most voted candidates rescored
 
     def __post_init__(self) -> None:
         check_predictions_per_task(self.predictions_per_task)
+        if self.selection not in ("vote", "poe"):
+            raise EvaluationError(f"inference.selection: unknown selection '{self.selection}'; use vote or poe")
+        if self.poe_reduce not in ("sum", "mean"):
+            raise EvaluationError(f"inference.poe_reduce: use sum or mean, got '{self.poe_reduce}'")
         check_prompt_version(self.prompt_version)
         if self.max_seq_len < 16:
             raise EvaluationError(f"data.max_seq_len must be at least 16, got {self.max_seq_len}")
@@ -495,7 +510,8 @@ def settings_from_config(cfg, inference, predictions_per_task: Any) -> Evaluatio
         encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
         predictions_per_task=check_predictions_per_task(predictions_per_task), sampling=inference.do_sample,
         seed=cfg.seed, max_seq_len=cfg.data.get("max_seq_len", 8192), max_new_tokens=inference.max_new_tokens,
-        requests_per_call=inference.batch_size)
+        requests_per_call=inference.batch_size, search=inference.sampler == "dfs", selection=inference.selection,
+        poe_reduce=inference.poe_reduce, poe_max_candidates=inference.poe_max_candidates)
     check_views(settings.policy, settings.predictions_per_task, settings.sampling)
     return settings
 
@@ -525,6 +541,12 @@ def evaluate_tasks(tasks: Sequence[Task], generator: Generator, tokenizer, setti
     """
     if not tasks:
         raise EvaluationError("no tasks to evaluate")
+    if settings.search and not isinstance(generator, Searcher):
+        raise EvaluationError(f"inference.sampler=dfs needs a generator that searches; "
+                              f"{type(generator).__name__} does not")
+    if settings.selection == "poe" and not isinstance(generator, Scorer):
+        raise EvaluationError(f"inference.selection=poe needs a generator that scores answers; "
+                              f"{type(generator).__name__} does not")
     start = time.perf_counter()
     cap = answer_token_cap(settings.encoder, tokenizer, settings.max_new_tokens)
     results: dict[str, TaskResult] = {}
@@ -533,12 +555,24 @@ def evaluate_tasks(tasks: Sequence[Task], generator: Generator, tokenizer, setti
         for chunk in _task_chunks(tasks, settings.predictions_per_task, settings.requests_per_call):
             prompts = {task.task_id: _task_prompts(task, settings, tokenizer, cap) for task in chunk}
             requests = [p.request for per_task in prompts.values() for p in per_task if p.request is not None]
-            answers = generator.generate(requests) if requests else []
+            if not requests:
+                answers = []
+            elif settings.search:
+                answers = generator.search(requests)
+            else:
+                answers = [[generation] for generation in generator.generate(requests)]
             if len(answers) != len(requests):
                 raise RuntimeError(f"the generator returned {len(answers)} answers for {len(requests)} prompts")
             generations = {request.key: answer for request, answer in zip(requests, answers)}
+            records = {task.task_id: _task_records(task, prompts[task.task_id], generations, settings)
+                       for task in chunk}
+            votes = {task_id: [vote(r.to_prediction() for r in per_test) for per_test in per_task]
+                     for task_id, per_task in records.items()}
+            poe = (poe_select(chunk, prompts, votes, generator, settings) if settings.selection == "poe"
+                   else {})
             for task in chunk:
-                results[task.task_id] = _score_task(task, prompts[task.task_id], generations, settings)
+                results[task.task_id] = _score_task(task, records[task.task_id], votes[task.task_id],
+                                                    poe.get(task.task_id), settings)
             bar.update(len(chunk))
             bar.set_postfix(_running(results.values()), refresh=False)
     finally:
@@ -571,9 +605,10 @@ def _task_prompts(task: Task, settings: EvaluationSettings, tokenizer, cap: int)
             for test_index in range(len(task.test)) for view, augmentation in enumerate(views)]
 
 
-def _score_task(task: Task, prompts: list[ViewPrompt], generations: Mapping[ViewKey, Generation],
-                settings: EvaluationSettings) -> TaskResult:
-    n = settings.predictions_per_task
+def _task_records(task: Task, prompts: list[ViewPrompt], generations: Mapping[ViewKey, list[Generation]],
+                  settings: EvaluationSettings) -> list[list[PredictionRecord]]:
+    """The predictions of each test input of ``task``: one per view (greedy, sampling), or one per answer the
+    depth-first search found for the view (``search``; a view with none is one unanswered prediction)."""
     per_test: list[list[PredictionRecord]] = [[] for _ in task.test]
     for prompt in prompts:
         records, name = per_test[prompt.key.test_index], prompt.augmentation.name
@@ -584,13 +619,24 @@ def _score_task(task: Task, prompts: list[ViewPrompt], generations: Mapping[View
             records.append(PredictionRecord(name, None, float("nan"), dropped_examples=prompt.dropped_examples,
                                             skipped=True))
             continue
-        generation = generations[prompt.key]
-        grid = decode_prediction(generation, settings.encoder, prompt.augmentation)
-        records.append(PredictionRecord(name, grid, generation.mean_logprob, generation.n_tokens,
-                                        generation.finished, prompt.dropped_examples, generation.text))
-    votes = [vote(r.to_prediction() for r in records) for records in per_test]
-    # the submission's two attempts: the two most voted grids, completed with its fallbacks when fewer
-    entries = build_submission({task.task_id: [[v.grid for v in voted] for voted in votes]}, [task])[task.task_id]
+        found = generations[prompt.key]
+        if not found:  # the search found no answer above its threshold
+            records.append(PredictionRecord(name, None, float("nan"), 0, False, prompt.dropped_examples,
+                                            "(no answer above inference.dfs_threshold)"))
+        for generation in found:
+            grid = decode_prediction(generation, settings.encoder, prompt.augmentation)
+            records.append(PredictionRecord(name, grid, generation.mean_logprob, generation.n_tokens,
+                                            generation.finished, prompt.dropped_examples, generation.text))
+    return per_test
+
+
+def _score_task(task: Task, per_test: list[list[PredictionRecord]], votes: list[list[VotedGrid]],
+                poe: Optional[list[list["PoeScore"]]], settings: EvaluationSettings) -> TaskResult:
+    n = settings.predictions_per_task
+    # the submission's two attempts: the two best ranked grids (by votes, or by poe), completed with fallbacks
+    ranked = [[v.grid for v in voted] if poe is None else [score.grid for score in poe_rank(poe[i])]
+              for i, voted in enumerate(votes)]
+    entries = build_submission({task.task_id: ranked}, [task])[task.task_id]
 
     test_results = []
     for test_index, (example, records, voted, entry) in enumerate(zip(task.test, per_test, votes, entries)):
@@ -599,7 +645,7 @@ def _score_task(task: Task, prompts: list[ViewPrompt], generations: Mapping[View
         if example.output is not None:
             metrics = test_input_metrics([r.to_prediction() for r in records], example.output, attempts, n)
         test_results.append(TestInputResult(task.task_id, test_index, example.input, example.output, records,
-                                            voted, attempts, metrics))
+                                            voted, attempts, metrics, None if poe is None else poe[test_index]))
     scored = [t.metrics for t in test_results if t.metrics is not None]
     return TaskResult(task.task_id, task.source, test_results, task_metrics(scored, n) if scored else None)
 
@@ -609,6 +655,102 @@ def _running(results: Iterable[TaskResult]) -> dict[str, str]:
     if not scored:
         return {}
     return {key: f"{sum(m[key] for m in scored) / len(scored):.3f}" for key in ("accuracy", "vote_2")}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Product-of-experts selection.
+
+
+@dataclass
+class PoeScore:
+    """A candidate grid's log-probability under each augmented view (by view name; ``None`` when the view's prompt
+    did not fit) and their reduction (sum or mean over the scored views): the candidate's product-of-experts score."""
+
+    grid: Grid
+    votes: int
+    view_logprobs: dict[str, Optional[float]]
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"poe_score": finite_or_none(self.score),
+                "view_logprobs": {k: finite_or_none(v) for k, v in self.view_logprobs.items()}}
+
+
+def poe_rank(scores: Sequence[PoeScore]) -> list[PoeScore]:
+    """Candidates best first: higher product-of-experts score first; ties (and NaN scores, last) keep vote order.
+
+    >>> [s.grid for s in poe_rank([PoeScore([[1]], 3, {}, -4.0), PoeScore([[2]], 1, {}, -1.5),
+    ...                            PoeScore([[3]], 1, {}, float("nan"))])]
+    [[[2]], [[1]], [[3]]]
+    """
+    return sorted(scores, key=lambda s: -s.score if math.isfinite(s.score) else math.inf)
+
+
+def poe_requests(prompts: Sequence[ViewPrompt], candidates: Sequence[VotedGrid], encoder: GridEncoder
+                 ) -> list[ScoreRequest]:
+    """One scoring request per (candidate, view) of a test input: the candidate in the view's orientation and
+    colors, written by the encoder, as the answer to the view's prompt. Views whose prompt did not fit are left out.
+    Keys are ``(candidate index, view name)``."""
+    requests = []
+    views = list({p.augmentation.name: p for p in prompts if p.request is not None}.values())  # repeats score alike
+    for index, candidate in enumerate(candidates):
+        for prompt in views:
+            answer = encoder.encode(prompt.augmentation.apply_grid(candidate.grid))
+            requests.append(ScoreRequest(prompt.request.prompt, answer, (index, prompt.augmentation.name),
+                                         prompt.request.prompt_ids))
+    return requests
+
+
+def poe_scores(candidates: Sequence[VotedGrid], view_names: Sequence[str], logprobs: Mapping[tuple, float],
+               reduce: str = "sum") -> list[PoeScore]:
+    """Each candidate's :class:`PoeScore` from the scored ``(candidate index, view name) -> logprob`` pairs.
+
+    >>> poe_scores([VotedGrid([[1]], 2, -0.1), VotedGrid([[2]], 1, -0.3)], ["d0", "d1"],
+    ...            {(0, "d0"): -1.0, (0, "d1"): -5.0, (1, "d0"): -2.0, (1, "d1"): -2.5})[1].score
+    -4.5
+    """
+    out = []
+    for index, candidate in enumerate(candidates):
+        per_view = {name: logprobs.get((index, name)) for name in view_names}
+        values = [v for v in per_view.values() if v is not None and math.isfinite(v)]
+        if not values:
+            score = float("nan")
+        else:
+            score = sum(values) if reduce == "sum" else sum(values) / len(values)
+        out.append(PoeScore(candidate.grid, candidate.count, per_view, score))
+    return out
+
+
+def poe_select(tasks: Sequence[Task], prompts: Mapping[str, list[ViewPrompt]],
+               votes: Mapping[str, list[list[VotedGrid]]], scorer: Scorer, settings: EvaluationSettings
+               ) -> dict[str, list[list[PoeScore]]]:
+    """Product-of-experts scores of the voted candidates of every test input of ``tasks``, in one batched
+    ``scorer.score`` call: task id -> per test input -> the :class:`PoeScore` of each of its first
+    ``poe_max_candidates`` voted candidates (in vote order; the rest are not rescored and rank after them)."""
+    requests: list[ScoreRequest] = []
+    spans = {}
+    for task in tasks:
+        for test_index, voted in enumerate(votes[task.task_id]):
+            views = [p for p in prompts[task.task_id] if p.key.test_index == test_index]
+            batch = poe_requests(views, voted[:settings.poe_max_candidates], settings.encoder)
+            spans[task.task_id, test_index] = (len(requests), len(requests) + len(batch),
+                                               [p.augmentation.name for p in views])
+            requests.extend(batch)
+    values = scorer.score(requests) if requests else []
+    if len(values) != len(requests):
+        raise RuntimeError(f"the scorer returned {len(values)} scores for {len(requests)} answers")
+    out: dict[str, list[list[PoeScore]]] = {}
+    for task in tasks:
+        per_test = []
+        for test_index, voted in enumerate(votes[task.task_id]):
+            begin, end, names = spans[task.task_id, test_index]
+            logprobs = {requests[i].key: values[i] for i in range(begin, end)}
+            kept = voted[:settings.poe_max_candidates]
+            scored = poe_scores(kept, list(dict.fromkeys(names)), logprobs, settings.poe_reduce)
+            rest = [PoeScore(v.grid, v.count, {}, float("nan")) for v in voted[settings.poe_max_candidates:]]
+            per_test.append(scored + rest)
+        out[task.task_id] = per_test
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------

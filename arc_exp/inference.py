@@ -40,6 +40,9 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 log = logging.getLogger(__name__)
 
 BACKENDS = ("hf", "vllm")
+SAMPLERS = ("greedy", "sampling", "dfs")
+SELECTIONS = ("vote", "poe")
+POE_REDUCTIONS = ("sum", "mean")
 
 
 class InferenceConfigError(ValueError):
@@ -66,6 +69,18 @@ class Generation:
     mean_logprob: float
     n_tokens: int = 0
     finished: bool = True
+    logprob: float = float("nan")  # the sum over the tokens: the log-probability of the whole answer
+
+
+@dataclass
+class ScoreRequest:
+    """An answer to score under a prompt: the log-probability the model gives ``answer`` (its text, the end-of-turn
+    token appended) after ``prompt``, by one forward pass (no generation). Used to rescore candidate grids."""
+
+    prompt: str
+    answer: str
+    key: Any = None
+    prompt_ids: Optional[list[int]] = None
 
 
 @runtime_checkable
@@ -74,27 +89,66 @@ class Generator(Protocol):
         """One :class:`Generation` per request, in request order."""
 
 
+@runtime_checkable
+class Scorer(Protocol):
+    def score(self, requests: Sequence[ScoreRequest]) -> list[float]:
+        """The log-probability of each request's answer (end-of-turn token included), in request order."""
+
+
+@runtime_checkable
+class Searcher(Protocol):
+    def search(self, requests: Sequence[GenerationRequest]) -> list[list[Generation]]:
+        """Every answer of each request above the search's probability threshold, most likely first."""
+
+
 class FunctionGenerator:
     """A stand-in generator that answers each request with ``answer(request)`` (a string), log-probability 0.
 
     Used by tests (an oracle that knows the answers, a generator of garbage) and for dry runs of the pipeline.
     """
 
-    def __init__(self, answer: Callable[[GenerationRequest], str], logprob: float = 0.0):
+    def __init__(self, answer: Callable[[GenerationRequest], str], logprob: float = 0.0,
+                 scorer: Optional[Callable[[ScoreRequest], float]] = None,
+                 searcher: Optional[Callable[[GenerationRequest], Sequence[tuple[str, float]]]] = None):
         self.answer = answer
         self.logprob = logprob
+        self.scorer = scorer  # optional: ``score()`` answers with scorer(request)
+        self.searcher = searcher  # optional: ``search()`` answers with searcher(request) = [(text, logprob), ...]
         self.calls: list[int] = []  # the size of each generate() call, for tests of the batching
+        self.score_calls: list[int] = []
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         self.calls.append(len(requests))
-        return [Generation(self.answer(r), self.logprob, n_tokens=0, finished=True) for r in requests]
+        return [Generation(self.answer(r), self.logprob, n_tokens=0, finished=True, logprob=self.logprob)
+                for r in requests]
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[float]:
+        if self.scorer is None:
+            raise TypeError("this FunctionGenerator has no scorer")
+        self.score_calls.append(len(requests))
+        return [float(self.scorer(r)) for r in requests]
+
+    def search(self, requests: Sequence[GenerationRequest]) -> list[list[Generation]]:
+        if self.searcher is None:
+            raise TypeError("this FunctionGenerator has no searcher")
+        self.calls.append(len(requests))
+        return [[Generation(text, logprob, finished=True, logprob=logprob) for text, logprob in self.searcher(r)]
+                for r in requests]
 
 
 @dataclass
 class InferenceConfig:
     """How to generate (``conf/inference/*.yaml``).
 
-    - ``do_sample``: false = greedy; true = sampling with ``temperature`` and ``top_p``, seeded with ``seed``;
+    - ``sampler``: ``greedy`` (the most likely token), ``sampling`` (at ``temperature`` from the ``top_p`` nucleus,
+      seeded with ``seed``) or ``dfs`` (every answer whose probability stays above ``dfs_threshold``, found depth
+      first with the key/value cache reused along the path, at most ``dfs_max_nodes`` forward steps per prompt:
+      :func:`depth_first_search`);
+    - ``selection``: how a test input's candidate grids become its two attempts: ``vote`` (the seeds' count, then
+      mean log-probability) or ``poe`` (product of experts: every candidate scored under every augmented view,
+      ranked by the ``poe_reduce`` = ``sum`` or ``mean`` of its log-probabilities over the views; at most
+      ``poe_max_candidates`` candidates, the most voted, are scored). ``score_batch_tokens`` caps rows x answer
+      tokens of one scoring pass (its logits hold that many x vocabulary floats);
     - ``batch_size``: prompts decoded together; ``max_batch_tokens`` caps ``batch_size x longest prompt`` so long
       prompts come in smaller batches (prefill memory grows with it);
     - ``max_new_tokens``: a hard cap on answer tokens; ``null`` = the tokens of a 30x30 grid in the chosen encoder
@@ -109,7 +163,7 @@ class InferenceConfig:
     """
 
     backend: str = "hf"
-    do_sample: bool = False
+    sampler: str = "greedy"
     temperature: float = 1.0
     top_p: float = 1.0
     batch_size: int = 16
@@ -120,12 +174,24 @@ class InferenceConfig:
     max_prefill_padding: float = 0.05
     threads: Optional[int] = None
     seed: int = 0
+    dfs_threshold: float = 0.1
+    dfs_max_nodes: int = 4096
+    selection: str = "vote"
+    poe_reduce: str = "sum"
+    poe_max_candidates: int = 8
+    score_batch_tokens: int = 2048
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise InferenceConfigError(f"inference.backend: unknown backend '{self.backend}'; use one of "
-                                       f"{', '.join(BACKENDS)}")
-        for key in ("batch_size", "max_batch_tokens", "min_prefix_tokens", "max_new_tokens", "threads"):
+        for key, allowed in (("backend", BACKENDS), ("sampler", SAMPLERS), ("selection", SELECTIONS),
+                             ("poe_reduce", POE_REDUCTIONS)):
+            if getattr(self, key) not in allowed:
+                raise InferenceConfigError(f"inference.{key}: unknown value '{getattr(self, key)}'; use one of "
+                                           f"{', '.join(allowed)}")
+        if isinstance(self.dfs_threshold, bool) or not 0 < self.dfs_threshold < 1:
+            raise InferenceConfigError(f"inference.dfs_threshold must be a probability in (0, 1), got "
+                                       f"{self.dfs_threshold!r}")
+        for key in ("batch_size", "max_batch_tokens", "min_prefix_tokens", "max_new_tokens", "threads",
+                    "dfs_max_nodes", "poe_max_candidates", "score_batch_tokens"):
             value = getattr(self, key)
             optional = key in ("max_new_tokens", "threads")
             if (value is not None or not optional) and (isinstance(value, bool) or not isinstance(value, int)
@@ -139,6 +205,11 @@ class InferenceConfig:
                                        f"{self.max_prefill_padding!r}")
         if not 0 < self.top_p <= 1:
             raise InferenceConfigError(f"inference.top_p must be in (0, 1], got {self.top_p!r}")
+
+    @property
+    def do_sample(self) -> bool:
+        """Sampling: a repeated prompt gives a new answer (greedy and DFS answers are fixed by the prompt)."""
+        return self.sampler == "sampling"
 
 
 def create_generator(config: InferenceConfig, model, tokenizer) -> "HFGenerator":
@@ -167,6 +238,11 @@ class GenerationStats:
     prefix_build_tokens: int = 0
     generated_tokens: int = 0
     decode_steps: int = 0
+    scored_answers: int = 0  # answers scored (product-of-experts selection)
+    score_tokens: int = 0  # tokens run by the scoring passes (padding included)
+    dfs_nodes: int = 0  # forward steps of depth-first searches
+    dfs_exhausted: int = 0  # searches stopped by their node budget
+    score_seconds: float = 0.0
     prefill_seconds: float = 0.0  # prompt (and prefix) forward passes
     decode_seconds: float = 0.0  # one-token steps
     seconds: float = 0.0  # all of generate(), tokenizing and detokenizing included
@@ -260,6 +336,50 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def depth_first_search(next_logprobs: Callable[[list[int]], torch.Tensor], threshold: float, stop_ids: set[int],
+                       max_tokens: int, max_nodes: int) -> tuple[list[tuple[list[int], float]], int, bool]:
+    """Every token sequence ending in a stop token whose probability is at least ``threshold``, most likely first.
+
+    ``next_logprobs(answer)`` gives the log-probabilities of the next token after ``answer`` (the tokens so far, ``[]``
+    at the start). The search goes depth first, the more likely token first, and never extends a sequence whose
+    probability fell below ``threshold`` (probabilities only shrink along a path, so nothing above the threshold is
+    missed). Sequences that reach ``max_tokens`` without a stop token are dropped. Returns ``(found, expanded,
+    exhausted)``: the ``(tokens, logprob)`` pairs (stop token included), the ``next_logprobs`` calls made, and whether
+    the ``max_nodes`` budget of calls stopped the search early.
+
+    >>> table = {(): [0.6, 0.4, 0.0], (0,): [0.0, 0.5, 0.5], (1,): [0.0, 0.0, 1.0], (0, 1): [0.0, 0.0, 1.0]}
+    >>> step = lambda answer: torch.tensor(table[tuple(answer)]).log()
+    >>> [(tokens, round(math.exp(logprob), 2)) for tokens, logprob in depth_first_search(step, 0.25, {2}, 5, 99)[0]]
+    [([1, 2], 0.4), ([0, 2], 0.3), ([0, 1, 2], 0.3)]
+    """
+    floor = math.log(threshold)
+    found: list[tuple[list[int], float]] = []
+    expanded = 0
+    stack: list[tuple[list[int], float]] = [([], 0.0)]  # (answer so far, its log-probability)
+    while stack:
+        answer, logprob = stack.pop()
+        if expanded >= max_nodes:
+            return sorted(found, key=lambda item: -item[1]), expanded, True
+        logprobs = next_logprobs(answer)
+        expanded += 1
+        totals = logprobs.double() + logprob
+        keep = torch.nonzero(totals >= floor).flatten().tolist()
+        children = []
+        for token in sorted(keep, key=lambda t: (-float(totals[t]), t)):
+            total = float(totals[token])
+            if token in stop_ids:
+                found.append((answer + [token], total))
+            elif len(answer) + 1 < max_tokens:
+                children.append((answer + [token], total))
+        stack.extend(reversed(children))  # the most likely child is searched first
+    return sorted(found, key=lambda item: -item[1]), expanded, False
+
+
+def _score_batches(widths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped (by width) so that rows x widest row stays within ``max_tokens`` (one row at least)."""
+    return length_batches(widths, batch_size=max(1, max_tokens), max_batch_tokens=max_tokens)
+
+
 class HFGenerator:
     """Batched greedy or sampled generation with a Hugging Face causal LM (see the module docstring).
 
@@ -298,14 +418,67 @@ class HFGenerator:
                 for index, (tokens, logprobs, finished) in zip(batch, outputs):
                     answer = tokens[:-1] if finished else tokens  # drop the end-of-turn token
                     text = self.tokenizer.decode(answer, skip_special_tokens=True)
-                    mean = sum(logprobs) / len(logprobs) if logprobs else float("nan")
-                    results[index] = Generation(text, mean, len(tokens), finished)
+                    total = sum(logprobs)
+                    mean = total / len(logprobs) if logprobs else float("nan")
+                    results[index] = Generation(text, mean, len(tokens), finished, total)
         self.stats.seconds += time.perf_counter() - start
         return results  # type: ignore[return-value]
 
     def encode(self, prompt: str) -> list[int]:
         """The prompt's token ids exactly as training tokenizes the prompt segment (no extra special tokens)."""
         return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    @property
+    def end_of_turn_id(self) -> int:
+        """The token that ends an answer in training (the tokenizer's end-of-sequence token, e.g. ``<|im_end|>``)."""
+        eos = self.tokenizer.eos_token_id
+        return eos if eos in self.stop_ids else min(self.stop_ids)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[float]:
+        """The log-probability of each answer (its tokens, then the end-of-turn token) after its prompt.
+
+        Requests are grouped by prompt: the prompt (less its last token) runs once, through a cached shared prefix
+        when there is one, and its key/value cache serves all the answers of that prompt, scored in batches of at
+        most ``score_batch_tokens`` rows x tokens by one forward pass each.
+        """
+        start = time.perf_counter()
+        groups: "OrderedDict[tuple[int, ...], list[int]]" = OrderedDict()
+        answers: list[list[int]] = []
+        for index, request in enumerate(requests):
+            prompt = tuple(request.prompt_ids) if request.prompt_ids is not None else tuple(self.encode(request.prompt))
+            if not prompt:
+                raise ValueError(f"score request {request.key!r}: empty prompt")
+            groups.setdefault(prompt, []).append(index)
+            answers.append(self.encode(request.answer) + [self.end_of_turn_id])
+        scores: list[float] = [float("nan")] * len(requests)
+        with torch.inference_mode(), _torch_threads(self.config.threads):
+            if self.config.reuse_prefix and len(groups) > 1:
+                self._prefix_for([list(prompt) for prompt in groups])  # cache what the prompts share, once
+            for prompt, members in groups.items():
+                for index, value in zip(members, self._score_prompt(list(prompt), [answers[i] for i in members])):
+                    scores[index] = value
+        self.stats.scored_answers += len(requests)
+        self.stats.score_seconds += time.perf_counter() - start
+        self.stats.seconds += time.perf_counter() - start
+        return scores
+
+    def search(self, requests: Sequence[GenerationRequest]) -> list[list[Generation]]:
+        """Every answer of each request whose probability is at least ``dfs_threshold``, most likely first, found by
+        :func:`depth_first_search` over this model's next-token distributions (temperature 1)."""
+        start = time.perf_counter()
+        prompts = [list(r.prompt_ids) if r.prompt_ids is not None else self.encode(r.prompt) for r in requests]
+        for request in requests:
+            if int(request.max_new_tokens) < 1:
+                raise ValueError(f"max_new_tokens must be >= 1, got {request.max_new_tokens} for request "
+                                 f"{request.key!r}")
+        results = []
+        with torch.inference_mode(), _torch_threads(self.config.threads):
+            if self.config.reuse_prefix and len(prompts) > 1:
+                self._prefix_for(prompts)  # cache what the prompts share, once
+            for request, ids in zip(requests, prompts):
+                results.append(self._search_one(ids, int(request.max_new_tokens), request.key))
+        self.stats.seconds += time.perf_counter() - start
+        return results
 
     # -- one batch ----------------------------------------------------------------------------------------------------
 
@@ -408,6 +581,86 @@ class HFGenerator:
                          position_ids=positions.to(self.device), cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].cpu()
 
+    # -- scoring and search -------------------------------------------------------------------------------------------
+
+    def _prompt_cache(self, prompt: list[int], reserve: int) -> tuple[_Prefix, int]:
+        """The key/value cache (batch of 1) of ``prompt`` without its last token, built on a cached shared prefix
+        when one fits; returns it as a :class:`_Prefix` and the number of tokens it holds."""
+        self.stats.prompts += 1
+        self.stats.prompt_tokens += len(prompt)
+        prefix = self._prefix_for([prompt]) if self.config.reuse_prefix else None
+        have = len(prefix.tokens) if prefix else 0
+        self.stats.reused_prefix_tokens += have
+        body = prompt[have:-1]
+        cache = self._new_cache(prefix, 1, reserve)
+        if body:
+            began = time.perf_counter()
+            mask = torch.ones((1, len(prompt) - 1), dtype=torch.long)
+            self._forward(torch.tensor([body], dtype=torch.long), mask,
+                          torch.arange(have, len(prompt) - 1)[None, :], cache)
+            self.stats.prefill_seconds += time.perf_counter() - began
+            self.stats.prefill_tokens += len(body)
+        layers = [(layer.keys, layer.values) for layer in cache.layers] if cache.layers else []
+        return _Prefix(tuple(prompt[:-1]), layers), len(prompt) - 1
+
+    def _score_prompt(self, prompt: list[int], answers: list[list[int]]) -> list[float]:
+        cached, length = self._prompt_cache(prompt, reserve=0)
+        scores: list[float] = []
+        for rows in _score_batches([len(a) + 1 for a in answers], self.config.score_batch_tokens):
+            width = max(len(answers[i]) for i in rows) + 1
+            input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), length + width), dtype=torch.long)
+            mask[:, :length] = 1
+            for row, index in enumerate(rows):
+                tokens = [prompt[-1]] + answers[index]  # the last prompt token predicts the first answer token
+                input_ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+                mask[row, length:length + len(tokens)] = 1
+            cache = self._new_cache(cached if cached.layers else None, len(rows), length + width)
+            positions = torch.arange(length, length + width)[None, :].expand(len(rows), -1)
+            out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                             position_ids=positions.to(self.device), cache=cache, use_cache=True)
+            logprobs = torch.log_softmax(out.logits.float().cpu(), dim=-1)
+            for row, index in enumerate(rows):
+                n = len(answers[index])
+                targets = torch.tensor(answers[index], dtype=torch.long)
+                scores.append(float(logprobs[row, :n].gather(-1, targets[:, None]).sum()))
+            self.stats.score_tokens += len(rows) * width
+        order = [index for rows in _score_batches([len(a) + 1 for a in answers], self.config.score_batch_tokens)
+                 for index in rows]
+        by_index = dict(zip(order, scores))
+        return [by_index[i] for i in range(len(answers))]
+
+    def _search_one(self, prompt: list[int], limit: int, key: Any) -> list[Generation]:
+        cached, length = self._prompt_cache(prompt, reserve=0)
+        cache = self._new_cache(cached if cached.layers else None, 1, length + 1 + limit)
+        began = time.perf_counter()
+
+        def step(path: Sequence[int]) -> torch.Tensor:
+            """Log-probabilities after ``path`` (the prompt's last token, then the answer tokens so far): the cache
+            is cut back to the path's parent and the path's last token runs."""
+            for layer in cache.layers:
+                layer.truncate(length + len(path) - 1)
+            mask = torch.ones((1, length + len(path)), dtype=torch.long)
+            position = torch.tensor([[length + len(path) - 1]])
+            logits = self._forward(torch.tensor([[path[-1]]], dtype=torch.long), mask, position, cache)
+            return torch.log_softmax(logits[0].float(), dim=-1)
+
+        found, expanded, exhausted = depth_first_search(
+            lambda answer: step([prompt[-1], *answer]), self.config.dfs_threshold, self.stop_ids, limit,
+            self.config.dfs_max_nodes)
+        self.stats.decode_seconds += time.perf_counter() - began
+        self.stats.dfs_nodes += expanded
+        self.stats.generated_tokens += expanded
+        if exhausted:
+            self.stats.dfs_exhausted += 1
+            log.warning("request %r: the depth-first search stopped at inference.dfs_max_nodes=%d forward steps "
+                        "with %d answer(s) found", key, self.config.dfs_max_nodes, len(found))
+        generations = []
+        for tokens, logprob in found:
+            text = self.tokenizer.decode(tokens[:-1], skip_special_tokens=True)
+            generations.append(Generation(text, logprob / len(tokens), len(tokens), True, logprob))
+        return generations
+
     # -- shared prefixes ----------------------------------------------------------------------------------------------
 
     def _prefix_for(self, prompts: list[list[int]]) -> Optional[_Prefix]:
@@ -495,6 +748,12 @@ class _GrowingLayer(DynamicLayer):
         self.length = end
         self.keys, self.values = (buffer[..., :end, :] for buffer in self.buffers)
         return self.keys, self.values
+
+    def truncate(self, length: int) -> None:
+        """Forget the positions from ``length`` on (the buffer keeps its room)."""
+        if self.buffers is not None and length < self.length:
+            self.length = length
+            self.keys, self.values = (buffer[..., :length, :] for buffer in self.buffers)
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.buffers is not None:

@@ -133,7 +133,7 @@ def test_mean_logprob_is_the_models_token_logprob(varied_model, tokenizer, promp
 def test_sampling_is_seeded_and_tiny_top_p_is_greedy(varied_model, tokenizer, prompts):
     requests = [GenerationRequest(prompts[0], 6)]
     sample = lambda seed, top_p=1.0: [g.text for g in HFGenerator(  # noqa: E731
-        varied_model, tokenizer, InferenceConfig(do_sample=True, temperature=1.0, top_p=top_p, seed=seed)
+        varied_model, tokenizer, InferenceConfig(sampler="sampling", temperature=1.0, top_p=top_p, seed=seed)
     ).generate(requests)]
     greedy = [g.text for g in HFGenerator(varied_model, tokenizer, InferenceConfig()).generate(requests)]
     assert sample(1) == sample(1)
@@ -156,7 +156,7 @@ def test_function_generator_is_a_generator():
     generator = FunctionGenerator(lambda r: r.prompt.upper(), logprob=-0.5)
     assert isinstance(generator, Generator)
     out = generator.generate([GenerationRequest("ab", 4), GenerationRequest("c", 4)])
-    assert out == [Generation("AB", -0.5, 0, True), Generation("C", -0.5, 0, True)]
+    assert out == [Generation("AB", -0.5, 0, True, -0.5), Generation("C", -0.5, 0, True, -0.5)]
     assert generator.calls == [2]
 
 
@@ -167,7 +167,13 @@ def test_function_generator_is_a_generator():
     ({"top_p": 1.5}, "inference.top_p must be in (0, 1], got 1.5"),
     ({"threads": 0}, "inference.threads must be an integer >= 1 or null, got 0"),
     ({"max_prefill_padding": 1.0}, "inference.max_prefill_padding must be in [0, 1), got 1.0"),
-    ({"backend": "tgi"}, "inference.backend: unknown backend 'tgi'; use one of hf, vllm"),
+    ({"backend": "tgi"}, "inference.backend: unknown value 'tgi'; use one of hf, vllm"),
+    ({"sampler": "beam"}, "inference.sampler: unknown value 'beam'; use one of greedy, sampling, dfs"),
+    ({"selection": "best"}, "inference.selection: unknown value 'best'; use one of vote, poe"),
+    ({"poe_reduce": "max"}, "inference.poe_reduce: unknown value 'max'; use one of sum, mean"),
+    ({"dfs_threshold": 1.0}, "inference.dfs_threshold must be a probability in (0, 1), got 1.0"),
+    ({"dfs_max_nodes": 0}, "inference.dfs_max_nodes must be an integer >= 1, got 0"),
+    ({"poe_max_candidates": 0}, "inference.poe_max_candidates must be an integer >= 1, got 0"),
 ])
 def test_bad_inference_settings(kwargs, message):
     with pytest.raises(InferenceConfigError) as error:
