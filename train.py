@@ -51,6 +51,9 @@ def main(cfg: DictConfig) -> float:
     adapters = training.adapter_checkpoints(tokenizer, output_dir, cfg.trainer.checkpoint_every_n_steps, resolved)
     trainer = training.build_trainer(cfg.trainer, logger, [adapters], output_dir)
 
+    if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None:
+        # the same held-out questions before training: qa/* at step 0, so the run shows before and after
+        training.evaluate_count_qa(model, tokenizer, cfg, logger, step=0)
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
     metrics = training.finish_run(logger, trainer, datamodule, adapters)
     if evaluation is not None:

@@ -212,10 +212,14 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, logger, step: int) -> d
     records = list(islice(load_records(settings.chats), settings.n_chats))
     if not records:
         raise ValueError(f"evaluation.count_qa.chats: no chats at '{settings.chats}'")
+    was_training = model.training
     model.eval()
-    with torch.no_grad():
-        metrics = count_qa_accuracy(records, create_generator(instantiate(cfg.inference), model, tokenizer),
-                                    tokenizer, encoder=instantiate(cfg.encoder))
+    try:
+        with torch.no_grad():
+            metrics = count_qa_accuracy(records, create_generator(instantiate(cfg.inference), model, tokenizer),
+                                        tokenizer, encoder=instantiate(cfg.encoder))
+    finally:
+        model.train(was_training)  # before training (evaluation.count_qa.before), dropout must come back on
     if logger is not None:
         logger.log_metrics(metrics, step=step)
     log.info("count QA on %d chats: %s", len(records), {k: round(v, 3) for k, v in metrics.items()})
