@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> float:
         tags = {**(resolved["logger"].get("tags") or {}), "run_type": "evaluation", "model": spec.name,
                 "checkpoint": cfg.checkpoint or "base model", "training_run_id": checkpoints[0].training_run_id,
                 "output_dir": str(output_dir.resolve()), "git_commit": git_commit(cfg.project_root) or "unknown",
-                "overrides": " ".join(overrides)}
+                "overrides": " ".join(overrides), "experiment": str(cfg.get("experiment") or "")}
         run_name = cfg.logger.get("run_name") or "eval:" + run_name_from_overrides(overrides)
         tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
         tracker.log_params(flatten(resolved))

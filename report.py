@@ -34,10 +34,10 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=<id>,<id>")
     spec = OmegaConf.to_container(cfg.report, resolve=False)
     rows, columns = spec["rows"], [report.Column(**c) for c in spec["columns"]]
-    entry = "solve.py" if spec.get("run_type") == "solve" else "train.py"
+    entry = {"solve": "solve.py", "evaluation": "evaluate.py"}.get(spec.get("run_type"), "train.py")
     runs = report.fetch_runs(uri, experiment=cfg.experiment, run_type=spec.get("run_type", "training"))
     if not runs:
-        raise SystemExit(f"report.py: no training run tagged experiment={cfg.experiment} in {uri}; "
+        raise SystemExit(f"report.py: no {spec.get('run_type', 'training')} run tagged experiment={cfg.experiment} in {uri}; "
                          f"run `python {entry} -m experiment={cfg.experiment}` first")
     table = report.iteration_table(runs, rows, columns)
     markdown = report.to_markdown(table, rows, columns)

@@ -4,8 +4,10 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, REPO, compose_train
 
-SOLVE_PRESETS = ["iter04_ttft"]  # swept with solve.py; the others with train.py
-PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml") if p.stem not in SOLVE_PRESETS)
+SOLVE_PRESETS = ["iter04_ttft"]  # swept with solve.py
+EVALUATE_PRESETS = ["poe_dfs"]  # swept with evaluate.py; the others with train.py
+PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")
+                 if p.stem not in SOLVE_PRESETS + EVALUATE_PRESETS)
 
 
 def test_the_seed_iterations_are_presets():
@@ -24,6 +26,21 @@ def test_ttft_preset_sweeps_solve_options(scale, options):
     assert cfg.report.run_type == "solve" and cfg.report.rows == ["choice/ttft"]
     for option in options.split(","):
         assert (CONF / "ttft" / f"{option}.yaml").exists()
+
+
+def test_poe_dfs_preset_sweeps_evaluate_options():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="evaluate"):
+        cfg = compose("evaluate", overrides=["experiment=poe_dfs"], return_hydra_config=True)
+        wide = compose("evaluate", overrides=["experiment=poe_dfs", "~debug", "predictions_per_task=8"])
+    assert OmegaConf.to_container(cfg.hydra.sweeper.params) == {"inference.sampler": "greedy,sampling,dfs"}
+    assert cfg.report.run_type == "evaluation"
+    assert cfg.report.rows == ["inference.sampler", "inference.selection"]
+    assert instantiate(cfg.inference).selection == "poe" and cfg.predictions_per_task == 4
+    assert cfg.data.eval.first_n == 4 and cfg.data.eval.max_grid_side == 7  # debug=smoke's small tasks
+    assert wide.data.eval.get("first_n") is None and wide.predictions_per_task == 8
 
 
 @pytest.mark.parametrize("scale", ["smoke", "gpu"])
