@@ -20,6 +20,10 @@ be added beside :class:`HFGenerator`::
   the others pay for its decoding steps;
 - the prompt's logits are computed for the last position only (the LM head over 49k tokens is costly).
 
+Besides ``generate``, :class:`HFGenerator` can ``score`` given answers (their log-probability after a prompt, one
+forward pass, for product-of-experts selection) and ``search`` every answer above a probability threshold
+(:func:`depth_first_search`, for ``sampler=dfs``); both reuse a prompt's key/value cache for all its answers.
+
 ``mean_logprob`` is the mean over the generated tokens (the end-of-turn token included) of their log-probability
 under the model's own distribution (temperature 1, no top-p), whatever the sampling settings: it measures the model's
 confidence and is comparable between greedy and sampling runs. :attr:`HFGenerator.stats` counts the prefill work.
