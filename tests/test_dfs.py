@@ -151,3 +151,21 @@ def test_dfs_config_option():
     assert (inference.sampler, inference.dfs_threshold, inference.do_sample) == ("dfs", 0.1, False)
     inference = instantiate(compose_train(["inference.sampler=dfs", "inference.dfs_threshold=0.05"]).inference)
     assert (inference.sampler, inference.dfs_threshold) == ("dfs", 0.05)
+
+
+def test_evaluate_main_with_dfs_and_poe(tmp_path, tracking_uri):
+    """evaluate.py with inference=dfs inference.selection=poe on the tiny random model: its answers are no grids, so
+    every view is unanswered; the search's counters reach MLflow and the run finishes."""
+    from test_evaluation import run_evaluate
+
+    from conftest import metric_history, mlflow_runs
+
+    overrides = ["model=tiny-random", "debug=smoke", f"logger.tracking_uri={tracking_uri}", "predictions_per_task=2",
+                 "progress=false", "data.eval.first_n=1", "data.eval.max_grid_side=4", "inference=dfs",
+                 "inference.selection=poe", "inference.max_new_tokens=4", "inference.dfs_threshold=0.001"]
+    assert run_evaluate(tmp_path / "eval", overrides) == 0.0
+    [run] = [r for r in mlflow_runs(tracking_uri) if r.data.tags.get("run_type") == "evaluation"]
+    assert run.info.status == "FINISHED"
+    assert (run.data.params["inference.sampler"], run.data.params["inference.selection"]) == ("dfs", "poe")
+    assert metric_history(tracking_uri, run.info.run_id, "unanswered") == {0: 1.0}
+    assert metric_history(tracking_uri, run.info.run_id, "generation/dfs_nodes")[0] >= 2
