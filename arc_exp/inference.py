@@ -609,7 +609,7 @@ class HFGenerator:
 
     def _score_prompt(self, prompt: list[int], answers: list[list[int]]) -> list[float]:
         cached, length = self._prompt_cache(prompt, reserve=0)
-        scores: list[float] = []
+        scores: list[float] = [float("nan")] * len(answers)
         for rows in _score_batches([len(a) + 1 for a in answers], self.config.score_batch_tokens):
             width = max(len(answers[i]) for i in rows) + 1
             input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -627,12 +627,9 @@ class HFGenerator:
             for row, index in enumerate(rows):
                 n = len(answers[index])
                 targets = torch.tensor(answers[index], dtype=torch.long)
-                scores.append(float(logprobs[row, :n].gather(-1, targets[:, None]).sum()))
+                scores[index] = float(logprobs[row, :n].gather(-1, targets[:, None]).sum())
             self.stats.score_tokens += len(rows) * width
-        order = [index for rows in _score_batches([len(a) + 1 for a in answers], self.config.score_batch_tokens)
-                 for index in rows]
-        by_index = dict(zip(order, scores))
-        return [by_index[i] for i in range(len(answers))]
+        return scores
 
     def _search_one(self, prompt: list[int], limit: int, key: Any) -> list[Generation]:
         cached, length = self._prompt_cache(prompt, reserve=0)
