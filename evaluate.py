@@ -21,6 +21,7 @@ from arc_exp import evaluation  # noqa: E402
 from arc_exp.inference import create_generator  # noqa: E402
 from arc_exp.models import load_tokenizer  # noqa: E402
 from arc_exp.tracking import flatten, git_commit, run_name_from_overrides  # noqa: E402
+from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -39,6 +40,10 @@ def main(cfg: DictConfig) -> float:
     for checkpoint in checkpoints:
         evaluation.check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
     tasks = evaluation.load_eval_tasks(resolved["data"].get("eval"))
+    base_tokenizer = load_tokenizer(spec)
+    # a checkpoint's vocabulary.json wins; without one, model.reduce_vocab=true builds one from the config
+    vocabularies = [resolve_vocabulary(c.folder, spec.reduce_vocab, base_tokenizer, settings.encoder,
+                                       [settings.prompt_version], spec.name) for c in checkpoints]
     log.info("evaluating %s on %d tasks, %d predictions per test input", ", ".join(c.label for c in checkpoints),
              len(tasks), settings.predictions_per_task)
 
@@ -54,11 +59,11 @@ def main(cfg: DictConfig) -> float:
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
         tracker.client.log_artifact(tracker.run_id, str(output_dir / "config.yaml"))
 
-    tokenizer = load_tokenizer(spec)
     metrics, status = {}, "FAILED"
     try:
-        for checkpoint in checkpoints:
-            model = evaluation.load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed)
+        for checkpoint, vocabulary in zip(checkpoints, vocabularies):
+            tokenizer = wrap_tokenizer(base_tokenizer, vocabulary)
+            model = evaluation.load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
             generator = create_generator(inference, model, tokenizer)
             result = evaluation.evaluate_tasks(tasks, generator, tokenizer, settings, progress=cfg.progress)
             # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N

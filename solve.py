@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.inference import create_generator
     from arc_exp.models import load_tokenizer
     from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
+    from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
@@ -46,6 +47,11 @@ def main(cfg: DictConfig) -> float:
     checkpoint = evaluation.resolve_checkpoints(cfg.checkpoint, False, tracking_uri)[0]
     evaluation.check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
     tasks = ttft.load_tasks(cfg.challenges, resolved["data"].get("eval"))
+    # a checkpoint's vocabulary.json wins; without one, model.reduce_vocab=true builds one from the config. The
+    # solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
+    tokenizer = load_tokenizer(spec)
+    tokenizer = wrap_tokenizer(tokenizer, resolve_vocabulary(checkpoint.folder, spec.reduce_vocab, tokenizer,
+                                                             settings.encoder, [settings.prompt_version], spec.name))
     run_dir = ttft.run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
              hydra_cfg.runtime.choices.get("ttft"), run_dir)
@@ -66,7 +72,6 @@ def main(cfg: DictConfig) -> float:
         tracker.log_params(flatten(resolved))
         tracker.client.log_artifact(tracker.run_id, str(config_file))
 
-    tokenizer = load_tokenizer(spec)
     solver = ttft.Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
                          make_generator=lambda model: create_generator(inference, model, tokenizer),
                          trainer_options=ttft.trainer_options(resolved["trainer"]), config=resolved,

@@ -25,6 +25,7 @@ def main(cfg: DictConfig) -> float:
     # answer at once
     from arc_exp import training
     from arc_exp.lit_module import ARCLitModule
+    from arc_exp.vocabulary import wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
@@ -34,11 +35,13 @@ def main(cfg: DictConfig) -> float:
     checkpoint = training.resume_checkpoint(cfg.resume)
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
     tokenizer = training.build_tokenizer(cfg.model)
+    vocabulary = training.build_vocabulary(cfg, tokenizer, encoder)  # model.reduce_vocab=true, else None
+    tokenizer = wrap_tokenizer(tokenizer, vocabulary)  # reduced ids; checkpoints get vocabulary.json
     # the data before the model: a max_seq_len that no task fits fails before a large model spends time loading
     datamodule = training.build_datamodule(cfg.data, encoder, tokenizer, policy, cfg.seed)
     datamodule.set_start_batch(training.batches_done(checkpoint))
     evaluation = training.prepare_evaluation(cfg) if cfg.evaluation.enabled else None
-    model = training.build_model(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed)
+    model = training.build_model(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed, vocabulary)
     module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
                           total_steps=cfg.trainer.max_steps)
 

@@ -3,6 +3,10 @@
 ``<run dir>/checkpoints/step-000100/`` holds ``adapter_config.json`` + ``adapter_model.safetensors`` for LoRA runs
 (``config.json`` + ``model.safetensors`` for full fine-tuning), the tokenizer files, and ``arc_exp.yaml``: the resolved
 run config (model, encoder, prompt), which evaluation reads to check it is given a matching model and encoder.
+A run with ``model.reduce_vocab=true`` adds ``vocabulary.json``: the kept token ids of the base tokenizer
+(:mod:`arc_exp.vocabulary`), written by the reduced tokenizer's ``save_pretrained``; evaluation and solving reduce the
+base model with it before loading the adapter. The adapter itself never holds embedding rows (they are the base
+model's, selected by ``vocabulary.json``).
 The Lightning ``last.ckpt`` next to them (optimizer, scheduler, step, RNG) is what ``resume=`` continues from.
 """
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Optional
 import pytorch_lightning as pl
 import yaml
 
+from arc_exp.vocabulary import vocabulary_of
+
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "arc_exp.yaml"
@@ -22,8 +28,13 @@ CONFIG_NAME = "arc_exp.yaml"
 def save_checkpoint(model, tokenizer, folder: str | Path, config: Optional[dict] = None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    if hasattr(model, "peft_config") and vocabulary_of(tokenizer) is not None:
+        # PEFT would save the embedding rows of a reduced vocabulary into the adapter ("resized embeddings"): they are
+        # the base model's rows, restored from vocabulary.json
+        model.save_pretrained(folder, save_embedding_layers=False)
+    else:
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)  # a ReducedTokenizer writes vocabulary.json too
     if config is not None:
         (folder / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
     return folder

@@ -265,20 +265,27 @@ def check_checkpoint(checkpoint: Checkpoint, model_name: str, encoder: GridEncod
         log.warning("%s was trained with prompt %s, evaluating with prompt %s", where, saved_prompt, prompt_version)
 
 
-def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed: int = 0):
+def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed: int = 0, vocabulary=None):
     """The model to evaluate, in eval mode: the base model, base + LoRA adapter merged, or full fine-tuned weights.
 
     A LoRA adapter is merged into the base weights (faster generation), except on a 4-bit base (QLoRA). A tiny
     random base model is rebuilt with the seed of the training run so the adapter sits on the same weights.
+    ``vocabulary`` (a :class:`~arc_exp.vocabulary.ReducedVocabulary`, see ``resolve_vocabulary``) reduces the base
+    model before the adapter loads; a checkpoint with a ``vocabulary.json`` must be given that vocabulary.
     """
     from arc_exp.models import load_model, resolve_dtype
+    from arc_exp.vocabulary import VocabularyError, apply_vocabulary, check_checkpoint_vocabulary
 
     quantization = adapter_config.quantization_config()
     folder = checkpoint.folder
     if checkpoint.config and isinstance(checkpoint.config.get("seed"), int):
         seed = checkpoint.config["seed"]
+    try:
+        check_checkpoint_vocabulary(folder, vocabulary)
+    except VocabularyError as error:
+        raise CheckpointError(str(error)) from None
     if folder is None:
-        return load_model(spec, quantization_config=quantization, seed=seed).eval()
+        return apply_vocabulary(load_model(spec, quantization_config=quantization, seed=seed), vocabulary).eval()
     if adapter_config.is_peft:
         if not (folder / "adapter_config.json").exists():
             raise CheckpointError(f"checkpoint '{folder}' has no adapter_config.json (full model weights?); "
@@ -287,7 +294,7 @@ def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed
 
         from arc_exp.adapters import check_adapter_folder
 
-        base = load_model(spec, quantization_config=quantization, seed=seed)
+        base = apply_vocabulary(load_model(spec, quantization_config=quantization, seed=seed), vocabulary)
         check_adapter_folder(str(folder), base)
         model = PeftModel.from_pretrained(base, str(folder))
         if not adapter_config.load_in_4bit:
@@ -298,7 +305,8 @@ def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed
                               f"evaluate it with lora=lora")
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=resolve_dtype(spec.dtype)).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=resolve_dtype(spec.dtype))
+    return apply_vocabulary(model, vocabulary).eval()  # weights saved reduced stay as they are
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@
 - ``path``: a local folder or a hub id. Offline, a missing model fails with :class:`ModelNotAvailableError` that names
   the model and says how to provide the weights, never a stack trace from the hub client.
 - ``tiny_random``: a small randomly initialised Llama (for tests) with the tokenizer of another spec.
+
+``reduce_vocab`` (``model.reduce_vocab=true``) keeps only the embedding and output-layer rows of the tokens the run's
+encoder and prompts can produce (:mod:`arc_exp.vocabulary`); the loaders here always return the whole vocabulary.
 """
 from __future__ import annotations
 
@@ -41,11 +44,14 @@ class ModelSpec:
     dtype: str = "auto"  # auto: fp32 on CPU, bf16 on GPU
     allow_download: bool = False  # reach the hub when weights are not cached locally
     cache_dir: Optional[str] = None
+    reduce_vocab: bool = False  # keep only the tokens the encoder and prompts produce (arc_exp.vocabulary)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.tokenizer_from, dict):
             self.tokenizer_from = ModelSpec(**self.tokenizer_from)
+        if not isinstance(self.reduce_vocab, bool):
+            raise ValueError(f"model.reduce_vocab must be true or false, got {self.reduce_vocab!r}")
         sources = [self.path is not None, self.gguf_package is not None, self.tiny_random is not None]
         if sum(sources) != 1:
             raise ValueError(f"model '{self.name}': set exactly one of model.path, model.gguf_package, "

@@ -20,6 +20,9 @@ from arc_exp.data.datamodule import ARCDataModule, TrainingDataset
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.models import ModelSpec, load_model, load_tokenizer
 from arc_exp.tracking import flatten, git_commit, log_artifact_files, run_name_from_overrides
+from arc_exp.vocabulary import (
+    CHATS_FOR_VOCABULARY, ReducedVocabulary, build_reduced_vocabulary, reduce_model_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +39,53 @@ def build_tokenizer(model_cfg: DictConfig):
     return load_tokenizer(instantiate(model_cfg))
 
 
-def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int):
-    """The base model wrapped for training as ``lora`` says. Checks the adapter settings before loading weights."""
+def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVocabulary]:
+    """``model.reduce_vocab=true``: the tokens that the run's encoder, prompt versions (of ``data.train``,
+    ``data.val`` and ``prompt``, the evaluation's) and chats (the first ones of every ``chats:`` entry and of
+    ``evaluation.count_qa``) can produce; ``None`` otherwise (the whole vocabulary)."""
+    if not cfg.model.get("reduce_vocab"):
+        return None
+    from itertools import islice
+
+    from arc_exp.prompts import UnknownPromptError, check_prompt_version
+    from arc_exp.synthetic import load_chats, load_records
+    from arc_exp.synthetic.questions import chat_from_record
+
+    entries = OmegaConf.to_container(cfg.data.train, resolve=True) or []
+    val = OmegaConf.to_container(cfg.data.val, resolve=True) if cfg.data.get("val") else {}
+    prompts = {f"data.train[{i}].prompt": e.get("prompt") for i, e in enumerate(entries) if "chats" not in e}
+    prompts.update({"data.val.prompt": val.get("prompt", cfg.prompt.version), "prompt.version": cfg.prompt.version})
+    for key, version in prompts.items():
+        try:
+            check_prompt_version(version)
+        except UnknownPromptError as error:
+            raise UnknownPromptError(f"{key}: {error}") from None
+    chats = [chat for e in entries if "chats" in e
+             for chat in islice(load_chats(e["chats"], encoder=encoder), CHATS_FOR_VOCABULARY)]
+    count_qa = cfg.get("evaluation", {}).get("count_qa")
+    if count_qa and count_qa.get("chats"):
+        # every held-out chat evaluate_count_qa asks (its n_chats first records)
+        chats += [chat_from_record(record, encoder)
+                  for record in islice(load_records(count_qa.chats), count_qa.get("n_chats"))]
+    vocabulary = build_reduced_vocabulary(tokenizer, encoder, list(prompts.values()), chats=chats,
+                                          base_model=cfg.model.name)
+    log.info("reduced vocabulary: %d of %d tokens (encoder %s, prompts %s%s)", len(vocabulary), len(tokenizer),
+             vocabulary.encoder, ", ".join(vocabulary.prompt_versions), f", {len(chats)} chats" if chats else "")
+    return vocabulary
+
+
+def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int,
+                vocabulary: Optional[ReducedVocabulary] = None):
+    """The base model (reduced to ``vocabulary`` when given) wrapped for training as ``lora`` says. Checks the
+    adapter settings before loading weights."""
     spec: ModelSpec = instantiate(model_cfg)
     adapter: AdapterConfig = instantiate(lora_cfg)
     if adapter_path and not Path(adapter_path).exists():
         raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
     quantization = adapter.quantization_config()
     model = load_model(spec, quantization_config=quantization, seed=seed)
+    if vocabulary is not None:  # before the adapter: LoRA all-linear must not see the output layer
+        model = reduce_model_vocabulary(model, vocabulary)
     model = apply_adapter(model, adapter, adapter_path)
     trainable, total = trainable_parameters(model)
     log.info("model %s: %s trainable of %s parameters (%.2f%%)", spec.name, f"{trainable:,}", f"{total:,}",

@@ -73,6 +73,7 @@ from arc_exp.models import ModelSpec, load_model, resolve_dtype
 from arc_exp.submission import (
     SubmissionError, build_submission, merge_submissions, score_submission, write_submission,
 )
+from arc_exp.vocabulary import apply_vocabulary, check_checkpoint_vocabulary, vocabulary_of
 
 log = logging.getLogger(__name__)
 
@@ -393,24 +394,27 @@ def base_seed(checkpoint: Checkpoint, seed: int) -> int:
     return saved if isinstance(saved, int) else seed
 
 
-def load_model_for_ttft(spec: ModelSpec, adapter: AdapterConfig, checkpoint: Checkpoint, seed: int = 0):
+def load_model_for_ttft(spec: ModelSpec, adapter: AdapterConfig, checkpoint: Checkpoint, seed: int = 0,
+                        vocabulary=None):
     """The model to fine-tune: the checkpoint's LoRA adapter made trainable on its base model, a new adapter on the
     base model (no checkpoint), or the checkpoint's full weights (``lora=full``). Seeded with ``seed``, so a new
-    adapter starts from the same weights whatever ran before in the process."""
+    adapter starts from the same weights whatever ran before in the process. ``vocabulary`` (a reduced vocabulary,
+    the checkpoint's own when it has a ``vocabulary.json``) reduces the base model before the adapter."""
     from arc_exp.training import seed_everything
 
     seed_everything(seed)  # a new adapter's initial weights come from the global RNG
     folder = checkpoint.folder
     seed = base_seed(checkpoint, seed)
+    check_checkpoint_vocabulary(folder, vocabulary)
     if folder is not None and not (folder / "adapter_config.json").exists():
         if adapter.is_peft:
             raise AdapterError(f"checkpoint '{folder}' holds full model weights, not a LoRA adapter: fine-tune it "
                                f"with lora=full")
         from transformers import AutoModelForCausalLM
 
-        return apply_adapter(AutoModelForCausalLM.from_pretrained(str(folder), dtype=resolve_dtype(spec.dtype)),
-                             adapter)
-    base = load_model(spec, quantization_config=adapter.quantization_config(), seed=seed)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=resolve_dtype(spec.dtype))
+        return apply_adapter(apply_vocabulary(model, vocabulary), adapter)
+    base = apply_vocabulary(load_model(spec, quantization_config=adapter.quantization_config(), seed=seed), vocabulary)
     return apply_adapter(base, adapter, str(folder) if folder is not None else None)
 
 
@@ -767,7 +771,8 @@ class Solver:
         # one training dataset per test task, all of weight 1: each task weighs the same, whatever its examples
         datasets = [TrainingDataset(task_id, ttft_tasks, self.evaluation.prompt_version, swap_train_test=False)
                     for task_id, ttft_tasks in dataset.tasks.items()]
-        model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed)
+        model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed,
+                                    vocabulary_of(self.tokenizer))
         log.info("ttft: fine-tuning one shared adapter on %d tasks, %d steps%s", len(datasets), self.ttft.steps,
                  "" if deadline is None else f", at most {deadline - budget.clock():.0f} s")
         outcome = fine_tune(model, self.tokenizer, datasets, self.ttft, self.evaluation.encoder,
@@ -804,7 +809,8 @@ class Solver:
             task_run = child_run(run, f"ttft:{task_id}", stage="ttft", task_id=task_id)
             status = "FAILED"
             try:
-                model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed)
+                model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed,
+                                            vocabulary_of(self.tokenizer))
                 datasets = [TrainingDataset(task_id, dataset.tasks[task_id], self.evaluation.prompt_version,
                                             swap_train_test=False)]
                 holdout = [dataset.holdout[task_id]] if task_id in dataset.holdout else []
@@ -945,7 +951,8 @@ class Solver:
     def _prediction_model(self, adapter: Optional[str]):
         checkpoint = self.checkpoint if adapter is None else \
             Checkpoint(Path(adapter), config=read_checkpoint_config(adapter))
-        return load_model_for_evaluation(self.spec, self.adapter, checkpoint, self.evaluation.seed)
+        return load_model_for_evaluation(self.spec, self.adapter, checkpoint, self.evaluation.seed,
+                                         vocabulary_of(self.tokenizer))
 
     # -- score --------------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,729 @@
+"""A reduced vocabulary (``model.reduce_vocab=true``): the embedding and output layers cut down to the tokens that the
+run's grid encoder, prompts and chats can produce, with the tokenizer mapped both ways.
+
+An ARC model reads and writes digits (or the encoder's symbols), newlines, a shape header, row numbers, a few prompt
+words and the chat template's tokens: a few hundred of SmolLM2's 49,152 tokens. Keeping only those rows shrinks the
+model by the unused rows of the embedding matrix (tied to the output layer in SmolLM2: 28M of its 135M parameters),
+makes every output-layer product and softmax that much smaller, and the model can only ever write a kept token.
+
+- :class:`ReducedVocabulary`: the kept token ids of the base tokenizer, in order (reduced id ``i`` is original id
+  ``kept_ids[i]``), saved as ``vocabulary.json`` beside a checkpoint's adapter and tokenizer.
+- :func:`build_reduced_vocabulary`: which tokens to keep, deterministically from the tokenizer, the encoder and the
+  prompt versions (and any chats or texts), never from a sample of the training data.
+- :class:`ReducedTokenizer`: wraps the Hugging Face tokenizer; its ids are reduced ids, ``decode`` maps back, and a
+  text with a token outside the vocabulary raises :class:`OutOfVocabularyError` naming the token and the text around
+  it (never a silent ``unk``).
+- :func:`reduce_model_vocabulary`: a base model with only the kept rows (tied embeddings stay tied; ``vocab_size``
+  and the special token ids of the config and generation config follow). Reduce *before* applying a LoRA adapter:
+  PEFT's ``all-linear`` leaves the output layer alone, so an adapter never depends on the vocabulary.
+
+Which tokens are kept, for every prompt version asked for:
+
+1. every special token of the tokenizer (``<|im_start|>``, ``<|im_end|>``, ``<|endoftext|>``, ...);
+2. every token of probe tasks rendered through the chat template exactly as training (prompt and answer segments
+   tokenized apart) and inference (the whole prompt) tokenize them; the probe grids take every shape 1x1 to 30x30
+   once (every shape header and row number) and use every color;
+3. every token of the vocabulary whose bytes are a piece of a string of cell symbols and digits, alone or after one
+   space or newline: so any grid, row number or count tokenizes inside the vocabulary whatever merges the tokenizer
+   makes (SmolLM2 splits digits, but Llama 3 writes ``123`` as one token, and symbols such as ``ñ`` may merge);
+4. the tokens of the given chats (e.g. the first count question/answer chats of a ``chats:`` data entry) rendered
+   the same two ways, with probe count chats that ask every question type, and of any ``extra_texts``.
+
+>>> vocabulary = build_reduced_vocabulary(tokenizer, encoder, ["output-from-examples-v0"])   # doctest: +SKIP
+>>> len(vocabulary), vocabulary.kept_ids[:4]                                                # doctest: +SKIP
+(107, (0, 1, 2, 3))
+>>> tokenizer("1 01\\n2 10", add_special_tokens=False)["input_ids"]                         # doctest: +SKIP
+[33, 216, 32, 33, 198, 34, 216, 33, 32]
+>>> reduced = ReducedTokenizer(tokenizer, vocabulary)                                       # doctest: +SKIP
+>>> reduced("1 01\\n2 10", add_special_tokens=False)["input_ids"]                           # doctest: +SKIP
+[21, 34, 20, 21, 33, 22, 34, 21, 20]
+>>> model = reduce_model_vocabulary(model, vocabulary)                                      # doctest: +SKIP
+
+Checkpoints and inference: a run with ``model.reduce_vocab=true`` writes ``vocabulary.json`` into every checkpoint
+folder (:meth:`ReducedTokenizer.save_pretrained`). :func:`resolve_vocabulary` decides what evaluation and solving
+use: a checkpoint's ``vocabulary.json`` always wins, whatever ``model.reduce_vocab`` says (the model was trained on
+those rows; full fine-tuned weights only exist in that shape); without one, ``model.reduce_vocab=true`` builds the
+vocabulary from the config and reduces the model at load time (logits over the kept tokens are unchanged; the softmax
+runs over them only), and ``model.reduce_vocab=false`` keeps the whole vocabulary.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+VOCABULARY_FILE = "vocabulary.json"
+CHATS_FOR_VOCABULARY = 256  # the first chats of each chats entry whose tokens are kept (plus the probe chats)
+_DIGITS = "0123456789"
+
+
+class VocabularyError(ValueError):
+    """A vocabulary file, tokenizer or model that does not fit a reduced vocabulary; the message names the file."""
+
+
+class OutOfVocabularyError(VocabularyError):
+    """A text that tokenizes into a token outside the reduced vocabulary; names the token and the text around it."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The vocabulary.
+
+
+@dataclass(frozen=True)
+class ReducedVocabulary:
+    """The token ids of a base tokenizer that a reduced model keeps, in ascending order.
+
+    Reduced id ``i`` stands for original id ``kept_ids[i]``; ``tokens`` are their token strings (checked against the
+    tokenizer, so a vocabulary never maps another tokenizer's ids). ``base_model``, ``encoder`` (its ``repr``) and
+    ``prompt_versions`` say what it was built for.
+
+    >>> vocabulary = ReducedVocabulary((0, 2, 7), ("<a>", "<b>", "c"))
+    >>> vocabulary.to_reduced([7, 0]), vocabulary.to_original([1, 2]), vocabulary.reduced_id(5)
+    ([2, 0], [2, 7], None)
+    """
+
+    kept_ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    base_model: str = ""
+    encoder: str = ""
+    prompt_versions: tuple[str, ...] = ()
+    original_size: int = 0  # len(tokenizer) of the base tokenizer
+    where: str = field(default="", compare=False, repr=False)  # the file it was read from, for error messages
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kept_ids", tuple(int(i) for i in self.kept_ids))
+        object.__setattr__(self, "tokens", tuple(self.tokens))
+        object.__setattr__(self, "prompt_versions", tuple(self.prompt_versions))
+        where = self.where or "reduced vocabulary"
+        if not self.kept_ids:
+            raise VocabularyError(f"{where}: keeps no token")
+        if any(b <= a for a, b in zip(self.kept_ids, self.kept_ids[1:])) or self.kept_ids[0] < 0:
+            raise VocabularyError(f"{where}: token ids must be distinct, >= 0 and in ascending order")
+        if len(self.tokens) != len(self.kept_ids):
+            raise VocabularyError(f"{where}: {len(self.kept_ids)} token ids but {len(self.tokens)} token strings")
+
+    def __len__(self) -> int:
+        return len(self.kept_ids)
+
+    @cached_property
+    def _table(self) -> list[int]:
+        """Original id -> reduced id, -1 where the token is not kept."""
+        table = [-1] * (self.kept_ids[-1] + 1)
+        for reduced, original in enumerate(self.kept_ids):
+            table[original] = reduced
+        return table
+
+    def reduced_id(self, original: int) -> Optional[int]:
+        """The reduced id of an original token id, or ``None`` when the token is not kept."""
+        table = self._table
+        return table[original] if 0 <= original < len(table) and table[original] >= 0 else None
+
+    def to_reduced(self, ids: Iterable[int]) -> list[int]:
+        """Original ids -> reduced ids; a token that is not kept is -1 (:class:`ReducedTokenizer` raises on it)."""
+        table, size = self._table, len(self._table)
+        return [table[i] if 0 <= i < size else -1 for i in ids]
+
+    def to_original(self, ids: Iterable[int]) -> list[int]:
+        """Reduced ids -> original ids; raises :class:`VocabularyError` on an id outside ``0..len-1``."""
+        kept, ids = self.kept_ids, list(ids)
+        bad = next((i for i in ids if not 0 <= i < len(kept)), None)
+        if bad is not None:
+            raise VocabularyError(f"reduced token id {bad} is outside the reduced vocabulary (0..{len(kept) - 1})")
+        return [kept[i] for i in ids]
+
+    def to_dict(self) -> dict:
+        return {"base_model": self.base_model, "encoder": self.encoder, "prompt_versions": list(self.prompt_versions),
+                "original_size": self.original_size, "size": len(self),
+                "tokens": {str(i): token for i, token in zip(self.kept_ids, self.tokens)}}
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``<folder>/vocabulary.json``: what it was built for, then one ``"original id": "token"`` per line in
+        reduced-id order."""
+        path = Path(folder) / VOCABULARY_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ReducedVocabulary":
+        """Read a ``vocabulary.json`` (or the one in folder ``path``); errors name the file."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / VOCABULARY_FILE
+        if not path.exists():
+            raise VocabularyError(f"no reduced vocabulary at '{path}'")
+        try:
+            data = json.loads(path.read_text())
+            tokens = data["tokens"]
+            ids = [int(i) for i in tokens]
+            vocabulary = cls(tuple(ids), tuple(tokens.values()), str(data.get("base_model", "")),
+                             str(data.get("encoder", "")), tuple(data.get("prompt_versions", ())),
+                             int(data.get("original_size", 0)), where=str(path))
+        except VocabularyError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise VocabularyError(f"'{path}' is not a reduced vocabulary file ({type(error).__name__}: {error}); "
+                                  f"expected {{\"tokens\": {{\"<original id>\": \"<token>\", ...}}, ...}}") from None
+        if "size" in data and data["size"] != len(vocabulary):
+            raise VocabularyError(f"'{path}': 'size' is {data['size']} but {len(vocabulary)} tokens are listed")
+        return vocabulary
+
+
+def read_vocabulary(folder: Optional[str | Path]) -> Optional[ReducedVocabulary]:
+    """The ``vocabulary.json`` of a checkpoint folder, or ``None`` when it has none (a full-vocabulary model)."""
+    if folder is None or not (Path(folder) / VOCABULARY_FILE).exists():
+        return None
+    return ReducedVocabulary.load(folder)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Which tokens to keep.
+
+
+def build_reduced_vocabulary(tokenizer, encoder, prompt_versions: Sequence[str], extra_texts: Iterable[str] = (),
+                             chats: Sequence[Sequence[Mapping]] = (), base_model: str = "") -> ReducedVocabulary:
+    """The tokens that ``encoder`` and ``prompt_versions`` (and ``chats``, ``extra_texts``) can produce with
+    ``tokenizer``: see the module docstring for the four sources. Deterministic: the same arguments keep the same ids.
+
+    ``chats`` are lists of chat messages (e.g. count question/answer chats); when there is any, probe count chats
+    asking every question type are covered too. ``tokenizer`` is the base Hugging Face tokenizer.
+    """
+    from arc_exp.prompts import check_prompt_version
+
+    versions = tuple(dict.fromkeys(check_prompt_version(v) for v in prompt_versions))
+    kept = set(_special_ids(tokenizer))
+    kept |= alphabet_token_ids(tokenizer, cell_symbols(encoder) + _DIGITS)
+    kept |= _ids_of(tokenizer, probe_texts(tokenizer, encoder, versions))
+    if chats:
+        kept |= _ids_of(tokenizer, chat_texts([*chats, *count_qa_probe_chats(encoder)], tokenizer))
+    kept |= _ids_of(tokenizer, extra_texts)
+    ordered = sorted(kept)
+    return ReducedVocabulary(tuple(ordered), tuple(tokenizer.convert_ids_to_tokens(ordered)), base_model,
+                             repr(encoder), versions, len(tokenizer))
+
+
+def probe_tasks() -> list:
+    """30 tasks of 14 examples whose 900 grids take every shape 1x1..30x30 once, each using the ten colors in turn
+    (so every shape header, row number, example number up to 14 and color shows up in the probe prompts)."""
+    from arc_exp.data.tasks import Example, Task
+
+    shapes = [(h, w) for h in range(1, 31) for w in range(1, 31)]
+    grids = [[[(3 * r + 7 * c + h + w) % 10 for c in range(w)] for r in range(h)] for h, w in shapes]
+    tasks = []
+    for t in range(30):
+        chunk = grids[30 * t: 30 * (t + 1)]
+        train = tuple(Example(chunk[i], chunk[i + 1]) for i in range(0, 28, 2))
+        tasks.append(Task(f"probe{t:02d}", train, (Example(chunk[28], chunk[29]),)))
+    return tasks
+
+
+def probe_texts(tokenizer, encoder, prompt_versions: Sequence[str]) -> Iterator[str]:
+    """The texts the tokenizer sees for the probe tasks under each prompt version: the prompt and answer segments
+    (tokenized apart, as in training) and the whole generation prompt (as inference tokenizes it)."""
+    from arc_exp.prompts import build_messages, render_prompt, render_segments
+
+    for version in prompt_versions:
+        for task in probe_tasks():
+            # index 0 has an answer; an index past the task's grids is the new-grid prompts' "write a new grid"
+            for index in (0, 10 ** 6):
+                try:
+                    messages = build_messages(task, encoder, version, test_index=index)
+                except IndexError:  # the output-from-examples prompts have no such test input
+                    continue
+                yield from (segment.text for segment in render_segments(messages, tokenizer))
+                yield render_prompt(messages, tokenizer)
+
+
+def chat_texts(chats: Iterable[Sequence[Mapping]], tokenizer) -> Iterator[str]:
+    """The texts of chats as training tokenizes them (segments) and as inference does (the prompt before each
+    answer)."""
+    from arc_exp.prompts import render_prompt, render_segments
+
+    for messages in chats:
+        messages = list(messages)
+        yield from (segment.text for segment in render_segments(messages, tokenizer))
+        for turn, message in enumerate(messages):
+            if message["role"] == "assistant":
+                yield render_prompt(messages[:turn], tokenizer)
+
+
+def count_qa_probe_chats(encoder) -> list[list[dict]]:
+    """Count question/answer chats (:mod:`arc_exp.synthetic`) that ask every question type, about every color and
+    connectivity, of one to three grids, with answers of every form (numbers, lists, ``none``, shapes, colors)."""
+    from arc_exp.synthetic import CountGrid, Question, build_chat
+    from arc_exp.synthetic.questions import CONNECTIVITIES, QUESTION_TYPES, color_names
+
+    names = color_names(encoder)
+    questions = []
+    for kind in QUESTION_TYPES:
+        for connectivity in (CONNECTIVITIES if kind in ("count", "areas", "biggest_area", "smallest_area",
+                                                        "count_color") else (None,)):
+            for color in (range(10) if kind == "count_color" else (None,)):
+                questions.append(Question(kind, 0, connectivity, color))
+    answers = [*names, "0", "1, 2, 30", "none", "30x30", "12", "2x3", *_DIGITS]
+    grids = [CountGrid.from_grid([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], background=0)] * 3
+    chats = []
+    for n_grids in (1, 2, 3):
+        for start in range(0, len(questions), 8):
+            asked = [q._replace(grid=i % n_grids) for i, q in enumerate(questions[start: start + 8], start=start)]
+            replies = [answers[(start + i) % len(answers)] for i in range(len(asked))]
+            chats.append(build_chat(grids[:n_grids], asked, encoder, answers=replies))
+    return chats
+
+
+def cell_symbols(encoder) -> str:
+    """The characters ``encoder`` writes for the ten colors (``'0123456789'``, or its replacement symbols): those
+    where the texts of the ten one-cell grids differ."""
+    texts = [encoder.encode([[color]]) for color in range(10)]
+    if len({len(text) for text in texts}) == 1:
+        return "".join(sorted({text[i] for text in texts for i in range(len(texts[0]))
+                               if len({t[i] for t in texts}) > 1}))
+    common = set.intersection(*(set(text) for text in texts))
+    return "".join(sorted(set("".join(texts)) - common))
+
+
+def alphabet_token_ids(tokenizer, alphabet: str) -> set[int]:
+    """Every token whose bytes are a piece of a string over ``alphabet``, alone or after one space or newline.
+
+    Any text made of those characters (a row of cells, a number) tokenizes into such tokens, whatever merges the
+    tokenizer makes. Byte-level BPE tokens (GPT-2 style) and SentencePiece tokens (``▁``, ``<0x0A>``) are read as
+    bytes, so a token holding half of a two-byte symbol such as ``ñ`` counts too.
+    """
+    pieces = sorted({char.encode() for char in alphabet})
+    allowed = set(b"".join(pieces))
+    token_bytes = _token_bytes_reader(tokenizer)
+    found = set()
+    for token, index in tokenizer.get_vocab().items():
+        data = token_bytes(token)
+        if data is None:
+            continue
+        if data[:1] in (b" ", b"\n"):
+            data = data[1:]
+        if data and set(data) <= allowed and _piece_of_concatenation(data, pieces):
+            found.add(index)
+    return found
+
+
+def _piece_of_concatenation(data: bytes, pieces: Sequence[bytes]) -> bool:
+    """Whether ``data`` is a contiguous part of some concatenation of ``pieces`` (UTF-8 characters: prefix-free)."""
+    for piece in pieces:
+        for offset in range(len(piece)):
+            head = piece[offset:]
+            if head.startswith(data):
+                return True
+            if not data.startswith(head):
+                continue
+            rest = data[len(head):]
+            while rest:
+                whole = next((p for p in pieces if rest.startswith(p)), None)
+                if whole is None:
+                    break
+                rest = rest[len(whole):]
+            if not rest or any(p.startswith(rest) for p in pieces):
+                return True
+    return False
+
+
+def _token_bytes_reader(tokenizer):
+    """A function from a token string of ``tokenizer``'s vocabulary to its bytes (``None`` when unknown)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and "ByteLevel" in repr(backend.decoder):
+        table = _byte_decoder()
+        return lambda token: bytes(table[c] for c in token) if all(c in table for c in token) else None
+    hex_byte = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+    def sentencepiece(token: str) -> bytes:
+        match = hex_byte.fullmatch(token)
+        return bytes([int(match.group(1), 16)]) if match else token.replace("\u2581", " ").encode()
+
+    return sentencepiece
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, character -> byte (the inverse of its ``bytes_to_unicode``)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    codes, extra = list(printable), 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {chr(code): byte for byte, code in zip(printable, codes)}
+
+
+def _special_ids(tokenizer) -> set[int]:
+    ids = {i for i in getattr(tokenizer, "all_special_ids", []) if i is not None}
+    for index, token in getattr(tokenizer, "added_tokens_decoder", {}).items():
+        if getattr(token, "special", False):
+            ids.add(int(index))
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, int):
+            ids.add(value)
+    return ids
+
+
+def _ids_of(tokenizer, texts: Iterable[str]) -> set[int]:
+    found: set[int] = set()
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == 64:
+            found.update(i for ids in tokenizer(batch, add_special_tokens=False)["input_ids"] for i in ids)
+            batch = []
+    if batch:
+        found.update(i for ids in tokenizer(batch, add_special_tokens=False)["input_ids"] for i in ids)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The tokenizer.
+
+# methods of a Hugging Face tokenizer that return token ids and are not mapped here: refused rather than leaking
+# original ids into a reduced model
+_UNMAPPED = frozenset({"encode_plus", "batch_encode_plus", "prepare_for_model", "build_inputs_with_special_tokens",
+                       "pad", "_convert_token_to_id", "_convert_token_to_id_with_added_voc", "added_tokens_encoder",
+                       "added_tokens_decoder", "vocab"})
+
+
+class ReducedTokenizer:
+    """A Hugging Face tokenizer whose token ids are those of a :class:`ReducedVocabulary`.
+
+    ``tokenizer(text)["input_ids"]``, ``encode``, ``decode``, ``batch_decode``, ``convert_ids_to_tokens``,
+    ``convert_tokens_to_ids``, ``apply_chat_template``, ``eos_token_id`` / ``pad_token_id`` / ``bos_token_id``
+    (any ``*_token_id``), ``all_special_ids``, ``len()`` and ``get_vocab`` speak reduced ids; everything else
+    (``chat_template``, ``eos_token``, ``tokenize``, ...) is the wrapped tokenizer's. ``save_pretrained`` writes the
+    base tokenizer's files and ``vocabulary.json``; :meth:`from_pretrained` reads both back.
+    """
+
+    def __init__(self, tokenizer, vocabulary: ReducedVocabulary):
+        if isinstance(tokenizer, ReducedTokenizer):
+            raise VocabularyError("the tokenizer is already reduced")
+        self.tokenizer = tokenizer
+        self.vocabulary = vocabulary
+        if vocabulary.kept_ids[-1] >= len(tokenizer):
+            raise VocabularyError(f"{vocabulary.where or 'the reduced vocabulary'} keeps token id "
+                                  f"{vocabulary.kept_ids[-1]}, the tokenizer has {len(tokenizer)} tokens: it was "
+                                  f"built for another tokenizer ({vocabulary.base_model or 'unknown model'})")
+        actual = tokenizer.convert_ids_to_tokens(list(vocabulary.kept_ids))
+        if tuple(actual) != vocabulary.tokens:
+            index = next(i for i, (a, b) in enumerate(zip(actual, vocabulary.tokens)) if a != b)
+            raise VocabularyError(
+                f"{vocabulary.where or 'the reduced vocabulary'} was built for another tokenizer "
+                f"({vocabulary.base_model or 'unknown model'}): token {vocabulary.kept_ids[index]} is "
+                f"{vocabulary.tokens[index]!r} there and {actual[index]!r} in this one")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "ReducedTokenizer":
+        """The tokenizer of a checkpoint folder written by :meth:`save_pretrained` (its files + ``vocabulary.json``)."""
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return cls(tokenizer, ReducedVocabulary.load(folder))
+
+    # -- text <-> reduced ids -----------------------------------------------------------------------------------------
+
+    def __call__(self, text, *args, **kwargs):
+        encoded = self.tokenizer(text, *args, **kwargs)
+        encoded["input_ids"] = self._reduce(encoded["input_ids"], text)
+        return encoded
+
+    def encode(self, text: str, add_special_tokens: bool = True, **kwargs) -> list[int]:
+        return self._reduce(self.tokenizer.encode(text, add_special_tokens=add_special_tokens, **kwargs), text)
+
+    def decode(self, ids, *args, **kwargs) -> str:
+        return self.tokenizer.decode(self._original(ids), *args, **kwargs)
+
+    def batch_decode(self, sequences, *args, **kwargs) -> list[str]:
+        return [self.decode(ids, *args, **kwargs) for ids in sequences]
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
+        if isinstance(ids, int):
+            return self.tokenizer.convert_ids_to_tokens(self.vocabulary.to_original([ids])[0], skip_special_tokens)
+        return self.tokenizer.convert_ids_to_tokens(self._original(ids), skip_special_tokens)
+
+    def convert_tokens_to_ids(self, tokens):
+        single = isinstance(tokens, str)
+        original = self.tokenizer.convert_tokens_to_ids([tokens] if single else list(tokens))
+        reduced = self.vocabulary.to_reduced(original)
+        for token, value in zip([tokens] if single else tokens, reduced):
+            if value < 0:
+                raise OutOfVocabularyError(f"token {token!r} is not in the reduced vocabulary ({self._built_for()})")
+        return reduced[0] if single else reduced
+
+    def apply_chat_template(self, conversation, *args, **kwargs):
+        result = self.tokenizer.apply_chat_template(conversation, *args, **kwargs)
+        if isinstance(result, str) or (isinstance(result, list) and result and isinstance(result[0], str)):
+            return result  # tokenize=False: text
+        context = lambda: self.tokenizer.apply_chat_template(  # noqa: E731 - the text, only for an error
+            conversation, *args, **{**kwargs, "tokenize": False, "return_dict": False})
+        if isinstance(result, Mapping):
+            result["input_ids"] = self._reduce(result["input_ids"], context)
+            return result
+        return self._reduce(result, context)
+
+    def save_pretrained(self, folder: str | Path, *args, **kwargs):
+        """The base tokenizer's files and ``vocabulary.json``, so the folder restores this tokenizer."""
+        files = self.tokenizer.save_pretrained(folder, *args, **kwargs)
+        return (*tuple(files or ()), str(self.vocabulary.save(folder)))
+
+    # -- ids of special tokens, size ----------------------------------------------------------------------------------
+
+    @property
+    def eos_token_id(self) -> Optional[int]:
+        return self._reduced_or_none(self.tokenizer.eos_token_id)
+
+    @property
+    def pad_token_id(self) -> Optional[int]:
+        return self._reduced_or_none(self.tokenizer.pad_token_id)
+
+    @property
+    def bos_token_id(self) -> Optional[int]:
+        return self._reduced_or_none(self.tokenizer.bos_token_id)
+
+    @property
+    def unk_token_id(self) -> Optional[int]:
+        return self._reduced_or_none(self.tokenizer.unk_token_id)
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [i for i in self.vocabulary.to_reduced(self.tokenizer.all_special_ids) if i >= 0]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {token: i for i, token in enumerate(self.vocabulary.tokens)}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("tokenizer", "vocabulary"):
+            raise AttributeError(name)  # copy/pickle probe attributes before __init__ ran
+        if name in _UNMAPPED:
+            raise AttributeError(f"ReducedTokenizer does not map the ids of '{name}'; call the tokenizer "
+                                 f"(tokenizer(text)['input_ids']) or use .tokenizer for original ids")
+        value = getattr(self.tokenizer, name)
+        if name.endswith("_token_id"):
+            return self._reduced_or_none(value)
+        return value
+
+    def __repr__(self) -> str:
+        return (f"ReducedTokenizer({len(self.vocabulary)} of {len(self.tokenizer)} tokens, "
+                f"{type(self.tokenizer).__name__} {getattr(self.tokenizer, 'name_or_path', '')!r})")
+
+    # -- mapping ------------------------------------------------------------------------------------------------------
+
+    def _reduced_or_none(self, original: Optional[int]) -> Optional[int]:
+        return None if original is None else self.vocabulary.reduced_id(original)
+
+    def _original(self, ids) -> list[int]:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        if isinstance(ids, int):
+            ids = [ids]
+        return self.vocabulary.to_original([int(i) for i in ids])
+
+    def _reduce(self, ids, text):
+        """Original ids (a list, a list of lists or a tensor) -> reduced ids; raises on a token that is not kept."""
+        if isinstance(ids, torch.Tensor):
+            return torch.tensor(self._reduce(ids.tolist(), text), dtype=ids.dtype, device=ids.device)
+        if ids and isinstance(ids[0], (list, tuple)):
+            texts = text if isinstance(text, (list, tuple)) else [text] * len(ids)
+            return [self._reduce(row, row_text) for row, row_text in zip(ids, texts)]
+        reduced = self.vocabulary.to_reduced(ids)
+        if -1 in reduced:
+            raise self._out_of_vocabulary(list(ids), reduced, text() if callable(text) else text)
+        return reduced
+
+    def _out_of_vocabulary(self, ids: list[int], reduced: list[int], text: Any) -> OutOfVocabularyError:
+        position = reduced.index(-1)
+        token = self.tokenizer.convert_ids_to_tokens(ids[position])
+        before = self.tokenizer.decode(ids[max(0, position - 12):position])
+        after = self.tokenizer.decode(ids[position + 1:position + 13])
+        here = self.tokenizer.decode(ids[position:position + 1])
+        others = sorted({self.tokenizer.convert_ids_to_tokens(i) for i, r in zip(ids, reduced) if r < 0} - {token})
+        more = f" (and {len(others)} more: {', '.join(map(repr, others[:8]))}{', ...' if len(others) > 8 else ''})" \
+            if others else ""
+        return OutOfVocabularyError(
+            f"token {token!r} (id {ids[position]}) is not in the reduced vocabulary ({self._built_for()}){more}; "
+            f"in the text at token {position}: ...{before}[[{here}]]{after}... Texts outside what the vocabulary was "
+            f"built for cannot be tokenized: train with model.reduce_vocab=false, or add the prompt version or "
+            f"chats that produce this text to the run's data so the vocabulary covers them")
+
+    def _built_for(self) -> str:
+        v = self.vocabulary
+        return (f"{len(v)} tokens built for encoder {v.encoder or '?'} and prompts "
+                f"{', '.join(v.prompt_versions) or '?'}" + (f", {v.where}" if v.where else ""))
+
+
+def wrap_tokenizer(tokenizer, vocabulary: Optional[ReducedVocabulary]):
+    """``tokenizer`` speaking the ids of ``vocabulary``, or ``tokenizer`` itself when ``vocabulary`` is None."""
+    return tokenizer if vocabulary is None else ReducedTokenizer(tokenizer, vocabulary)
+
+
+def vocabulary_of(tokenizer) -> Optional[ReducedVocabulary]:
+    """The reduced vocabulary of a :class:`ReducedTokenizer`, ``None`` for a plain tokenizer."""
+    return tokenizer.vocabulary if isinstance(tokenizer, ReducedTokenizer) else None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The model.
+
+
+def reduce_model_vocabulary(model, vocabulary: ReducedVocabulary):
+    """Keep only the embedding and output-layer rows of ``vocabulary``'s tokens, in place; returns ``model``.
+
+    The input embedding keeps rows ``kept_ids`` in order, so reduced id ``i`` embeds as original id
+    ``kept_ids[i]``; the output layer keeps the same rows (a tied output layer stays tied to the new embedding), so
+    the logits of the reduced model are the full model's logits of the kept tokens. ``config.vocab_size`` and the
+    special token ids of ``config`` and ``generation_config`` become reduced ids. Apply it to the base model, before a
+    PEFT adapter.
+    """
+    if hasattr(model, "peft_config"):
+        raise VocabularyError("reduce the vocabulary of the base model before applying the PEFT adapter")
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    rows = embeddings.weight.shape[0]
+    if vocabulary.kept_ids[-1] >= rows:
+        raise VocabularyError(f"the model has {rows} embedding rows, the vocabulary keeps token id "
+                              f"{vocabulary.kept_ids[-1]} ({vocabulary.where or 'built for ' + vocabulary.base_model})"
+                              f": is the model already reduced, or another model?")
+    tied = head is not None and head.weight is embeddings.weight
+    index = torch.tensor(vocabulary.kept_ids, device=embeddings.weight.device)
+    with torch.no_grad():
+        old = embeddings.weight
+        embeddings.weight = torch.nn.Parameter(old.index_select(0, index).clone(), requires_grad=old.requires_grad)
+        if hasattr(embeddings, "num_embeddings"):
+            embeddings.num_embeddings = len(vocabulary)
+        if getattr(embeddings, "padding_idx", None) is not None:
+            embeddings.padding_idx = vocabulary.reduced_id(embeddings.padding_idx)
+        if head is not None:
+            if tied:
+                head.weight = embeddings.weight
+            else:
+                head.weight = torch.nn.Parameter(head.weight.index_select(0, index.to(head.weight.device)).clone(),
+                                                 requires_grad=head.weight.requires_grad)
+            if getattr(head, "bias", None) is not None:
+                head.bias = torch.nn.Parameter(head.bias.index_select(0, index.to(head.bias.device)).clone(),
+                                               requires_grad=head.bias.requires_grad)
+            if hasattr(head, "out_features"):
+                head.out_features = len(vocabulary)
+    for module in (model, getattr(model, "model", None)):
+        if module is not None and getattr(module, "vocab_size", None) == rows:
+            module.vocab_size = len(vocabulary)
+    model.config.vocab_size = len(vocabulary)
+    for config in (model.config, getattr(model, "generation_config", None)):
+        if config is not None:
+            _map_special_ids(config, vocabulary)
+    return model
+
+
+def _map_special_ids(config, vocabulary: ReducedVocabulary) -> None:
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+        value = getattr(config, name, None)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            mapped = [m for m in (vocabulary.reduced_id(v) for v in value) if m is not None]
+            new = mapped if mapped else None
+        else:
+            new = vocabulary.reduced_id(value)
+        if new is None or (isinstance(value, (list, tuple)) and len(new) < len(value)):
+            log.warning("%s.%s=%s: token(s) not in the reduced vocabulary, dropped", type(config).__name__, name,
+                        value)
+        setattr(config, name, new)
+
+
+def apply_vocabulary(model, vocabulary: Optional[ReducedVocabulary]):
+    """``model`` with ``vocabulary``: unchanged when ``vocabulary`` is None or the model already has its size (full
+    fine-tuned weights saved by a reduced run), else :func:`reduce_model_vocabulary`."""
+    if vocabulary is None or model.get_input_embeddings().weight.shape[0] == len(vocabulary):
+        return model
+    return reduce_model_vocabulary(model, vocabulary)
+
+
+def check_checkpoint_vocabulary(folder: Optional[str | Path], vocabulary: Optional[ReducedVocabulary]) -> None:
+    """Fail when a checkpoint folder's ``vocabulary.json`` and the vocabulary a model is loaded with disagree.
+
+    A reduced checkpoint must be loaded with its own vocabulary (see :func:`resolve_vocabulary`); a full-vocabulary
+    checkpoint may be loaded with any (reducing at load time).
+    """
+    saved = read_vocabulary(folder)
+    if saved is None:
+        return
+    if vocabulary is None:
+        raise VocabularyError(f"checkpoint '{folder}' has a reduced vocabulary ({len(saved)} tokens, "
+                              f"{VOCABULARY_FILE}): load it with that vocabulary (arc_exp.vocabulary."
+                              f"resolve_vocabulary) and a ReducedTokenizer")
+    if saved.kept_ids != vocabulary.kept_ids:
+        raise VocabularyError(f"checkpoint '{folder}' was trained with another reduced vocabulary ({len(saved)} "
+                              f"tokens) than the one given ({len(vocabulary)} tokens)")
+
+
+def resolve_vocabulary(checkpoint_folder: Optional[str | Path], reduce_vocab: bool, tokenizer, encoder,
+                       prompt_versions: Sequence[str], base_model: str = "") -> Optional[ReducedVocabulary]:
+    """The vocabulary to evaluate or fine-tune a checkpoint with (``None``: the whole vocabulary).
+
+    - the checkpoint has a ``vocabulary.json``: that one, whatever ``reduce_vocab`` (``model.reduce_vocab``) says;
+      it must cover ``encoder`` and ``prompt_versions`` (checked on the probe prompts, else
+      :class:`VocabularyError` naming the missing tokens);
+    - otherwise (no checkpoint: the base model, or a full-vocabulary checkpoint): built from ``encoder`` and
+      ``prompt_versions`` when ``reduce_vocab``, else ``None``.
+    """
+    saved = read_vocabulary(checkpoint_folder)
+    if saved is not None:
+        if not reduce_vocab:
+            log.info("checkpoint %s was trained with a reduced vocabulary (%d tokens, %s): using it although "
+                     "model.reduce_vocab=false", checkpoint_folder, len(saved), VOCABULARY_FILE)
+        check_covers(saved, tokenizer, encoder, prompt_versions)
+        return saved
+    if not reduce_vocab:
+        return None
+    vocabulary = build_reduced_vocabulary(tokenizer, encoder, prompt_versions, base_model=base_model)
+    log.info("reduced vocabulary: %d of %d tokens (encoder %s, prompts %s)", len(vocabulary), len(tokenizer),
+             vocabulary.encoder, ", ".join(vocabulary.prompt_versions))
+    return vocabulary
+
+
+def check_covers(vocabulary: ReducedVocabulary, tokenizer, encoder, prompt_versions: Sequence[str]) -> None:
+    """Raise :class:`VocabularyError` when the probe prompts of ``encoder`` and ``prompt_versions`` need tokens
+    that ``vocabulary`` does not keep (nothing to check when it was built for them)."""
+    versions = [v for v in prompt_versions if v not in vocabulary.prompt_versions]
+    if repr(encoder) == vocabulary.encoder and not versions:
+        return
+    needed = build_reduced_vocabulary(tokenizer, encoder, prompt_versions)
+    missing = sorted(set(needed.kept_ids) - set(vocabulary.kept_ids))
+    if missing:
+        tokens = tokenizer.convert_ids_to_tokens(missing[:12])
+        raise VocabularyError(
+            f"{vocabulary.where or 'the reduced vocabulary'} was built for encoder {vocabulary.encoder} and prompts "
+            f"{', '.join(vocabulary.prompt_versions)}; encoder {encoder!r} with prompts {', '.join(prompt_versions)} "
+            f"needs {len(missing)} tokens it does not keep ({', '.join(map(repr, tokens))}"
+            f"{', ...' if len(missing) > 12 else ''}): use the checkpoint's encoder and prompt")
+
+
+def parameter_summary(model) -> dict[str, float]:
+    """Parameters (shared tensors counted once) and their memory in MB, of the whole model and of its embedding and
+    output layers."""
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    vocab = {id(p): p for module in (embeddings, head) if module is not None for p in module.parameters()}
+    every = {id(p): p for p in model.parameters()}
+
+    def total(params) -> tuple[int, float]:
+        return sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params) / 2 ** 20
+
+    (n, mb), (n_vocab, mb_vocab) = total(every.values()), total(vocab.values())
+    return {"parameters": n, "parameters_mb": mb, "vocab_parameters": n_vocab, "vocab_parameters_mb": mb_vocab}
