@@ -36,6 +36,10 @@ class GridParseError(ValueError):
     """Text that is not a grid in the encoder's format (the prediction counts as unanswered)."""
 
 
+class InvalidDecodedGridError(GridParseError):
+    """The text has the encoder's form, but its rows are no ARC grid (not rectangular, or larger than 30x30)."""
+
+
 class EncoderSpecError(ValueError):
     """An encoder spec (string form, composition name or nesting) that cannot be built."""
 
@@ -336,7 +340,7 @@ def _finish(rows: Sequence[list[int]]) -> Grid:
     try:
         return validate_grid(rows, "decoded grid")
     except InvalidGridError as error:
-        raise GridParseError(str(error)) from None
+        raise InvalidDecodedGridError(str(error)) from None
 
 
 def _bad_line_message(number: int, line: str, expected: str) -> str:
