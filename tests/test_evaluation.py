@@ -19,7 +19,7 @@ from arc_exp.evaluation import (
 )
 from arc_exp.inference import FunctionGenerator
 from arc_exp.submission import validate_submission
-from conftest import CONF, REPO, metric_history, mlflow_runs
+from conftest import CONF, REPO, metric_history, mlflow_runs, run_recipe
 
 ENCODER = create_grid_encoder("grid_shape_row_number")
 D8 = AugmentationPolicy(dihedral=True, color_permutation=False, shuffle_train=False)
@@ -253,26 +253,9 @@ def compose_evaluate(overrides):
 
 def run_evaluate(run_dir, overrides):
     """``evaluate.py``'s main in this process, as ``python evaluate.py <overrides> hydra.run.dir=<run_dir>``."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import open_dict
-
     import evaluate
 
-    cfg = compose_evaluate(overrides)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.runtime.cwd = str(REPO)
-        cfg.hydra.mode = RunMode.RUN
-        cfg.hydra.overrides.task = list(overrides)
-    HydraConfig.instance().set_config(cfg)
-    try:
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return evaluate.main(cfg)
-    finally:
-        HydraConfig.instance().cfg = None
+    return run_recipe(evaluate.main, compose_evaluate(overrides), run_dir)
 
 
 @pytest.fixture

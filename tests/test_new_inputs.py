@@ -12,7 +12,7 @@ from arc_exp.inference import FunctionGenerator
 from arc_exp.synthetic.new_inputs import (
     NewInputsError, NewInputsGenerator, generate_new_inputs, new_input_prompt, summarize, write_new_inputs,
 )
-from conftest import REPO, mlflow_runs
+from conftest import REPO, mlflow_runs, run_recipe
 
 ENCODER = create_grid_encoder("grid_shape_row_number")
 IDENTITY = AugmentationPolicy(dihedral=False, color_permutation=False, shuffle_train=False)
@@ -105,29 +105,15 @@ def test_bad_settings():
 
 
 def run_generate(run_dir, overrides):
+    """``generate.py``'s main in this process, its output under ``run_dir``."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import open_dict
 
     import generate
 
+    overrides = [*overrides, f"out={run_dir / 'new_inputs'}"]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3", job_name="generate"):
-        cfg = compose("generate", overrides=list(overrides), return_hydra_config=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.runtime.cwd = str(REPO)
-        cfg.hydra.mode = RunMode.RUN
-        cfg.hydra.overrides.task = list(overrides)
-    HydraConfig.instance().set_config(cfg)
-    try:
-        with open_dict(cfg):
-            cfg.out = str(run_dir / "new_inputs")
-            del cfg["hydra"]
-        return generate.main(cfg)
-    finally:
-        HydraConfig.instance().cfg = None
+        cfg = compose("generate", overrides=overrides, return_hydra_config=True)
+    return run_recipe(generate.main, cfg, run_dir)
 
 
 def test_generate_main_with_the_tiny_model(tmp_path, tracking_uri):
