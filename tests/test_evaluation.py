@@ -19,7 +19,7 @@ from arc_exp.evaluation import (
 )
 from arc_exp.inference import FunctionGenerator
 from arc_exp.submission import validate_submission
-from conftest import CONF, REPO, metric_history, mlflow_runs, run_recipe
+from conftest import CONF, metric_history, mlflow_runs, run_recipe
 
 ENCODER = create_grid_encoder("grid_shape_row_number")
 D8 = AugmentationPolicy(dihedral=True, color_permutation=False, shuffle_train=False)

@@ -10,7 +10,7 @@ from arc_exp.data.tasks import Task
 from arc_exp.encoders import create_grid_encoder
 from arc_exp.inference import FunctionGenerator
 from arc_exp.synthetic.new_inputs import (
-    NewInputsError, NewInputsGenerator, generate_new_inputs, new_input_prompt, summarize, write_new_inputs,
+    NewInputsError, NewInputsGenerator, generate_new_inputs, new_input_prompt, write_new_inputs,
 )
 from conftest import REPO, mlflow_runs, run_recipe
 
