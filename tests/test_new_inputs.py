@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from arc_exp.augmentation import AugmentationPolicy
+from arc_exp.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.sources import load_source
 from arc_exp.data.tasks import Task
 from arc_exp.encoders import create_grid_encoder
@@ -85,15 +85,15 @@ def test_new_inputs_are_reverted_to_the_tasks_orientation(tokenizer):
 
 
 def test_prompts_drop_inputs_to_fit(tokenizer):
-    full, shown = new_input_prompt(TASK, IDENTITY.sample(__import__("random").Random(0)), ENCODER, tokenizer,
+    full, shown = new_input_prompt(TASK, Augmentation(), ENCODER, tokenizer,
                                    8192, None)
     assert shown == 3 and full.max_new_tokens == 2 * len(tokenizer(ENCODER.encode([[1, 2], [3, 4]]),
                                                                    add_special_tokens=False)["input_ids"]) + 1
     limit = len(full.prompt_ids) + full.max_new_tokens - 1  # one token short: an input is dropped
-    smaller, kept = new_input_prompt(TASK, IDENTITY.sample(__import__("random").Random(0)), ENCODER, tokenizer,
+    smaller, kept = new_input_prompt(TASK, Augmentation(), ENCODER, tokenizer,
                                      limit, None)
     assert kept == 2 and len(smaller.prompt_ids) < len(full.prompt_ids)
-    assert new_input_prompt(TASK, IDENTITY.sample(__import__("random").Random(0)), ENCODER, tokenizer, 20, None) \
+    assert new_input_prompt(TASK, Augmentation(), ENCODER, tokenizer, 20, None) \
         == (None, 0)
 
 
