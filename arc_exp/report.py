@@ -63,7 +63,15 @@ class RunRecord:
             return self.tags.get(key[len("tag:"):])
         if key in self.metrics:
             return self.metrics[key]
-        return self.params.get(key, self.tags.get(key))
+        if key in self.params or key in self.tags:
+            return self.params.get(key, self.tags.get(key))
+        return self.overrides().get(key)
+
+    def overrides(self) -> dict[str, str]:
+        """The run's command-line overrides (its ``overrides`` tag) by key: a swept key that is no param of its own,
+        such as ``data.train.0.weight`` (lists are logged whole), is found there."""
+        pairs = (item.split("=", 1) for item in self.tags.get("overrides", "").split() if "=" in item)
+        return {key.lstrip("+~"): value for key, value in pairs}
 
 
 def format_value(value: Any, kind: str) -> str:
@@ -150,7 +158,8 @@ def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = N
 
 def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Iterable[str] = (),
                run_type: Optional[str] = "training") -> list[RunRecord]:
-    """Runs of an iteration (by its ``experiment`` tag) or the given run ids, from any MLflow experiment."""
+    """The finished runs of an iteration (by its ``experiment`` tag), or the given run ids, from any MLflow
+    experiment."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -163,7 +172,8 @@ def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Ite
                 raise ValueError(f"runs: no MLflow run '{run_id}' in {tracking_uri}") from None
     else:
         ids = [e.experiment_id for e in client.search_experiments()]
-        query = f"tags.experiment = '{experiment}'"
+        # finished runs only: a run still going (or killed) has no final metrics to put in a table
+        query = f"tags.experiment = '{experiment}' and attributes.status = 'FINISHED'"
         if run_type:
             query += f" and tags.run_type = '{run_type}'"
         found = client.search_runs(ids, filter_string=query, max_results=5000) if ids else []

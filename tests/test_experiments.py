@@ -37,7 +37,7 @@ def test_poe_dfs_preset_sweeps_evaluate_options():
         wide = compose("evaluate", overrides=["experiment=poe_dfs", "~debug", "predictions_per_task=8"])
     assert OmegaConf.to_container(cfg.hydra.sweeper.params) == {"inference.sampler": "greedy,sampling,dfs"}
     assert cfg.report.run_type == "evaluation"
-    assert cfg.report.rows == ["inference.sampler", "inference.selection"]
+    assert cfg.report.rows == ["inference.sampler", "inference.dfs_threshold", "inference.selection"]
     assert instantiate(cfg.inference).selection == "poe" and cfg.predictions_per_task == 4
     assert cfg.data.eval.first_n == 4 and cfg.data.eval.max_grid_side == 7  # debug=smoke's small tasks
     assert wide.data.eval.get("first_n") is None and wide.predictions_per_task == 8

@@ -46,3 +46,17 @@ def test_value_fills_templates_and_falls_back_to_tags():
     assert run.value("eval/pass_{evaluation.predictions_per_task}") == 0.5
     assert run.value("choice/encoder") == "minimal"
     assert run.value("missing") is None
+
+
+def test_value_falls_back_to_the_runs_overrides():
+    """A swept list item (``data.train.0.weight``) is no param of its own (lists are logged whole): found in the
+    run's ``overrides`` tag, so iteration 2's rows tell its runs apart."""
+    run = RunRecord("e" * 32, "x", {"data.train": "[{...}]"}, {},
+                    {"overrides": "data.train.0.weight=1e-06 experiment=iter02_learn_to_count +seed=3"})
+    assert run.value("data.train.0.weight") == "1e-06"
+    assert run.value("seed") == "3"
+    assert run.value("data.train.1.weight") is None
+    other = RunRecord("f" * 32, "y", {}, {"qa/all": 0.5}, {"overrides": "data.train.0.weight=1.0"})
+    table = iteration_table([run, other], ["data.train.0.weight"], [Column("qa/all", "count QA", "percent")])
+    assert to_markdown(table, ["data.train.0.weight"], [Column("qa/all", "count QA", "percent")]).splitlines()[2:] == [
+        "| 1e-06 | - | 1 |", "| 1.0 | 50.0% | 1 |"]
