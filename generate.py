@@ -2,10 +2,10 @@
 
     python generate.py generator=count n=1000000 out=data/count seed=0
     python generate.py generator=count n=20000 out=data/count-minimal encoder=minimal generator.grids.max_side=10
-    python generate.py generator=new_inputs checkpoint=<model trained on input-from-inputs-v0> [data=arc1-training]
+    python generate.py generator=new_inputs checkpoint=<model trained on input-from-inputs-v0> [tasks.source=...]
 
-The same command again continues an interrupted run. Read the chats back with
-``arc_exp.synthetic.load_chats("data/count")``.
+For count grids the same command again continues an interrupted run. Read the chats back with
+``arc_exp.synthetic.load_chats("data/count")``. New inputs go to the run folder's ``new_inputs/`` and to MLflow.
 """
 import logging
 import os
@@ -14,29 +14,96 @@ from pathlib import Path
 os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
 
 import hydra  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from hydra.utils import get_class, instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp.synthetic import write_shards  # noqa: E402
+from arc_exp.synthetic import NewInputsGenerator, write_shards  # noqa: E402
 
 log = logging.getLogger("generate")
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    if cfg.generator.get("_target_", "").endswith("NewInputsGenerator"):
-        from hydra.core.hydra_config import HydraConfig
-
-        from arc_exp.synthetic import new_inputs
-
-        runtime = HydraConfig.get()
-        new_inputs.run(cfg, Path(runtime.runtime.output_dir), list(runtime.overrides.task))
-        return
+    if get_class(cfg.generator._target_) is NewInputsGenerator:
+        return new_inputs(cfg)
     generator = instantiate(cfg.generator, encoder=instantiate(cfg.encoder))  # checks every setting first
     summary = write_shards(generator, n=cfg.n, out=cfg.out, seed=cfg.seed, shard_size=cfg.shard_size,
                            workers=cfg.workers)
     log.info("%s: wrote %d of %d shards, %d samples in %.1f s (%.0f samples/s)", summary.out.resolve(),
              summary.written, summary.shards, summary.samples, summary.seconds, summary.samples_per_second)
+
+
+def new_inputs(cfg: DictConfig) -> dict:
+    """``generator=new_inputs``: new inputs of the selected tasks, written by the checkpoint's model."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from arc_exp import evaluation
+    from arc_exp.inference import create_generator
+    from arc_exp.models import load_tokenizer
+    from arc_exp.synthetic import new_inputs as ni
+    from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
+    from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer
+
+    hydra_cfg = HydraConfig.get()
+    output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+
+    # every mistake a user can make fails here, before a model loads or a token is generated
+    settings = NewInputsGenerator(**{k: v for k, v in resolved["generator"].items() if k != "_target_"})
+    spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
+    if inference.sampler == "dfs":
+        raise ni.NewInputsError("inference.sampler=dfs is not supported for new inputs; use inference=sampling "
+                                "(the default) or inference=greedy")
+    encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
+    tasks = ni.task_set(resolved["tasks"]).load()
+    if not tasks:
+        raise ni.NewInputsError(f"tasks selects no task: {resolved['tasks']}")
+    tracking_uri = cfg.logger.get("tracking_uri")
+    [checkpoint] = evaluation.resolve_checkpoints(cfg.checkpoint, False, tracking_uri)
+    if checkpoint.folder is None:
+        log.warning("checkpoint=null: the base model writes the new inputs (it was never trained on %s)", ni.PROMPT)
+    else:
+        evaluation.check_checkpoint(checkpoint, spec.name, encoder, adapter.method)
+        ni.check_checkpoint_prompt(checkpoint.config, f"checkpoint '{checkpoint.folder}'")
+    base_tokenizer = load_tokenizer(spec)
+    vocabulary = resolve_vocabulary(checkpoint.folder, spec.reduce_vocab, base_tokenizer, encoder, [ni.PROMPT],
+                                    spec.name)
+    tokenizer = wrap_tokenizer(base_tokenizer, vocabulary)
+    log.info("new inputs of %d tasks, %d samples each, by %s", len(tasks), settings.samples_per_task,
+             checkpoint.label)
+
+    tracker = None
+    if cfg.logger.get("_target_") is not None:
+        tags = {**(resolved["logger"].get("tags") or {}), "run_type": "generate", "generator": "new_inputs",
+                "model": spec.name, "checkpoint": cfg.checkpoint or "base model",
+                "training_run_id": checkpoint.training_run_id, "output_dir": str(output_dir.resolve()),
+                "git_commit": git_commit(cfg.project_root) or "unknown", "overrides": " ".join(overrides)}
+        run_name = cfg.logger.get("run_name") or "new_inputs:" + run_name_from_overrides(overrides)
+        tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
+        tracker.log_params(flatten(resolved))
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+        tracker.client.log_artifact(tracker.run_id, str(output_dir / "config.yaml"))
+
+    status = "FAILED"
+    try:
+        model = evaluation.load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
+        results = ni.generate_new_inputs(tasks, create_generator(inference, model, tokenizer), tokenizer, encoder,
+                                         policy, settings, cfg.seed)
+        info = {"checkpoint": checkpoint.label, "model": spec.name, "samples_per_task": settings.samples_per_task,
+                "sampler": inference.sampler, "temperature": inference.temperature, "seed": cfg.seed}
+        paths = ni.write_new_inputs(results, cfg.out, info)
+        summary = ni.summarize(results)
+        if tracker is not None:
+            tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+            tracker.log_artifacts(paths["folder"], "new_inputs")
+        status = "FINISHED"
+    finally:
+        if tracker is not None:
+            tracker.finish(status)
+    log.info("%s: %d new inputs kept of %d generated (%d unanswered, %d invalid, %d copies of an input, "
+             "%d repeats, %d skipped)", paths["folder"], summary["kept"], summary["generated"], summary["unanswered"],
+             summary["invalid"], summary["duplicate_of_existing"], summary["duplicate_of_new"], summary["skipped"])
+    return summary
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Synthetic data that teaches priors: count grids with question/answer chats (``python generate.py generator=count``).
+"""Synthetic data that teaches priors: count grids with question/answer chats (``python generate.py generator=count``),
+and new inputs of ARC tasks written by a model trained on ``input-from-inputs-v0`` (``generator=new_inputs``).
 
 >>> from arc_exp.synthetic import CountQAGenerator, write_shards, load_chats
 >>> summary = write_shards(CountQAGenerator(), n=1000, out="data/count")    # doctest: +SKIP
@@ -23,10 +24,19 @@ from arc_exp.synthetic.questions import (
     build_chat,
     chat_from_record,
 )
+from arc_exp.synthetic.new_inputs import (
+    NewInputsError,
+    NewInputsGenerator,
+    TaskNewInputs,
+    generate_new_inputs,
+    summarize,
+    write_new_inputs,
+)
 from arc_exp.synthetic.writer import OutputMismatchError, WriteSummary, load_chats, load_records, write_shards
 
 __all__ = [
     "CountConfig", "CountGrid", "CountGridGenerator", "GeneratorSettingsError", "GridObject", "find_objects",
     "make_rng", "QUESTION_TYPES", "CountQAGenerator", "Question", "QuestionConfig", "answer", "build_chat",
-    "chat_from_record", "OutputMismatchError", "WriteSummary", "load_chats", "load_records", "write_shards",
+    "chat_from_record", "NewInputsError", "NewInputsGenerator", "TaskNewInputs", "generate_new_inputs", "summarize",
+    "write_new_inputs", "OutputMismatchError", "WriteSummary", "load_chats", "load_records", "write_shards",
 ]

@@ -1,21 +1,38 @@
 """New task inputs (seed iteration 22): a model trained on ``input-from-inputs-v0`` writes new inputs of a task.
 
-    python generate.py generator=new_inputs checkpoint=<adapter | run folder | MLflow run id> [data=arc1-training]
+    python generate.py generator=new_inputs checkpoint=<adapter | run folder | MLflow run id> [tasks.source=...]
 
-For each task, ``samples_per_task`` prompts show the task's inputs (train and test) in a random order under a random
-augmentation of the policy (rotation/flip, color permutation), so the samples differ; the model writes a new input,
-which is decoded, mapped back to the task's orientation and colors, and sorted into one of:
+For each task, ``samples_per_task`` prompts show the task's inputs (train and test, no outputs) under a view drawn
+from the augmentation policy (rotation/flip, color permutation, shuffled input order), so the samples differ even
+with greedy decoding. The model writes a new input, which is decoded, mapped back to the task's orientation and colors,
+and sorted into exactly one outcome:
 
-- ``unanswered``: the text is not a grid in the encoder's format;
-- ``invalid``: written as a grid, but not a valid ARC grid (ragged rows, a side over 30);
-- ``duplicate_of_existing``: a copy of one of the task's inputs (train or test);
-- ``duplicate_of_new``: a copy of a new input kept earlier for the task;
+- ``unanswered``: no grid can be read in the encoder's format (free text, misnumbered rows, a shape header that
+  contradicts the rows, more than 30 lines), or the model did not end its answer (stopped by the token bound: a grid
+  cut short is no answer);
+- ``invalid``: rows were read, but they do not form an ARC grid (ragged, wider than 30, a color outside 0..9);
+- ``duplicate_of_existing``: a copy of one of the task's inputs (train or test), compared in the task's orientation;
+- ``duplicate_of_new``: a copy of a new input kept earlier for the same task;
 - ``kept``: a new input.
 
-The output folder holds ``tasks/<task_id>.json`` per task (the task's own ARC JSON plus ``"new_inputs": [grid, ...]``
-and how each sample came out; the extra keys are ignored by the task loaders, so ``tasks/`` is a task source), ``gallery/<task_id>.png`` (the task's
-inputs, then the new ones, in the ARC palette) and ``summary.json`` (the counts per task and in all); the MLflow run
-(``run_type=generate``) gets the params, the count rates as metrics and the folder as artifacts.
+``generated`` counts the samples the model answered; a prompt that cannot fit ``max_seq_len`` even with one input
+shown is ``skipped`` (not generated). Whatever the model writes, nothing here raises.
+
+The output folder holds:
+
+- ``tasks/<task_id>.json``: the task's own ARC JSON (``train``, ``test``) plus ``"new_inputs": [grid, ...]`` (the
+  kept grids, in the order generated) and ``"new_input_samples"`` (each sample's outcome, view and, when no grid came
+  out, the text). Task loaders ignore the extra keys, so ``tasks/`` is a task source (``source: <out>/tasks``);
+- ``gallery/<task_id>.png``: the task's inputs on the first row(s), the new inputs below, in the ARC palette;
+- ``summary.json``: the counts and rates in all and per task, and the settings of the run.
+
+>>> from arc_exp.encoders import MinimalGridEncoder
+>>> from arc_exp.inference import Generation
+>>> existing = {grid_key([[1, 2], [3, 4]])}
+>>> classify(Generation("12\\n34", 0.0), Augmentation(), MinimalGridEncoder(), existing, set())
+('duplicate_of_existing', [[1, 2], [3, 4]])
+>>> classify(Generation("31\\n42", 0.0), Augmentation(dihedral=1), MinimalGridEncoder(), existing, set())
+('duplicate_of_existing', [[1, 2], [3, 4]])
 """
 from __future__ import annotations
 
@@ -25,23 +42,28 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from arc_exp.augmentation import Augmentation, AugmentationPolicy, shuffle_train
+from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Example, Task
 from arc_exp.encoders import GridEncoder, GridParseError, InvalidDecodedGridError
 from arc_exp.grid import Grid, InvalidGridError, grid_key, validate_grid
-from arc_exp.inference import GenerationRequest, Generator
 from arc_exp.prompts import build_messages, render_prompt
+
+if TYPE_CHECKING:  # arc_exp.inference imports torch: only when generating
+    from arc_exp.inference import Generation, GenerationRequest, Generator
 
 log = logging.getLogger(__name__)
 
 PROMPT = "input-from-inputs-v0"
-OUTCOMES = ("kept", "unanswered", "invalid", "duplicate_of_existing", "duplicate_of_new", "skipped")
+ANSWERED = ("kept", "unanswered", "invalid", "duplicate_of_existing", "duplicate_of_new")  # sum to ``generated``
+OUTCOMES = (*ANSWERED, "skipped")
+GALLERY_COLUMNS = 8  # panels per gallery row; more grids wrap onto further rows
 
 
 class NewInputsError(ValueError):
-    """A new-inputs setting that cannot work; raised before any model loads."""
+    """A new-inputs setting that cannot work; raised before any model loads, naming the config key."""
 
 
 @dataclass
@@ -51,6 +73,11 @@ class NewInputsGenerator:
     ``samples_per_task`` prompts per task; ``max_seq_len`` bounds prompt + answer (the last inputs are dropped from a
     prompt until it fits); ``max_new_tokens`` caps the answer (``None``: twice the tokens of the task's largest input,
     plus the end-of-turn token).
+
+    >>> NewInputsGenerator(samples_per_task=0)
+    Traceback (most recent call last):
+    ...
+    arc_exp.synthetic.new_inputs.NewInputsError: generator.samples_per_task must be an integer >= 1, got 0
     """
 
     samples_per_task: int = 8
@@ -59,19 +86,46 @@ class NewInputsGenerator:
     prompt: str = PROMPT
 
     def __post_init__(self) -> None:
-        n = self.samples_per_task
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise NewInputsError(f"generator.samples_per_task must be an integer >= 1, got {n!r}")
+        for key, minimum, optional in (("samples_per_task", 1, False), ("max_seq_len", 16, False),
+                                       ("max_new_tokens", 1, True)):
+            value = getattr(self, key)
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise NewInputsError(f"generator.{key} must be an integer >= {minimum}"
+                                     f"{' or null' if optional else ''}, got {value!r}")
         if self.prompt != PROMPT:
             raise NewInputsError(f"generator.prompt: new inputs are written with '{PROMPT}', got '{self.prompt}'")
-        if isinstance(self.max_seq_len, bool) or not isinstance(self.max_seq_len, int) or self.max_seq_len < 16:
-            raise NewInputsError(f"generator.max_seq_len must be an integer >= 16, got {self.max_seq_len!r}")
+
+
+def task_set(tasks: Any) -> TaskSetSpec:
+    """The task set that ``tasks`` names: a source (a named set or a path) or a mapping of a source and selection
+    keys (:class:`~arc_exp.data.selection.TaskSetSpec`); a bad key raises :class:`NewInputsError` naming it.
+
+    >>> task_set({"source": "arc1-evaluation", "first_n": 4}).first_n
+    4
+    >>> task_set("arc1-training").source
+    'arc1-training'
+    >>> task_set({"source": "arc1-training", "frist_n": 2})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    arc_exp.synthetic.new_inputs.NewInputsError: tasks: unknown task set key 'frist_n'; allowed keys: source, ...
+    """
+    if isinstance(tasks, str):
+        tasks = {"source": tasks}
+    if not isinstance(tasks, Mapping):
+        raise NewInputsError(f"tasks: a source name or path, or a mapping of task set keys, got {tasks!r}")
+    try:
+        return TaskSetSpec.from_config(tasks)
+    except ValueError as error:
+        raise NewInputsError(f"tasks: {error}") from None
 
 
 @dataclass
 class Sample:
-    """One generated new input: its outcome, the grid (reverted to the task's orientation and colors) and how it
-    came (augmentation name, generated text when it is no grid, inputs shown in the prompt)."""
+    """One generated new input: its outcome, the grid (in the task's orientation and colors, ``None`` when no valid
+    grid came out), the view it was written in, the generated text and how many of the task's inputs the prompt
+    showed."""
 
     outcome: str
     grid: Optional[Grid]
@@ -83,12 +137,14 @@ class Sample:
         out = {"outcome": self.outcome, "augmentation": self.augmentation, "shown_inputs": self.shown_inputs,
                "grid": self.grid}
         if self.grid is None:
-            out["text"] = self.text[:500]
+            out["text"] = self.text[:500]  # enough to see what went wrong
         return out
 
 
 @dataclass
 class TaskNewInputs:
+    """The samples of one task, in the order generated."""
+
     task: Task
     samples: list[Sample] = field(default_factory=list)
 
@@ -97,12 +153,20 @@ class TaskNewInputs:
         return [s.grid for s in self.samples if s.outcome == "kept"]
 
     def counts(self) -> dict[str, int]:
+        """``generated`` (answered samples) and the number of each outcome; the answered outcomes sum to
+        ``generated``."""
         counts = Counter(s.outcome for s in self.samples)
-        return {"generated": len(self.samples), **{outcome: counts.get(outcome, 0) for outcome in OUTCOMES}}
+        return {"generated": len(self.samples) - counts["skipped"], **{o: counts.get(o, 0) for o in OUTCOMES}}
 
 
 def task_inputs(task: Task) -> list[Grid]:
+    """Every input of ``task``: train inputs, then test inputs."""
     return [e.input for e in (*task.train, *task.test)]
+
+
+def inputs_task(task: Task) -> Task:
+    """``task`` reduced to its inputs, all as train examples without outputs (the prompt's view of a task)."""
+    return Task(task.task_id, tuple(Example(g) for g in task_inputs(task)), (), task.source)
 
 
 def new_input_prompt(task: Task, augmentation: Augmentation, encoder: GridEncoder, tokenizer, max_seq_len: int,
@@ -112,6 +176,8 @@ def new_input_prompt(task: Task, augmentation: Augmentation, encoder: GridEncode
     The prompt shows the task's inputs (train, then test; outputs are no part of it) and asks for the next one. The
     last inputs are dropped until prompt + answer bound fit ``max_seq_len``; ``(None, 0)`` when one does not fit.
     """
+    from arc_exp.inference import GenerationRequest
+
     inputs = [augmentation.apply_grid(grid) for grid in task_inputs(task)]
     longest = max(len(tokenizer(encoder.encode(g), add_special_tokens=False)["input_ids"]) for g in inputs)
     bound = 2 * longest + 1 if max_new_tokens is None else max_new_tokens
@@ -126,25 +192,36 @@ def new_input_prompt(task: Task, augmentation: Augmentation, encoder: GridEncode
     return None, 0
 
 
-def classify(text: str, augmentation: Augmentation, encoder: GridEncoder, existing: set, new: set
+def classify(generation: Generation, augmentation: Augmentation, encoder: GridEncoder, existing: set, new: set
              ) -> tuple[str, Optional[Grid]]:
-    """The outcome of one generated text (see the module docstring) and its grid in the task's orientation.
+    """The outcome of one generation (see the module docstring) and its grid in the task's orientation and colors.
+
+    ``existing`` and ``new`` hold :func:`~arc_exp.grid.grid_key` of the task's inputs and of the new inputs kept so
+    far. Never raises on what a model writes.
 
     >>> from arc_exp.encoders import MinimalGridEncoder
-    >>> classify("12\\n34", Augmentation(), MinimalGridEncoder(), {grid_key([[1, 2], [3, 4]])}, set())
-    ('duplicate_of_existing', [[1, 2], [3, 4]])
-    >>> classify("12\\n3", Augmentation(), MinimalGridEncoder(), set(), set())[0]
-    'unanswered'
+    >>> from arc_exp.inference import Generation
+    >>> [classify(Generation(text, 0.0), Augmentation(), MinimalGridEncoder(), set(), set())[0]
+    ...  for text in ("12\\n34", "12\\n3", "the answer is 4")]
+    ['kept', 'invalid', 'unanswered']
+    >>> classify(Generation("12\\n34", 0.0, finished=False), Augmentation(), MinimalGridEncoder(), set(), set())
+    ('unanswered', None)
     """
+    if not generation.finished:
+        return "unanswered", None
     try:
-        grid = encoder.decode(text)
+        grid = encoder.decode(generation.text)
     except InvalidDecodedGridError:  # a grid's form, but ragged or too large
         return "invalid", None
     except GridParseError:
         return "unanswered", None
+    except Exception as error:  # noqa: BLE001 - an encoder bug must not end a long generation run
+        log.warning("the encoder failed on a generated text (%s: %s); counted as unanswered",
+                    type(error).__name__, error)
+        return "unanswered", None
     try:
         grid = augmentation.revert_grid(validate_grid(grid, "generated input"))
-    except (InvalidGridError, ValueError):
+    except (InvalidGridError, ValueError, TypeError, KeyError, IndexError):
         return "invalid", None
     key = grid_key(grid)
     if key in existing:
@@ -159,8 +236,9 @@ def generate_new_inputs(tasks: Sequence[Task], generator: Generator, tokenizer, 
                         ) -> list[TaskNewInputs]:
     """``settings.samples_per_task`` new inputs per task, classified; one ``generate`` call per task.
 
-    Sample ``i`` of a task shows its inputs shuffled under an augmentation drawn from ``policy``, both from an RNG
-    seeded by ``(seed, task id)``: a task's samples do not depend on the other tasks.
+    Sample ``i`` of a task shows its inputs under an augmentation drawn from ``policy`` (and in a shuffled order when
+    ``policy.shuffle_train``), from an RNG seeded by ``(seed, task id)``: a task's prompts do not depend on the
+    other tasks.
     """
     results = []
     for task in tasks:
@@ -168,9 +246,8 @@ def generate_new_inputs(tasks: Sequence[Task], generator: Generator, tokenizer, 
         prompts = []
         for _ in range(settings.samples_per_task):
             augmentation = policy.sample(rng)
-            shuffled = shuffle_train(Task(task.task_id, tuple(Example(g) for g in task_inputs(task)), (),
-                                          task.source), rng)
-            request, shown = new_input_prompt(shuffled, augmentation, encoder, tokenizer, settings.max_seq_len,
+            view = shuffle_train(inputs_task(task), rng) if policy.shuffle_train else inputs_task(task)
+            request, shown = new_input_prompt(view, augmentation, encoder, tokenizer, settings.max_seq_len,
                                               settings.max_new_tokens)
             prompts.append((augmentation, request, shown))
         requests = [request for _, request, _ in prompts if request is not None]
@@ -181,122 +258,102 @@ def generate_new_inputs(tasks: Sequence[Task], generator: Generator, tokenizer, 
             if request is None:
                 result.samples.append(Sample("skipped", None, augmentation.name, "(the prompt does not fit)"))
                 continue
-            text = next(answers).text
-            outcome, grid = classify(text, augmentation, encoder, existing, new)
+            generation = next(answers)
+            outcome, grid = classify(generation, augmentation, encoder, existing, new)
             if outcome == "kept":
                 new.add(grid_key(grid))
-            result.samples.append(Sample(outcome, grid, augmentation.name, text, shown))
+            result.samples.append(Sample(outcome, grid, augmentation.name, generation.text, shown))
         log.info("task %s: %s", task.task_id, result.counts())
         results.append(result)
     return results
 
 
 def summarize(results: Sequence[TaskNewInputs]) -> dict[str, Any]:
-    """Counts per task and in all, with rates of the generated samples (``kept_rate``, ...)."""
+    """Counts in all and per task, and each answered outcome's share of the generated samples (``kept_rate``, ...).
+
+    >>> summarize([])["kept_rate"]
+    0.0
+    """
     total = Counter()
     for result in results:
         total.update(result.counts())
     generated = total["generated"]
-    rates = {f"{outcome}_rate": total[outcome] / generated if generated else 0.0 for outcome in OUTCOMES}
-    return {"tasks": len(results), **{k: total.get(k, 0) for k in ("generated", *OUTCOMES)}, **rates,
+    rates = {f"{outcome}_rate": total[outcome] / generated if generated else 0.0 for outcome in ANSWERED}
+    return {"tasks": len(results), "generated": generated, **{o: total.get(o, 0) for o in OUTCOMES}, **rates,
             "per_task": {r.task.task_id: r.counts() for r in results}}
 
 
-def write_new_inputs(results: Sequence[TaskNewInputs], out: str | Path) -> dict[str, Path]:
-    """``tasks/<task_id>.json`` (the task + ``new_inputs``; ``samples`` says how each sample came out),
-    ``gallery/<task_id>.png`` and ``summary.json`` in ``out``; returns the paths by name."""
-    from arc_exp.plots import plot_grids
+def plot_gallery(task: Task, new_inputs: Sequence[Grid], path: str | Path) -> Path:
+    """The task's inputs, then its new inputs on the rows below, at most :data:`GALLERY_COLUMNS` panels a row.
 
+    Panels are the size of :mod:`arc_exp.plots` panels; a task without new inputs gets one empty "none kept" panel.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from arc_exp.plots import DPI, HEADER_HEIGHT, PANEL_HEIGHT, PANEL_WIDTH, draw_grid
+
+    inputs = task_inputs(task)
+    panels = [(g, f"input {i} {len(g)}x{len(g[0])}", "black") for i, g in enumerate(inputs, start=1)]
+    rows = -(-len(panels) // GALLERY_COLUMNS)
+    new = [(g, f"new {i} {len(g)}x{len(g[0])}", "#1a7f37") for i, g in enumerate(new_inputs, start=1)]
+    new = new or [(None, "new inputs", "#1a7f37")]
+    columns = min(GALLERY_COLUMNS, max(len(panels), len(new)))
+    # each part starts on its own row
+    layout = [(r, c, p) for k, p in enumerate(panels) for r, c in [divmod(k, GALLERY_COLUMNS)]]
+    layout += [(rows + r, c, p) for k, p in enumerate(new) for r, c in [divmod(k, GALLERY_COLUMNS)]]
+    total_rows = rows + -(-len(new) // GALLERY_COLUMNS)
+    fig = Figure(figsize=(columns * PANEL_WIDTH, total_rows * PANEL_HEIGHT + HEADER_HEIGHT), dpi=DPI,
+                 layout="constrained", facecolor="white")
+    FigureCanvasAgg(fig)
+    fig.suptitle(f"{task.task_id}: {len(inputs)} inputs, {len(new_inputs)} new", fontsize=12)
+    axes = fig.subplots(total_rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, column, (grid, title, color) in layout:
+        ax = axes[row][column]
+        ax.axis("on")
+        draw_grid(ax, grid, title, empty_label="none kept", title_color=color)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, format="png")
+    fig.clear()
+    return path
+
+
+def write_new_inputs(results: Sequence[TaskNewInputs], out: str | Path, info: Optional[Mapping] = None
+                     ) -> dict[str, Path]:
+    """``tasks/<task_id>.json``, ``gallery/<task_id>.png`` and ``summary.json`` (with ``info``, e.g. the checkpoint
+    and settings, under ``"settings"``) in ``out``; returns the paths by name."""
     out = Path(out)
-    (out / "gallery").mkdir(parents=True, exist_ok=True)
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     for result in results:
         task = result.task
-        record = {**task.to_dict(), "new_inputs": result.kept, "samples": [s.to_dict() for s in result.samples]}
+        record = {**task.to_dict(), "new_inputs": result.kept,
+                  "new_input_samples": [s.to_dict() for s in result.samples]}
         (out / "tasks" / f"{task.task_id}.json").write_text(json.dumps(record))
-        inputs = task_inputs(task)
-        grids = inputs + result.kept
-        titles = [f"input {i + 1}" for i in range(len(inputs))] + [f"new {i + 1}" for i in range(len(result.kept))]
-        plot_grids(grids, titles, out / "gallery" / f"{task.task_id}.png",
-                   title=f"{task.task_id}: {len(inputs)} inputs, {len(result.kept)} new")
+        plot_gallery(task, result.kept, out / "gallery" / f"{task.task_id}.png")
     summary = out / "summary.json"
-    summary.write_text(json.dumps(summarize(results), indent=2))
-    return {"folder": out, "tasks": out / "tasks", "summary": summary, "gallery": out / "gallery"}
+    summary.write_text(json.dumps({**summarize(results), "settings": dict(info or {})}, indent=2))
+    return {"folder": out, "tasks": out / "tasks", "gallery": out / "gallery", "summary": summary}
 
 
-def check_checkpoint_prompt(config: Optional[dict], where: str) -> None:
-    """Warn when the checkpoint's training config shows no ``input-from-inputs-v0`` data: its new inputs would be
-    whatever the model learned to write instead (often an output)."""
+def check_checkpoint_prompt(config: Optional[Mapping], where: str) -> bool:
+    """Whether the checkpoint's training config (its ``arc_exp.yaml``) shows ``input-from-inputs-v0`` data; warns
+    when it does not (its new inputs would be whatever it learned to write instead, often an output) or when there
+    is no config to tell.
+
+    >>> check_checkpoint_prompt({"data": {"train": [{"prompt": "input-from-inputs-v0"}]}}, "ckpt")
+    True
+    """
     if not config:
         log.warning("%s: no arc_exp.yaml, cannot check that it was trained on %s", where, PROMPT)
-        return
+        return False
     data = config.get("data") or {}
     prompts = {(config.get("prompt") or {}).get("version")}
-    prompts |= {entry.get("prompt") for entry in data.get("train") or [] if isinstance(entry, dict)}
+    prompts |= {entry.get("prompt") for entry in data.get("train") or [] if isinstance(entry, Mapping)}
     if PROMPT not in prompts:
-        log.warning("%s was trained with prompts %s, not %s: its new inputs may not be inputs", where,
+        log.warning("%s was trained with prompts %s, not %s: its new inputs may not be inputs at all", where,
                     sorted(p for p in prompts if p), PROMPT)
-
-
-def run(cfg, output_dir: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """``generate.py generator=new_inputs``: check every setting, load the checkpoint's model, write the new inputs
-    of the selected tasks into ``cfg.out`` and log them to MLflow (when a logger is configured)."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from arc_exp import evaluation
-    from arc_exp.data.selection import TaskSetSpec
-    from arc_exp.inference import create_generator
-    from arc_exp.models import load_tokenizer
-    from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
-    from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer
-
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    generator_cfg = dict(resolved["generator"])
-    task_spec = generator_cfg.pop("tasks")
-    generator_cfg.pop("_target_", None)
-    settings = NewInputsGenerator(**generator_cfg)
-    spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
-    encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
-    tasks = TaskSetSpec.from_config(task_spec).load()
-    if not tasks:
-        raise NewInputsError(f"generator.tasks selects no task: {task_spec}")
-    tracking_uri = cfg.logger.get("tracking_uri")
-    [checkpoint] = evaluation.resolve_checkpoints(cfg.checkpoint, False, tracking_uri)
-    if checkpoint.folder is None:
-        log.warning("checkpoint=null: the base model writes the new inputs (it was never trained on %s)", PROMPT)
-    else:
-        evaluation.check_checkpoint(checkpoint, spec.name, encoder, adapter.method)
-        check_checkpoint_prompt(checkpoint.config, f"checkpoint '{checkpoint.folder}'")
-    base_tokenizer = load_tokenizer(spec)
-    vocabulary = resolve_vocabulary(checkpoint.folder, spec.reduce_vocab, base_tokenizer, encoder, [PROMPT],
-                                    spec.name)
-    tokenizer = wrap_tokenizer(base_tokenizer, vocabulary)
-
-    tracker = None
-    if cfg.logger.get("_target_") is not None:
-        tags = {**(resolved["logger"].get("tags") or {}), "run_type": "generate", "generator": "new_inputs",
-                "model": spec.name, "checkpoint": cfg.checkpoint or "base model",
-                "training_run_id": checkpoint.training_run_id, "output_dir": str(output_dir.resolve()),
-                "git_commit": git_commit(cfg.project_root) or "unknown", "overrides": " ".join(overrides)}
-        tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name,
-                                               "new_inputs:" + run_name_from_overrides(overrides), tags)
-        tracker.log_params(flatten(resolved))
-    status = "FAILED"
-    try:
-        model = evaluation.load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
-        results = generate_new_inputs(tasks, create_generator(inference, model, tokenizer), tokenizer, encoder,
-                                      policy, settings, cfg.seed)
-        paths = write_new_inputs(results, cfg.out)
-        summary = summarize(results)
-        if tracker is not None:
-            tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
-            tracker.log_artifacts(paths["folder"], "new_inputs")
-        status = "FINISHED"
-    finally:
-        if tracker is not None:
-            tracker.finish(status)
-    log.info("new inputs of %d tasks in %s: %d kept of %d generated (%d unanswered, %d invalid, %d copies of an "
-             "input, %d repeated)", len(results), paths["folder"], summary["kept"], summary["generated"],
-             summary["unanswered"], summary["invalid"], summary["duplicate_of_existing"], summary["duplicate_of_new"])
-    return summary
+        return False
+    return True
