@@ -15,7 +15,7 @@ import mlflow  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp import report  # noqa: E402
+from arc_exp import report, tracking  # noqa: E402
 
 log = logging.getLogger("report")
 
@@ -48,8 +48,7 @@ def main(cfg: DictConfig) -> None:
     files.append(report.plot_metric_curves(uri, runs, list(cfg.plot_metrics), output_dir / f"{cfg.experiment}.png",
                                            label_keys=rows))
     client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(cfg.logger.experiment_name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.logger.experiment_name)
+    experiment_id = tracking.ensure_experiment(uri, cfg.logger.experiment_name)
     run = client.create_run(experiment_id, run_name=f"report:{cfg.experiment}",
                             tags={"run_type": "report", "experiment": cfg.experiment})
     for path in files:

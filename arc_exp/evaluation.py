@@ -861,13 +861,11 @@ class EvaluationTracker:
     def __init__(self, tracking_uri: str, experiment_name: str, run_name: str, tags: Optional[Mapping] = None):
         import mlflow
 
-        from arc_exp.tracking import ensure_store
+        from arc_exp.tracking import ensure_experiment
 
-        ensure_store(tracking_uri)
+        experiment_id = ensure_experiment(tracking_uri, experiment_name)
         self.tracking_uri = tracking_uri
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-        experiment = self.client.get_experiment_by_name(experiment_name)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
         tags = {str(k): str(v) for k, v in (tags or {}).items() if v is not None and v != ""}
         self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
 

@@ -2,7 +2,7 @@
 
 The tracking URI defaults to ``sqlite:///mlflow.db`` at the project root (current MLflow refuses the plain
 ``./mlruns`` file store). The first use of a SQLite store creates its schema, and several processes doing that at once
-fail, so a multirun creates it once in :class:`MLflowStoreCallback` before its jobs start.
+fail, so a multirun creates it (and the experiment) once in :class:`MLflowStoreCallback` before its jobs start.
 """
 from __future__ import annotations
 
@@ -57,6 +57,25 @@ def ensure_store(tracking_uri: str) -> None:
     mlflow.MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
 
 
+def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
+    """The id of the named experiment, created if missing; another process creating it first is not an error."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    ensure_store(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(experiment_name)
+    except MlflowException:  # lost a race with a parallel job: the experiment exists now
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
 def log_artifact_files(logger, paths: Iterable[str | os.PathLike], artifact_path: Optional[str] = None) -> None:
     """Log files to the run behind a Lightning ``MLFlowLogger`` (a no-op for other loggers)."""
     run_id = getattr(logger, "run_id", None)
@@ -76,11 +95,16 @@ except ImportError:  # pragma: no cover - hydra is a dependency; keep the librar
 
 
 class MLflowStoreCallback(_HydraCallback):
-    """Hydra callback: create the MLflow store once when a multirun starts, so parallel jobs do not race."""
+    """Hydra callback: create the MLflow store and experiment once when a multirun starts, so parallel jobs do not
+    race to create them."""
 
-    def __init__(self, tracking_uri: str):
+    def __init__(self, tracking_uri: str, experiment_name: Optional[str] = None):
         self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        ensure_store(self.tracking_uri)
+        if self.experiment_name:
+            ensure_experiment(self.tracking_uri, self.experiment_name)
+        else:
+            ensure_store(self.tracking_uri)
         log.info("MLflow store ready at %s", self.tracking_uri)

@@ -12,7 +12,7 @@ from arc_exp.data.datamodule import TrainingDataset
 from arc_exp.data.selection import TaskSetSpec, largest_grid_side
 from arc_exp.models import ModelSpec
 from arc_exp.prompts import PROMPT_VERSIONS
-from arc_exp.tracking import flatten
+from arc_exp.tracking import ensure_experiment, flatten
 from arc_exp import training
 from conftest import CONF, compose_train, run_train_process
 
@@ -255,9 +255,30 @@ def test_logger_none_builds_no_logger():
 
 
 def test_joblib_launcher_composes():
-    cfg = compose_train(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
+    cfg = compose_train(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=smoke"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
     assert cfg.hydra.launcher.n_jobs == 2
+    # the store and the run's experiment are created once before parallel jobs start
+    store = cfg.hydra.callbacks.mlflow_store
+    assert (store.tracking_uri, store.experiment_name) == (cfg.logger.tracking_uri, cfg.logger.experiment_name)
+
+
+def test_ensure_experiment_tolerates_a_parallel_creator(tracking_uri, monkeypatch):
+    import mlflow
+
+    first = ensure_experiment(tracking_uri, "sweep")
+    assert ensure_experiment(tracking_uri, "sweep") == first
+    # another job creates the experiment between our lookup and our create: we get its id, not an error
+    lookup = mlflow.MlflowClient.get_experiment_by_name
+    calls = []
+
+    def racing_lookup(self, name):
+        calls.append(name)
+        return None if len(calls) == 1 else lookup(self, name)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_experiment_by_name", racing_lookup)
+    assert ensure_experiment(tracking_uri, "sweep") == first
+    assert calls == ["sweep", "sweep"]
 
 
 def test_cfg_job_prints_without_loading_weights():
