@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> None:
     if not runs:
         raise SystemExit(f"report.py: no {spec.get('run_type', 'training')} run tagged experiment={cfg.experiment} in {uri}; "
                          f"run `python {entry} -m experiment={cfg.experiment}` first")
-    table = report.iteration_table(runs, rows, columns)
+    table = report.iteration_table(runs, rows, columns, spec.get("only_when"))
     markdown = report.to_markdown(table, rows, columns)
     print(f"{cfg.experiment}: {len(runs)} runs\n\n{markdown}")
     files = [output_dir / f"{cfg.experiment}.md", output_dir / f"{cfg.experiment}.csv"]

@@ -86,12 +86,24 @@ def format_value(value: Any, kind: str) -> str:
     return f"{value:.4g}"
 
 
-def iteration_table(runs: Sequence[RunRecord], rows: Sequence[str], columns: Sequence[Column]) -> list[dict]:
-    """One row per distinct setting of ``rows`` (param keys), each metric the mean over that setting's runs."""
+def iteration_table(runs: Sequence[RunRecord], rows: Sequence[str], columns: Sequence[Column],
+                    only_when: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[dict]:
+    """One row per distinct setting of ``rows`` (param keys), each metric the mean over that setting's runs.
+
+    ``only_when`` shows a row key only where it has an effect: ``{"inference.dfs_threshold": {"inference.sampler":
+    "dfs"}}`` prints ``-`` as the threshold of greedy and sampling runs (and groups them regardless of it)."""
+    only_when = only_when or {}
+
+    def setting_value(run: RunRecord, key: str) -> str:
+        conditions = only_when.get(key, {})
+        if any(str(run.value(k)) != str(v) for k, v in conditions.items()):
+            return "-"
+        value = run.value(key)
+        return "-" if value is None else str(value)
+
     groups: dict[tuple, list[RunRecord]] = {}
     for run in runs:
-        groups.setdefault(tuple(str(run.value(key) if run.value(key) is not None else "-") for key in rows),
-                          []).append(run)
+        groups.setdefault(tuple(setting_value(run, key) for key in rows), []).append(run)
     table = []
     for setting in sorted(groups, key=_natural_key):
         members = groups[setting]

@@ -60,3 +60,21 @@ def test_value_falls_back_to_the_runs_overrides():
     table = iteration_table([run, other], ["data.train.0.weight"], [Column("qa/all", "count QA", "percent")])
     assert to_markdown(table, ["data.train.0.weight"], [Column("qa/all", "count QA", "percent")]).splitlines()[2:] == [
         "| 1e-06 | - | 1 |", "| 1.0 | 50.0% | 1 |"]
+
+
+def test_a_row_key_is_shown_only_where_it_has_an_effect():
+    def run(letter, sampler, threshold, unanswered):
+        return RunRecord(letter * 32, sampler, {"inference.sampler": sampler, "inference.dfs_threshold": threshold},
+                         {"unanswered": unanswered})
+
+    runs = [run("a", "greedy", "0.1", 0.0), run("b", "dfs", "0.1", 1.0), run("c", "dfs", "0.005", 0.5),
+            run("d", "greedy", "0.005", 0.25)]
+    rows = ["inference.sampler", "inference.dfs_threshold"]
+    table = iteration_table(runs, rows, [Column("unanswered")],
+                            only_when={"inference.dfs_threshold": {"inference.sampler": "dfs"}})
+    assert to_markdown(table, rows, [Column("unanswered")]) == (
+        "| inference.sampler | inference.dfs_threshold | unanswered | runs |\n"
+        "|---|---|---|---|\n"
+        "| dfs | 0.005 | 50.0% | 1 |\n"
+        "| dfs | 0.1 | 100.0% | 1 |\n"
+        "| greedy | - | 12.5% | 2 |")
