@@ -478,23 +478,7 @@ class ReducedTokenizer:
         files = self.tokenizer.save_pretrained(folder, *args, **kwargs)
         return (*tuple(files or ()), str(self.vocabulary.save(folder)))
 
-    # -- ids of special tokens, size ----------------------------------------------------------------------------------
-
-    @property
-    def eos_token_id(self) -> Optional[int]:
-        return self._reduced_or_none(self.tokenizer.eos_token_id)
-
-    @property
-    def pad_token_id(self) -> Optional[int]:
-        return self._reduced_or_none(self.tokenizer.pad_token_id)
-
-    @property
-    def bos_token_id(self) -> Optional[int]:
-        return self._reduced_or_none(self.tokenizer.bos_token_id)
-
-    @property
-    def unk_token_id(self) -> Optional[int]:
-        return self._reduced_or_none(self.tokenizer.unk_token_id)
+    # -- ids of special tokens (any ``*_token_id``: :meth:`__getattr__`), size----------------------------------------
 
     @property
     def all_special_ids(self) -> list[int]:
