@@ -44,7 +44,7 @@ from arc_exp.inference import (
 )
 from arc_exp.metrics import pass_n_key, task_metrics, test_input_metrics, aggregate_metrics
 from arc_exp.plots import plot_prediction
-from arc_exp.prompts import build_messages, check_prompt_version, render_prompt
+from arc_exp.prompts import check_prompt_version, fit_prompt
 from arc_exp.submission import build_submission, validate_submission, write_submission
 from arc_exp.voting import Prediction, VotedGrid, vote
 
@@ -365,15 +365,11 @@ def view_prompt(task: Task, test_index: int, augmentation: Augmentation, view: i
     augmented = augmentation.apply_task(hidden)
     bound = answer_token_bound(augmented, test_index, encoder, tokenizer, cap)
     key = ViewKey(task.task_id, test_index, view, augmentation.name)
-    train = list(augmented.train)
-    for keep in range(len(train), min(len(train), 1) - 1, -1):
-        shown = augmented if keep == len(train) else augmented.replace(train=train[:keep])
-        prompt = render_prompt(build_messages(shown, encoder, prompt_version, test_index, include_answer=False),
-                               tokenizer)
-        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        if len(ids) + bound <= max_seq_len:
-            return ViewPrompt(key, augmentation, GenerationRequest(prompt, bound, key, ids), len(train) - keep)
-    return ViewPrompt(key, augmentation, None, len(train))
+    fitted = fit_prompt(augmented, encoder, prompt_version, test_index, tokenizer, bound, max_seq_len)
+    if fitted is None:
+        return ViewPrompt(key, augmentation, None, len(augmented.train))
+    prompt, ids, dropped = fitted
+    return ViewPrompt(key, augmentation, GenerationRequest(prompt, bound, key, ids), dropped)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -156,6 +156,21 @@ def render_prompt(messages: Sequence[Message], tokenizer) -> str:
     return _apply_template(tokenizer, messages, add_generation_prompt=True)
 
 
+def fit_prompt(task: Task, encoder, version: str, test_index: int, tokenizer, answer_bound: int,
+               max_seq_len: int) -> Optional[tuple[str, list[int], int]]:
+    """The generation prompt of ``task`` (text, token ids) that leaves room for ``answer_bound`` answer tokens within
+    ``max_seq_len``, and how many train examples it dropped: the last train examples go first (as training drops
+    them), down to one (none for a task without train examples). ``None`` when even that does not fit."""
+    train = list(task.train)
+    for keep in range(len(train), min(len(train), 1) - 1, -1):
+        shown = task if keep == len(train) else task.replace(train=train[:keep])
+        prompt = render_prompt(build_messages(shown, encoder, version, test_index, include_answer=False), tokenizer)
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(ids) + answer_bound <= max_seq_len:
+            return prompt, ids, len(train) - keep
+    return None
+
+
 def _apply_template(tokenizer, messages: Sequence[Message], add_generation_prompt: bool) -> str:
     if not messages:
         return ""

@@ -49,7 +49,7 @@ from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Example, Task
 from arc_exp.encoders import GridEncoder, GridParseError, InvalidDecodedGridError
 from arc_exp.grid import Grid, InvalidGridError, grid_key, validate_grid
-from arc_exp.prompts import build_messages, render_prompt
+from arc_exp.prompts import fit_prompt
 
 if TYPE_CHECKING:  # arc_exp.inference imports torch: only when generating
     from arc_exp.inference import Generation, GenerationRequest, Generator
@@ -181,15 +181,13 @@ def new_input_prompt(task: Task, augmentation: Augmentation, encoder: GridEncode
     inputs = [augmentation.apply_grid(grid) for grid in task_inputs(task)]
     longest = max(len(tokenizer(encoder.encode(g), add_special_tokens=False)["input_ids"]) for g in inputs)
     bound = 2 * longest + 1 if max_new_tokens is None else max_new_tokens
-    for keep in range(len(inputs), 0, -1):
-        shown = Task(task.task_id, tuple(Example(g) for g in inputs[:keep]), (), task.source)
-        # test_index past the last grid: every grid is shown and the answer is the new one
-        prompt = render_prompt(build_messages(shown, encoder, PROMPT, test_index=keep, include_answer=False),
-                               tokenizer)
-        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        if len(ids) + bound <= max_seq_len:
-            return GenerationRequest(prompt, bound, prompt_ids=ids), keep
-    return None, 0
+    shown = Task(task.task_id, tuple(Example(g) for g in inputs), (), task.source)
+    # test_index past the last grid: every grid shown is a given input and the answer is the new one
+    fitted = fit_prompt(shown, encoder, PROMPT, len(inputs), tokenizer, bound, max_seq_len)
+    if fitted is None:
+        return None, 0
+    prompt, ids, dropped = fitted
+    return GenerationRequest(prompt, bound, prompt_ids=ids), len(inputs) - dropped
 
 
 def classify(generation: Generation, augmentation: Augmentation, encoder: GridEncoder, existing: set, new: set
