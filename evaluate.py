@@ -20,7 +20,6 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from arc_exp import evaluation  # noqa: E402
 from arc_exp.inference import create_generator  # noqa: E402
 from arc_exp.models import load_tokenizer  # noqa: E402
-from arc_exp.tracking import flatten, git_commit, run_name_from_overrides  # noqa: E402
 from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer  # noqa: E402
 
 log = logging.getLogger("evaluate")
@@ -47,17 +46,11 @@ def main(cfg: DictConfig) -> float:
     log.info("evaluating %s on %d tasks, %d predictions per test input", ", ".join(c.label for c in checkpoints),
              len(tasks), settings.predictions_per_task)
 
-    tracker = None
-    if cfg.logger.get("_target_") is not None:
-        tags = {**(resolved["logger"].get("tags") or {}), "run_type": "evaluation", "model": spec.name,
-                "checkpoint": cfg.checkpoint or "base model", "training_run_id": checkpoints[0].training_run_id,
-                "output_dir": str(output_dir.resolve()), "git_commit": git_commit(cfg.project_root) or "unknown",
-                "overrides": " ".join(overrides), "experiment": str(cfg.get("experiment") or "")}
-        run_name = cfg.logger.get("run_name") or "eval:" + run_name_from_overrides(overrides)
-        tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
-        tracker.log_params(flatten(resolved))
-        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-        tracker.client.log_artifact(tracker.run_id, str(output_dir / "config.yaml"))
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    tracker = evaluation.EvaluationTracker.start(
+        cfg, resolved, overrides, "evaluation", "eval", output_dir / "config.yaml", model=spec.name,
+        checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
+        output_dir=str(output_dir.resolve()))
 
     metrics, status = {}, "FAILED"
     try:

@@ -41,7 +41,6 @@ def new_inputs(cfg: DictConfig) -> dict:
     from arc_exp.inference import create_generator
     from arc_exp.models import load_tokenizer
     from arc_exp.synthetic import new_inputs as ni
-    from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
     from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
@@ -72,17 +71,11 @@ def new_inputs(cfg: DictConfig) -> dict:
     log.info("new inputs of %d tasks, %d samples each, by %s", len(tasks), settings.samples_per_task,
              checkpoint.label)
 
-    tracker = None
-    if cfg.logger.get("_target_") is not None:
-        tags = {**(resolved["logger"].get("tags") or {}), "run_type": "generate", "generator": "new_inputs",
-                "model": spec.name, "checkpoint": cfg.checkpoint or "base model",
-                "training_run_id": checkpoint.training_run_id, "output_dir": str(output_dir.resolve()),
-                "git_commit": git_commit(cfg.project_root) or "unknown", "overrides": " ".join(overrides)}
-        run_name = cfg.logger.get("run_name") or "new_inputs:" + run_name_from_overrides(overrides)
-        tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
-        tracker.log_params(flatten(resolved))
-        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-        tracker.client.log_artifact(tracker.run_id, str(output_dir / "config.yaml"))
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    tracker = evaluation.EvaluationTracker.start(
+        cfg, resolved, overrides, "generate", "new_inputs", output_dir / "config.yaml", generator="new_inputs",
+        model=spec.name, checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoint.training_run_id,
+        output_dir=str(output_dir.resolve()))
 
     status = "FAILED"
     try:

@@ -29,7 +29,6 @@ def main(cfg: DictConfig) -> float:
     from arc_exp import evaluation, ttft
     from arc_exp.inference import create_generator
     from arc_exp.models import load_tokenizer
-    from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
     from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
@@ -58,19 +57,13 @@ def main(cfg: DictConfig) -> float:
     config_file = run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml")  # keep the first run's
     config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
-    tracker = None
-    if cfg.logger.get("_target_") is not None:
-        tags = {**(resolved["logger"].get("tags") or {}), "run_type": "solve", "model": spec.name,
-                "checkpoint": cfg.checkpoint or "base model", "training_run_id": checkpoint.training_run_id,
-                "ttft": hydra_cfg.runtime.choices.get("ttft"), "output_dir": str(run_dir.resolve()),
-                "resumed": str(bool(cfg.resume)), "git_commit": git_commit(cfg.project_root) or "unknown",
-                "overrides": " ".join(overrides), "experiment": str(cfg.get("experiment") or ""),
-                **{f"choice/{group}": str(option) for group, option in hydra_cfg.runtime.choices.items()
-                   if not group.startswith("hydra")}}
-        run_name = cfg.logger.get("run_name") or "solve:" + run_name_from_overrides(overrides)
-        tracker = evaluation.EvaluationTracker(tracking_uri, cfg.logger.experiment_name, run_name, tags)
-        tracker.log_params(flatten(resolved))
-        tracker.client.log_artifact(tracker.run_id, str(config_file))
+    choices = {f"choice/{group}": str(option) for group, option in hydra_cfg.runtime.choices.items()
+               if not group.startswith("hydra")}
+    tracker = evaluation.EvaluationTracker.start(
+        cfg, resolved, overrides, "solve", "solve", config_file, model=spec.name,
+        checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoint.training_run_id,
+        ttft=hydra_cfg.runtime.choices.get("ttft"), output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)),
+        **choices)
 
     solver = ttft.Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
                          make_generator=lambda model: create_generator(inference, model, tokenizer),

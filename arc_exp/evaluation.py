@@ -865,6 +865,27 @@ class EvaluationTracker:
         tags = {str(k): str(v) for k, v in (tags or {}).items() if v is not None and v != ""}
         self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
 
+    @classmethod
+    def start(cls, cfg, resolved: Mapping, overrides: Sequence[str], run_type: str, name_prefix: str,
+              config_file: str | Path, **tags: Any) -> Optional["EvaluationTracker"]:
+        """The MLflow run of an ``evaluate.py`` / ``solve.py`` / ``generate.py`` job, or ``None`` with ``logger=none``.
+
+        Tagged with ``run_type``, the logger's tags, the git commit, the overrides, ``experiment`` and ``tags``;
+        named ``logger.run_name`` or ``<name_prefix>:<overrides>``; the resolved config is logged as params and the
+        already written ``config_file`` as an artifact."""
+        from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
+
+        if cfg.logger.get("_target_") is None:
+            return None
+        tags = {**(resolved["logger"].get("tags") or {}), "run_type": run_type,
+                "git_commit": git_commit(cfg.project_root) or "unknown", "overrides": " ".join(overrides),
+                "experiment": str(cfg.get("experiment") or ""), **tags}
+        run_name = cfg.logger.get("run_name") or f"{name_prefix}:{run_name_from_overrides(overrides)}"
+        tracker = cls(cfg.logger.get("tracking_uri"), cfg.logger.experiment_name, run_name, tags)
+        tracker.log_params(flatten(resolved))
+        tracker.client.log_artifact(tracker.run_id, str(config_file))
+        return tracker
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
