@@ -21,7 +21,7 @@ from arc_exp.data.selection import TaskSetSpec
 from arc_exp.models import ModelSpec, load_model, load_tokenizer
 from arc_exp.tracking import flatten, git_commit, log_artifact_files, run_name_from_overrides
 from arc_exp.vocabulary import (
-    CHATS_FOR_VOCABULARY, ReducedVocabulary, build_reduced_vocabulary, reduce_model_vocabulary,
+    CHATS_FOR_VOCABULARY, ReducedVocabulary, apply_vocabulary, build_reduced_vocabulary,
 )
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optio
         raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
     quantization = adapter.quantization_config()
     model = load_model(spec, quantization_config=quantization, seed=seed)
-    if vocabulary is not None:  # before the adapter: LoRA all-linear must not see the output layer
-        model = reduce_model_vocabulary(model, vocabulary)
+    model = apply_vocabulary(model, vocabulary)  # before the adapter: LoRA all-linear must not see the output layer
     model = apply_adapter(model, adapter, adapter_path)
     trainable, total = trainable_parameters(model)
     log.info("model %s: %s trainable of %s parameters (%.2f%%)", spec.name, f"{trainable:,}", f"{total:,}",
