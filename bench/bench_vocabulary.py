@@ -35,12 +35,12 @@ from arc_exp.data.samples import IGNORE_INDEX  # noqa: E402
 from arc_exp.data.selection import TaskSetSpec  # noqa: E402
 from arc_exp.encoders import DEFAULT_ENCODER, create_grid_encoder  # noqa: E402
 from arc_exp.inference import GenerationRequest, InferenceConfig, create_generator  # noqa: E402
-from arc_exp.lit_module import answer_loss  # noqa: E402
 from arc_exp.models import load_model, load_tokenizer  # noqa: E402
 from arc_exp.prompts import build_messages, render_prompt  # noqa: E402
 from arc_exp.vocabulary import (  # noqa: E402
     ReducedTokenizer, build_reduced_vocabulary, parameter_summary, reduce_model_vocabulary,
 )
+from bench_training import plain_tokens_per_s  # noqa: E402 - this folder: the training loop timed the same way
 
 PROMPT = "output-from-examples-v0"
 
@@ -64,19 +64,7 @@ def reduce_batch(batch: dict, vocabulary, pad_id: int) -> dict:
 
 
 def train_tokens_per_s(spec, vocabulary, method: str, batches: list) -> float:
-    model = fresh_model(spec, vocabulary, method)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    tokens, start = 0, time.perf_counter()
-    for batch in batches:
-        loss, _ = answer_loss(model, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens += int(batch["attention_mask"].sum())
-    return tokens / (time.perf_counter() - start)
+    return plain_tokens_per_s(fresh_model(spec, vocabulary, method), batches)
 
 
 def generation_tokens_per_s(spec, vocabulary, tokenizer, prompts: list[str], max_new_tokens: int
