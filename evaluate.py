@@ -17,10 +17,10 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp import evaluation  # noqa: E402
-from arc_exp.inference import create_generator  # noqa: E402
-from arc_exp.models import load_tokenizer  # noqa: E402
-from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer  # noqa: E402
+from arc_exp.evaluation import pipeline as evaluation  # noqa: E402
+from arc_exp.inference.generator import create_generator  # noqa: E402
+from arc_exp.model.loader import load_tokenizer  # noqa: E402
+from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer  # noqa: E402
 
 log = logging.getLogger("evaluate")
 

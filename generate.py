@@ -37,11 +37,11 @@ def new_inputs(cfg: DictConfig) -> dict:
     """``generator=new_inputs``: new inputs of the selected tasks, written by the checkpoint's model."""
     from hydra.core.hydra_config import HydraConfig
 
-    from arc_exp import evaluation
-    from arc_exp.inference import create_generator
-    from arc_exp.models import load_tokenizer
+    from arc_exp.evaluation import pipeline as evaluation
+    from arc_exp.inference.generator import create_generator
+    from arc_exp.model.loader import load_tokenizer
     from arc_exp.synthetic import new_inputs as ni
-    from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer
+    from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)

@@ -15,7 +15,7 @@ import mlflow  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp import report, tracking  # noqa: E402
+from arc_exp.tracking import report, runs as tracking  # noqa: E402
 
 log = logging.getLogger("report")
 

@@ -26,10 +26,11 @@ log = logging.getLogger("solve")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
-    from arc_exp import evaluation, ttft
-    from arc_exp.inference import create_generator
-    from arc_exp.models import load_tokenizer
-    from arc_exp.vocabulary import resolve_vocabulary, wrap_tokenizer
+    from arc_exp.evaluation import pipeline as evaluation
+    from arc_exp.ttft import solver as ttft
+    from arc_exp.inference.generator import create_generator
+    from arc_exp.model.loader import load_tokenizer
+    from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)

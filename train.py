@@ -23,9 +23,9 @@ log = logging.getLogger("train")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
-    from arc_exp import training
-    from arc_exp.lit_module import ARCLitModule
-    from arc_exp.vocabulary import wrap_tokenizer
+    from arc_exp.training import recipe as training
+    from arc_exp.training.module import ARCLitModule
+    from arc_exp.model.vocabulary import wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)

@@ -7,7 +7,7 @@
 The prompts are those evaluate.py builds (default encoder and prompt, D8 views of the test inputs, each with its
 answer-length bound). Modes, all greedy, same prompts:
 
-- ``one at a time``: :class:`~arc_exp.inference.HFGenerator` with batch_size=1 and no prefix reuse;
+- ``one at a time``: :class:`~arc_exp.inference.generator.HFGenerator` with batch_size=1 and no prefix reuse;
 - ``batched``: batch_size=16, prompts grouped by length, shared-prefix reuse (the evaluation defaults);
 - ``batched, no prefix reuse``: the same without reusing the shared prefix, to see whether reuse pays;
 - ``plain generate`` (``--plain``): ``model.generate`` one prompt at a time, for reference.
@@ -40,13 +40,13 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from arc_exp.augmentation import AugmentationPolicy  # noqa: E402
+from arc_exp.data.augmentation import AugmentationPolicy  # noqa: E402
 from arc_exp.data.selection import select_tasks  # noqa: E402
 from arc_exp.data.sources import load_source  # noqa: E402
-from arc_exp.encoders import create_grid_encoder  # noqa: E402
-from arc_exp.evaluation import answer_token_cap, inference_views, view_prompt  # noqa: E402
-from arc_exp.inference import HFGenerator, InferenceConfig, greedy_reference  # noqa: E402
-from arc_exp.models import load_model, load_tokenizer  # noqa: E402
+from arc_exp.data.encoders import create_grid_encoder  # noqa: E402
+from arc_exp.evaluation.pipeline import answer_token_cap, inference_views, view_prompt  # noqa: E402
+from arc_exp.inference.generator import HFGenerator, InferenceConfig, greedy_reference  # noqa: E402
+from arc_exp.model.loader import load_model, load_tokenizer  # noqa: E402
 
 GOAL_RATIO = 3.0
 

@@ -23,13 +23,13 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from arc_exp.adapters import AdapterConfig, apply_adapter  # noqa: E402
-from arc_exp.augmentation import AugmentationPolicy  # noqa: E402
+from arc_exp.model.adapters import AdapterConfig, apply_adapter  # noqa: E402
+from arc_exp.data.augmentation import AugmentationPolicy  # noqa: E402
 from arc_exp.data.datamodule import TrainingDataset, TrainingStream  # noqa: E402
 from arc_exp.data.selection import TaskSetSpec  # noqa: E402
-from arc_exp.encoders import create_grid_encoder  # noqa: E402
-from arc_exp.lit_module import ARCLitModule, answer_loss  # noqa: E402
-from arc_exp.models import load_model, load_tokenizer  # noqa: E402
+from arc_exp.data.encoders import create_grid_encoder  # noqa: E402
+from arc_exp.training.module import ARCLitModule, answer_loss  # noqa: E402
+from arc_exp.model.loader import load_model, load_tokenizer  # noqa: E402
 
 
 def stream(tasks, tokenizer, batch_size, max_seq_len, bucket_batches=64, seed=0):
@@ -44,7 +44,7 @@ def fresh_model(spec, seed=0):
 
 
 def plain_tokens_per_s(model, batches) -> float:
-    """Training tokens/s of a plain torch loop doing arc_exp.lit_module's step: answer_loss, backward, clip, AdamW."""
+    """Training tokens/s of a plain torch loop doing arc_exp.training.module's step: answer_loss, backward, clip, AdamW."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)

@@ -7,7 +7,7 @@
 
 Builds the vocabulary of the default encoder and prompt, then measures side by side in one run, on the same batches
 (small ARC-1 training tasks tokenized once; the reduced model gets the same tokens as reduced ids): the parameters and
-their fp32 memory before and after, and training tokens/s of a plain torch loop (the step of arc_exp.lit_module:
+their fp32 memory before and after, and training tokens/s of a plain torch loop (the step of arc_exp.training.module:
 answer_loss, backward, clip, AdamW) with a fresh model per round, the two models alternating so drifting machine load
 hits both alike. With ``--generate N`` also greedy generation tokens/s on N prompts (the output layer runs on every
 generated token). fp32 on CPU, ``--threads`` torch threads (1 by default: the CPU is shared).
@@ -28,16 +28,16 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from arc_exp.adapters import AdapterConfig, apply_adapter, trainable_parameters  # noqa: E402
-from arc_exp.augmentation import AugmentationPolicy  # noqa: E402
+from arc_exp.model.adapters import AdapterConfig, apply_adapter, trainable_parameters  # noqa: E402
+from arc_exp.data.augmentation import AugmentationPolicy  # noqa: E402
 from arc_exp.data.datamodule import TrainingDataset, TrainingStream  # noqa: E402
 from arc_exp.data.samples import IGNORE_INDEX  # noqa: E402
 from arc_exp.data.selection import TaskSetSpec  # noqa: E402
-from arc_exp.encoders import DEFAULT_ENCODER, create_grid_encoder  # noqa: E402
-from arc_exp.inference import GenerationRequest, InferenceConfig, create_generator  # noqa: E402
-from arc_exp.models import load_model, load_tokenizer  # noqa: E402
-from arc_exp.prompts import build_messages, render_prompt  # noqa: E402
-from arc_exp.vocabulary import (  # noqa: E402
+from arc_exp.data.encoders import DEFAULT_ENCODER, create_grid_encoder  # noqa: E402
+from arc_exp.inference.generator import GenerationRequest, InferenceConfig, create_generator  # noqa: E402
+from arc_exp.model.loader import load_model, load_tokenizer  # noqa: E402
+from arc_exp.data.prompts import build_messages, render_prompt  # noqa: E402
+from arc_exp.model.vocabulary import (  # noqa: E402
     ReducedTokenizer, build_reduced_vocabulary, parameter_summary, reduce_model_vocabulary,
 )
 from bench_training import plain_tokens_per_s  # noqa: E402 - this folder: the training loop timed the same way

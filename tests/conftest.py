@@ -61,7 +61,7 @@ def tokenizer():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from arc_exp.models import load_tokenizer
+    from arc_exp.model.loader import load_tokenizer
 
     return load_tokenizer(instantiate(OmegaConf.load(CONF / "model" / "smollm2-135m.yaml")))
 
@@ -72,7 +72,7 @@ def tiny_model():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from arc_exp.models import load_model
+    from arc_exp.model.loader import load_model
 
     return load_model(instantiate(OmegaConf.load(CONF / "model" / "tiny-random.yaml")), seed=0)
 

@@ -1,4 +1,4 @@
-"""Tests for arc_exp.augmentation: exact grids, exact inverses, pinned seeded results and the YAML policies."""
+"""Tests for arc_exp.data.augmentation: exact grids, exact inverses, pinned seeded results and the YAML policies."""
 from __future__ import annotations
 
 import random
@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from arc_exp.augmentation import (
+from arc_exp.data.augmentation import (
     DIHEDRAL_NAMES,
     IDENTITY,
     IDENTITY_COLORS,

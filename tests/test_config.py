@@ -6,14 +6,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from arc_exp.adapters import AdapterConfig
-from arc_exp.augmentation import AugmentationPolicy
+from arc_exp.model.adapters import AdapterConfig
+from arc_exp.data.augmentation import AugmentationPolicy
 from arc_exp.data.datamodule import TrainingDataset
 from arc_exp.data.selection import TaskSetSpec, largest_grid_side
-from arc_exp.models import ModelSpec
-from arc_exp.prompts import PROMPT_VERSIONS
-from arc_exp.tracking import ensure_experiment, flatten
-from arc_exp import training
+from arc_exp.model.loader import ModelSpec
+from arc_exp.data.prompts import PROMPT_VERSIONS
+from arc_exp.tracking.runs import ensure_experiment, flatten
+from arc_exp.training import recipe as training
 from conftest import CONF, compose_train, run_train_process
 
 GROUPS = ("model", "lora", "encoder", "prompt", "augmentation", "scheduler", "data", "trainer", "logger", "inference",
@@ -42,7 +42,7 @@ def test_defaults_compose_and_resolve():
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert (cfg.model.name, cfg.lora.method, cfg.lora.r, cfg.prompt.version) == ("smollm2-135m", "lora", 32,
                                                                                   "output-from-examples-v0")
-    assert cfg.scheduler._target_ == "arc_exp.schedulers.linear"
+    assert cfg.scheduler._target_ == "arc_exp.training.schedulers.linear"
     assert (cfg.seed, cfg.learning_rate, cfg.adapter_path, cfg.resume) == (0, 1e-4, None, None)
     assert resolved["logger"]["tracking_uri"] == f"sqlite:///{os.environ['ARC_EXP_ROOT']}/mlflow.db"
     assert resolved["data"]["train"][0]["prompt"] == "output-from-examples-v0"  # ${prompt.version}

@@ -12,12 +12,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from arc_exp.augmentation import Augmentation, AugmentationPolicy
+from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.tasks import Task
-from arc_exp.encoders import create_grid_encoder
-from arc_exp.evaluation import EvaluationError, EvaluationSettings, evaluate_tasks
-from arc_exp.inference import FunctionGenerator, GenerationRequest, HFGenerator, InferenceConfig, depth_first_search
-from arc_exp.models import load_model
+from arc_exp.data.encoders import create_grid_encoder
+from arc_exp.evaluation.pipeline import EvaluationError, EvaluationSettings, evaluate_tasks
+from arc_exp.inference.generator import FunctionGenerator, GenerationRequest, HFGenerator, InferenceConfig, depth_first_search
+from arc_exp.model.loader import load_model
 from conftest import CONF, compose_train
 
 STOP = 3  # token 3 ends an answer in the stand-in distribution

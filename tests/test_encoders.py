@@ -9,8 +9,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import arc_exp.encoders
-from arc_exp.encoders import (
+import arc_exp.data.encoders
+from arc_exp.data.encoders import (
     DEFAULT_ENCODER,
     ENCODER_COMPOSITIONS,
     EncoderSpecError,
@@ -23,7 +23,7 @@ from arc_exp.encoders import (
     UnknownEncoderError,
     create_grid_encoder,
 )
-from arc_exp.grid import InvalidGridError, grid_key
+from arc_exp.data.grid import InvalidGridError, grid_key
 
 ENCODER_DIR = Path(__file__).resolve().parents[1] / "conf" / "encoder"
 GRID = [[1, 2, 3], [4, 5, 6]]
@@ -127,7 +127,7 @@ def test_largest_grid_round_trips():
 
 
 def test_docstring_examples_hold():
-    result = doctest.testmod(arc_exp.encoders)
+    result = doctest.testmod(arc_exp.data.encoders)
     assert (result.failed, result.attempted) == (0, 7)
 
 

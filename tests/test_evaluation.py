@@ -7,18 +7,18 @@ import random
 import pytest
 import yaml
 
-from arc_exp.augmentation import Augmentation, AugmentationPolicy
+from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.selection import select_tasks
 from arc_exp.data.sources import load_source
 from arc_exp.data.tasks import Task
-from arc_exp.encoders import GridParseError, create_grid_encoder
-from arc_exp.evaluation import (
+from arc_exp.data.encoders import GridParseError, create_grid_encoder
+from arc_exp.evaluation.pipeline import (
     Checkpoint, CheckpointError, EvaluationError, EvaluationSettings, answer_token_bound, answer_token_cap,
     check_checkpoint, check_predictions_per_task, evaluate_tasks, inference_views, load_eval_tasks, metric_keys,
     resolve_checkpoints, view_prompt, write_outputs,
 )
-from arc_exp.inference import FunctionGenerator
-from arc_exp.submission import validate_submission
+from arc_exp.inference.generator import FunctionGenerator
+from arc_exp.evaluation.submission import validate_submission
 from conftest import CONF, metric_history, mlflow_runs, run_recipe
 
 ENCODER = create_grid_encoder("grid_shape_row_number")
@@ -264,9 +264,9 @@ def tiny_training_run(tmp_path, tokenizer, store):
     import mlflow
     import torch
 
-    from arc_exp.adapters import AdapterConfig, apply_adapter
-    from arc_exp.checkpoints import save_checkpoint
-    from arc_exp.models import load_model
+    from arc_exp.model.adapters import AdapterConfig, apply_adapter
+    from arc_exp.model.checkpoints import save_checkpoint
+    from arc_exp.model.loader import load_model
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -343,7 +343,7 @@ def test_tracker_start_names_tags_and_logs_a_job_run(tmp_path, tracking_uri):
     import mlflow
     from omegaconf import OmegaConf
 
-    from arc_exp.evaluation import EvaluationTracker
+    from arc_exp.evaluation.pipeline import EvaluationTracker
 
     resolved = {"logger": {"_target_": "pytorch_lightning.loggers.MLFlowLogger", "tracking_uri": tracking_uri,
                            "experiment_name": "jobs", "run_name": None, "tags": {"team": "arc"}},

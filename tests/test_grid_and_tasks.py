@@ -2,7 +2,7 @@
 import pytest
 
 from arc_exp.data.tasks import Example, Task, TaskFormatError
-from arc_exp.grid import InvalidGridError, grid_key, grid_shape, validate_grid
+from arc_exp.data.grid import InvalidGridError, grid_key, grid_shape, validate_grid
 
 
 def test_validate_grid_accepts_and_normalises():

@@ -1,9 +1,9 @@
 """Metrics: per prediction, per test input, per task and over tasks, with hand-computed values."""
 import pytest
 
-from arc_exp import metrics
-from arc_exp.metrics import aggregate_metrics, pass_n_key, prediction_metrics, task_metrics
-from arc_exp.voting import Prediction
+from arc_exp.evaluation import metrics
+from arc_exp.evaluation.metrics import aggregate_metrics, pass_n_key, prediction_metrics, task_metrics
+from arc_exp.evaluation.voting import Prediction
 
 EXPECTED = [[1, 2, 3], [4, 5, 6]]
 ONE_WRONG_CELL = [[1, 2, 3], [4, 5, 0]]  # 5 of 6 cells equal

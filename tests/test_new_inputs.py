@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from arc_exp.augmentation import Augmentation, AugmentationPolicy
+from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.sources import UnknownSourceError, load_source
 from arc_exp.data.tasks import Task
-from arc_exp.encoders import ENCODER_COMPOSITIONS, GridEncoder, GridParseError, create_grid_encoder
-from arc_exp.inference import FunctionGenerator, Generation
+from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder, GridParseError, create_grid_encoder
+from arc_exp.inference.generator import FunctionGenerator, Generation
 from arc_exp.synthetic.new_inputs import (
     ANSWERED, NewInputsError, NewInputsGenerator, check_checkpoint_prompt, classify, generate_new_inputs,
     new_input_prompt, task_set, write_new_inputs,
@@ -258,9 +258,9 @@ def test_generate_main_with_a_checkpoint(tmp_path, tracking_uri, tokenizer, capl
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from arc_exp.adapters import AdapterConfig, apply_adapter
-    from arc_exp.checkpoints import save_checkpoint
-    from arc_exp.models import load_model
+    from arc_exp.model.adapters import AdapterConfig, apply_adapter
+    from arc_exp.model.checkpoints import save_checkpoint
+    from arc_exp.model.loader import load_model
 
     from conftest import compose_train
 

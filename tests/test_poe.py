@@ -10,15 +10,15 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from arc_exp.augmentation import Augmentation, AugmentationPolicy, dihedral
+from arc_exp.data.augmentation import Augmentation, AugmentationPolicy, dihedral
 from arc_exp.data.tasks import Task
-from arc_exp.encoders import create_grid_encoder
-from arc_exp.evaluation import (
+from arc_exp.data.encoders import create_grid_encoder
+from arc_exp.evaluation.pipeline import (
     EvaluationError, EvaluationSettings, PoeScore, evaluate_tasks, poe_rank, poe_scores, write_outputs,
 )
-from arc_exp.inference import FunctionGenerator, HFGenerator, InferenceConfig, ScoreRequest
-from arc_exp.models import load_model
-from arc_exp.voting import VotedGrid
+from arc_exp.inference.generator import FunctionGenerator, HFGenerator, InferenceConfig, ScoreRequest
+from arc_exp.model.loader import load_model
+from arc_exp.evaluation.voting import VotedGrid
 from conftest import CONF, compose_train
 
 ENCODER = create_grid_encoder("grid_shape_row_number")
@@ -137,7 +137,7 @@ def teacher_forced(model, tokenizer, prompt, answer):
 
 
 def test_hf_scores_equal_teacher_forcing(varied_model, tokenizer):
-    from arc_exp.prompts import build_messages, render_prompt
+    from arc_exp.data.prompts import build_messages, render_prompt
 
     views = [Augmentation(dihedral=k) for k in (0, 1, 5)]
     prompts = [render_prompt(build_messages(v.apply_task(TASK), ENCODER, "output-from-examples-v0", 0,

@@ -3,10 +3,10 @@ import doctest
 
 import pytest
 
-import arc_exp.prompts
+import arc_exp.data.prompts
 from arc_exp.data.tasks import Task
-from arc_exp.encoders import MinimalGridEncoder
-from arc_exp.prompts import (
+from arc_exp.data.encoders import MinimalGridEncoder
+from arc_exp.data.prompts import (
     PROMPT_VERSIONS,
     SYSTEM_PROMPT,
     Segment,
@@ -132,4 +132,4 @@ def test_render_segments_of_a_chat_without_answer_is_the_generation_prompt(token
 
 
 def test_module_doctest():
-    assert doctest.testmod(arc_exp.prompts).failed == 0
+    assert doctest.testmod(arc_exp.data.prompts).failed == 0

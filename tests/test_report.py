@@ -1,5 +1,5 @@
 """Iteration tables from run records: grouping, mean and count, formats, dashes for missing values."""
-from arc_exp.report import Column, RunRecord, compare_runs, iteration_table, to_csv, to_markdown
+from arc_exp.tracking.report import Column, RunRecord, compare_runs, iteration_table, to_csv, to_markdown
 
 RUNS = [
     RunRecord("a" * 32, "r16-s0", {"lora.r": "16", "seed": "0"}, {"train/loss": 0.5, "eval/accuracy": 0.1}),

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from arc_exp.augmentation import AugmentationPolicy
+from arc_exp.data.augmentation import AugmentationPolicy
 from arc_exp.data.datamodule import ARCDataModule, SkipCounter, TrainingDataset, TrainingStream, validation_samples
 from arc_exp.data.samples import IGNORE_INDEX, Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.tasks import Task
-from arc_exp.encoders import MinimalGridEncoder
-from arc_exp.prompts import build_messages, render_segments
+from arc_exp.data.encoders import MinimalGridEncoder
+from arc_exp.data.prompts import build_messages, render_segments
 from conftest import CHAT
 
 ENCODER = MinimalGridEncoder()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from arc_exp import schedulers
+from arc_exp.training import schedulers
 from conftest import compose_train
 
 NAMES = ("constant", "linear", "cosine", "cosine_with_restarts", "cyclic")

@@ -1,7 +1,7 @@
 """Token statistics per encoder."""
 import pytest
 
-from arc_exp.stats import format_table, token_stats
+from arc_exp.data.stats import format_table, token_stats
 
 
 def test_token_stats_figures():

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from arc_exp.data.tasks import Task
-from arc_exp.submission import (
+from arc_exp.evaluation.submission import (
     SubmissionError,
     build_submission,
     merge_submissions,

@@ -18,7 +18,7 @@ from scipy import ndimage
 
 import arc_exp.synthetic.count
 import arc_exp.synthetic.questions
-from arc_exp.encoders import create_grid_encoder
+from arc_exp.data.encoders import create_grid_encoder
 from arc_exp.synthetic import (
     QUESTION_TYPES,
     CountConfig,

@@ -19,7 +19,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from arc_exp import training
+from arc_exp.training import recipe as training
 from conftest import PYTHON, REPO, TINY, metric_history, mlflow_runs, run_train
 
 # What the pinned numbers depend on, spelled out so a change of a default or of debug=smoke does not move them:
@@ -195,7 +195,7 @@ def test_unknown_group_option_lists_the_available_ones(background):
 def test_answer_loss_is_the_weighted_mean_over_answer_tokens(tiny_model):
     import torch.nn.functional as F
 
-    from arc_exp.lit_module import answer_loss
+    from arc_exp.training.module import answer_loss
 
     input_ids = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 11, 2, 2]])
     batch = {"input_ids": input_ids, "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]),
@@ -258,7 +258,7 @@ def test_checkpoints_are_plain_folders(reference):
     step = checkpoints / "step-000006"
     assert {"adapter_config.json", "adapter_model.safetensors", "arc_exp.yaml", "tokenizer.json"} <= {
         p.name for p in step.iterdir()}
-    assert yaml.safe_load((step / "arc_exp.yaml").read_text())["encoder"]["_target_"] == "arc_exp.encoders.GridShapeEncoder"
+    assert yaml.safe_load((step / "arc_exp.yaml").read_text())["encoder"]["_target_"] == "arc_exp.data.encoders.GridShapeEncoder"
     # only the trainable weights go into last.ckpt: the tiny base model is rebuilt from its config
     state = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
     assert state["global_step"] == 6
@@ -354,7 +354,7 @@ def test_offline_hub_model_names_the_model_and_the_fix(background):
     result = background.result("offline_model")
     assert result.returncode == 1
     assert error_lines(result)[-2] == (
-        "arc_exp.models.ModelNotAvailableError: model 'qwen2-0.5b': weights for 'Qwen/Qwen2-0.5B-Instruct' are not in "
+        "arc_exp.model.loader.ModelNotAvailableError: model 'qwen2-0.5b': weights for 'Qwen/Qwen2-0.5B-Instruct' are not in "
         "the local cache and 'Qwen/Qwen2-0.5B-Instruct' is not a local folder; download it on a machine with internet "
         "access (`hf download Qwen/Qwen2-0.5B-Instruct --local-dir <folder>`) and run with model.path=<folder>, or "
         "set model.allow_download=true where the hub is reachable")

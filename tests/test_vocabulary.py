@@ -11,15 +11,15 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from arc_exp.adapters import AdapterConfig, apply_adapter
+from arc_exp.model.adapters import AdapterConfig, apply_adapter
 from arc_exp.data.samples import task_sample
 from arc_exp.data.tasks import Example, Task
-from arc_exp.encoders import ENCODER_COMPOSITIONS, create_grid_encoder
-from arc_exp.evaluation import Checkpoint, CheckpointError, load_model_for_evaluation
-from arc_exp.inference import GenerationRequest, InferenceConfig, create_generator
-from arc_exp.models import load_model
-from arc_exp.prompts import PROMPT_VERSIONS, build_messages, render_prompt
-from arc_exp.vocabulary import (
+from arc_exp.data.encoders import ENCODER_COMPOSITIONS, create_grid_encoder
+from arc_exp.evaluation.pipeline import Checkpoint, CheckpointError, load_model_for_evaluation
+from arc_exp.inference.generator import GenerationRequest, InferenceConfig, create_generator
+from arc_exp.model.loader import load_model
+from arc_exp.data.prompts import PROMPT_VERSIONS, build_messages, render_prompt
+from arc_exp.model.vocabulary import (
     VOCABULARY_FILE, OutOfVocabularyError, ReducedTokenizer, ReducedVocabulary, VocabularyError, alphabet_token_ids,
     build_reduced_vocabulary, cell_symbols, chat_texts, check_checkpoint_vocabulary, parameter_summary,
     read_vocabulary, reduce_model_vocabulary, resolve_vocabulary,
@@ -160,7 +160,7 @@ def test_count_chats_are_covered_by_the_probe_chats(tokenizer, tmp_path):
 
 
 def test_train_config_collects_prompts_and_chats(tokenizer, tmp_path):
-    from arc_exp import training
+    from arc_exp.training import recipe as training
     from arc_exp.synthetic import CountQAGenerator, write_shards
 
     write_shards(CountQAGenerator(), n=20, out=tmp_path / "count", seed=0, shard_size=20, workers=1)
@@ -310,7 +310,7 @@ def test_resolve_vocabulary_rules(tokenizer, reduced, default_vocabulary, tmp_pa
 
 
 def test_full_fine_tuned_reduced_weights_load_as_they_are(tokenizer, reduced, default_vocabulary, tmp_path):
-    from arc_exp.checkpoints import save_checkpoint
+    from arc_exp.model.checkpoints import save_checkpoint
 
     model = reduce_model_vocabulary(tiny_model(), default_vocabulary)
     save_checkpoint(model, reduced, tmp_path / "step-000001")

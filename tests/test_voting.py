@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from arc_exp.voting import Prediction, VotedGrid, select_attempts, vote
+from arc_exp.evaluation.voting import Prediction, VotedGrid, select_attempts, vote
 
 
 def test_vote_groups_identical_grids_and_ignores_unanswered():

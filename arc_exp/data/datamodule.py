@@ -15,11 +15,11 @@ from typing import Iterator, Optional, Sequence
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
-from arc_exp.augmentation import AugmentationPolicy, swap_train_test
+from arc_exp.data.augmentation import AugmentationPolicy, swap_train_test
 from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Task
-from arc_exp.prompts import check_prompt_version
+from arc_exp.data.prompts import check_prompt_version
 
 log = logging.getLogger(__name__)
 

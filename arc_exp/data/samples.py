@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import torch
 
 from arc_exp.data.tasks import Task
-from arc_exp.prompts import Segment, build_messages, render_segments
+from arc_exp.data.prompts import Segment, build_messages, render_segments
 
 IGNORE_INDEX = -100
 

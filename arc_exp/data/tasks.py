@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from arc_exp.grid import Grid, validate_grid
+from arc_exp.data.grid import Grid, validate_grid
 
 
 class TaskFormatError(ValueError):

@@ -36,7 +36,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from scipy import ndimage
 
-from arc_exp.grid import MAX_SIDE, N_COLORS, Grid
+from arc_exp.data.grid import MAX_SIDE, N_COLORS, Grid
 
 CONNECTIVITIES = (4, 8)
 SHAPES = ("line", "rectangle", "blob")

@@ -26,8 +26,8 @@ The output folder holds:
 - ``gallery/<task_id>.png``: the task's inputs on the first row(s), the new inputs below, in the ARC palette;
 - ``summary.json``: the counts and rates in all and per task, and the settings of the run.
 
->>> from arc_exp.encoders import MinimalGridEncoder
->>> from arc_exp.inference import Generation
+>>> from arc_exp.data.encoders import MinimalGridEncoder
+>>> from arc_exp.inference.generator import Generation
 >>> existing = {grid_key([[1, 2], [3, 4]])}
 >>> classify(Generation("12\\n34", 0.0), Augmentation(), MinimalGridEncoder(), existing, set())
 ('duplicate_of_existing', [[1, 2], [3, 4]])
@@ -44,15 +44,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from arc_exp.augmentation import Augmentation, AugmentationPolicy, shuffle_train
+from arc_exp.data.augmentation import Augmentation, AugmentationPolicy, shuffle_train
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Example, Task
-from arc_exp.encoders import GridEncoder, GridParseError, InvalidDecodedGridError
-from arc_exp.grid import Grid, InvalidGridError, grid_key, validate_grid
-from arc_exp.prompts import fit_prompt
+from arc_exp.data.encoders import GridEncoder, GridParseError, InvalidDecodedGridError
+from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
+from arc_exp.data.prompts import fit_prompt
 
-if TYPE_CHECKING:  # arc_exp.inference imports torch: only when generating
-    from arc_exp.inference import Generation, GenerationRequest, Generator
+if TYPE_CHECKING:  # arc_exp.inference.generator imports torch: only when generating
+    from arc_exp.inference.generator import Generation, GenerationRequest, Generator
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def new_input_prompt(task: Task, augmentation: Augmentation, encoder: GridEncode
     The prompt shows the task's inputs (train, then test; outputs are no part of it) and asks for the next one. The
     last inputs are dropped until prompt + answer bound fit ``max_seq_len``; ``(None, 0)`` when one does not fit.
     """
-    from arc_exp.inference import GenerationRequest
+    from arc_exp.inference.generator import GenerationRequest
 
     inputs = [augmentation.apply_grid(grid) for grid in task_inputs(task)]
     longest = max(len(tokenizer(encoder.encode(g), add_special_tokens=False)["input_ids"]) for g in inputs)
@@ -194,11 +194,11 @@ def classify(generation: Generation, augmentation: Augmentation, encoder: GridEn
              ) -> tuple[str, Optional[Grid]]:
     """The outcome of one generation (see the module docstring) and its grid in the task's orientation and colors.
 
-    ``existing`` and ``new`` hold :func:`~arc_exp.grid.grid_key` of the task's inputs and of the new inputs kept so
+    ``existing`` and ``new`` hold :func:`~arc_exp.data.grid.grid_key` of the task's inputs and of the new inputs kept so
     far. Never raises on what a model writes.
 
-    >>> from arc_exp.encoders import MinimalGridEncoder
-    >>> from arc_exp.inference import Generation
+    >>> from arc_exp.data.encoders import MinimalGridEncoder
+    >>> from arc_exp.inference.generator import Generation
     >>> [classify(Generation(text, 0.0), Augmentation(), MinimalGridEncoder(), set(), set())[0]
     ...  for text in ("12\\n34", "12\\n3", "the answer is 4")]
     ['kept', 'invalid', 'unanswered']
@@ -284,12 +284,12 @@ def summarize(results: Sequence[TaskNewInputs]) -> dict[str, Any]:
 def plot_gallery(task: Task, new_inputs: Sequence[Grid], path: str | Path) -> Path:
     """The task's inputs, then its new inputs on the rows below, at most :data:`GALLERY_COLUMNS` panels a row.
 
-    Panels are the size of :mod:`arc_exp.plots` panels; a task without new inputs gets one empty "none kept" panel.
+    Panels are the size of :mod:`arc_exp.evaluation.plots` panels; a task without new inputs gets one empty "none kept" panel.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from arc_exp.plots import DPI, HEADER_HEIGHT, PANEL_HEIGHT, PANEL_WIDTH, draw_grid
+    from arc_exp.evaluation.plots import DPI, HEADER_HEIGHT, PANEL_HEIGHT, PANEL_WIDTH, draw_grid
 
     inputs = task_inputs(task)
     panels = [(g, f"input {i} {len(g)}x{len(g[0])}", "black") for i, g in enumerate(inputs, start=1)]

@@ -27,8 +27,8 @@ import random
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple, Optional, Sequence, Union
 
-from arc_exp.encoders import DEFAULT_ENCODER, GridEncoder, ReplaceNumberEncoder, create_grid_encoder
-from arc_exp.grid import N_COLORS
+from arc_exp.data.encoders import DEFAULT_ENCODER, GridEncoder, ReplaceNumberEncoder, create_grid_encoder
+from arc_exp.data.grid import N_COLORS
 from arc_exp.synthetic.count import (
     CONNECTIVITIES,
     CountConfig,

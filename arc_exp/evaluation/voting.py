@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from arc_exp.grid import Grid, grid_key
+from arc_exp.data.grid import Grid, grid_key
 
 
 @dataclass
@@ -54,7 +54,7 @@ def _rank_logprob(value: float) -> float:
 
 
 def vote(predictions: Iterable[Prediction]) -> list[VotedGrid]:
-    """Group identical grids (by :func:`arc_exp.grid.grid_key`) and rank them, best first.
+    """Group identical grids (by :func:`arc_exp.data.grid.grid_key`) and rank them, best first.
 
     Ranking: more votes first; equal votes, higher mean logprob first (NaN ranks last); equal votes and equal
     mean logprob, the grid that appeared first among ``predictions`` first (a stable sort over groups kept in

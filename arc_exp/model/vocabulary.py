@@ -196,7 +196,7 @@ def build_reduced_vocabulary(tokenizer, encoder, prompt_versions: Sequence[str],
     ``chats`` are lists of chat messages (e.g. count question/answer chats); when there is any, probe count chats
     asking every question type are covered too. ``tokenizer`` is the base Hugging Face tokenizer.
     """
-    from arc_exp.prompts import check_prompt_version
+    from arc_exp.data.prompts import check_prompt_version
 
     versions = tuple(dict.fromkeys(check_prompt_version(v) for v in prompt_versions))
     kept = set(_special_ids(tokenizer))
@@ -228,7 +228,7 @@ def probe_tasks() -> list:
 def probe_texts(tokenizer, encoder, prompt_versions: Sequence[str]) -> Iterator[str]:
     """The texts the tokenizer sees for the probe tasks under each prompt version: the prompt and answer segments
     (tokenized apart, as in training) and the whole generation prompt (as inference tokenizes it)."""
-    from arc_exp.prompts import build_messages, render_prompt, render_segments
+    from arc_exp.data.prompts import build_messages, render_prompt, render_segments
 
     for version in prompt_versions:
         for task in probe_tasks():
@@ -245,7 +245,7 @@ def probe_texts(tokenizer, encoder, prompt_versions: Sequence[str]) -> Iterator[
 def chat_texts(chats: Iterable[Sequence[Mapping]], tokenizer) -> Iterator[str]:
     """The texts of chats as training tokenizes them (segments) and as inference does (the prompt before each
     answer)."""
-    from arc_exp.prompts import render_prompt, render_segments
+    from arc_exp.data.prompts import render_prompt, render_segments
 
     for messages in chats:
         messages = list(messages)
@@ -650,7 +650,7 @@ def check_checkpoint_vocabulary(folder: Optional[str | Path], vocabulary: Option
         return
     if vocabulary is None:
         raise VocabularyError(f"checkpoint '{folder}' has a reduced vocabulary ({len(saved)} tokens, "
-                              f"{VOCABULARY_FILE}): load it with that vocabulary (arc_exp.vocabulary."
+                              f"{VOCABULARY_FILE}): load it with that vocabulary (arc_exp.model.vocabulary."
                               f"resolve_vocabulary) and a ReducedTokenizer")
     if saved.kept_ids != vocabulary.kept_ids:
         raise VocabularyError(f"checkpoint '{folder}' was trained with another reduced vocabulary ({len(saved)} "

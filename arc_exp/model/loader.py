@@ -9,7 +9,7 @@
 - ``tiny_random``: a small randomly initialised Llama (for tests) with the tokenizer of another spec.
 
 ``reduce_vocab`` (``model.reduce_vocab=true``) keeps only the embedding and output-layer rows of the tokens the run's
-encoder and prompts can produce (:mod:`arc_exp.vocabulary`); the loaders here always return the whole vocabulary.
+encoder and prompts can produce (:mod:`arc_exp.model.vocabulary`); the loaders here always return the whole vocabulary.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class ModelSpec:
     dtype: str = "auto"  # auto: fp32 on CPU, bf16 on GPU
     allow_download: bool = False  # reach the hub when weights are not cached locally
     cache_dir: Optional[str] = None
-    reduce_vocab: bool = False  # keep only the tokens the encoder and prompts produce (arc_exp.vocabulary)
+    reduce_vocab: bool = False  # keep only the tokens the encoder and prompts produce (arc_exp.model.vocabulary)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):

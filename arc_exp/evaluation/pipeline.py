@@ -4,7 +4,7 @@ The pipeline of ``evaluate.py``, one function per step so each is testable witho
 
     views      for each test input, ``predictions_per_task`` augmented views (identity, D8, then color permutations)
     prompts    the same encoder and prompt code as training, on the augmented task (test outputs removed)
-    generate   any :class:`~arc_exp.inference.Generator` (the HF model, or a stand-in in tests)
+    generate   any :class:`~arc_exp.inference.generator.Generator` (the HF model, or a stand-in in tests)
     decode     text -> grid with the encoder; text that is not a grid is an unanswered prediction, never an error
     revert     the grid back to the original orientation and colors
     vote       identical grids grouped, ranked by votes then mean log-probability; the top two are the attempts
@@ -35,18 +35,18 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from tqdm.auto import tqdm
 
-from arc_exp.augmentation import Augmentation, AugmentationPolicy
+from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.tasks import Example, Task
-from arc_exp.encoders import ENCODER_COMPOSITIONS, GridEncoder, GridParseError
-from arc_exp.grid import MAX_SIDE, Grid, InvalidGridError
-from arc_exp.inference import (
+from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder, GridParseError
+from arc_exp.data.grid import MAX_SIDE, Grid, InvalidGridError
+from arc_exp.inference.generator import (
     Generation, GenerationRequest, Generator, Scorer, ScoreRequest, Searcher, finite_or_none,
 )
-from arc_exp.metrics import pass_n_key, task_metrics, test_input_metrics, aggregate_metrics
-from arc_exp.plots import plot_prediction
-from arc_exp.prompts import check_prompt_version, fit_prompt
-from arc_exp.submission import build_submission, validate_submission, write_submission
-from arc_exp.voting import Prediction, VotedGrid, vote
+from arc_exp.evaluation.metrics import pass_n_key, task_metrics, test_input_metrics, aggregate_metrics
+from arc_exp.evaluation.plots import plot_prediction
+from arc_exp.data.prompts import check_prompt_version, fit_prompt
+from arc_exp.evaluation.submission import build_submission, validate_submission, write_submission
+from arc_exp.evaluation.voting import Prediction, VotedGrid, vote
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def resolve_checkpoints(checkpoint: Optional[str], all_checkpoints: bool = False
         if all_checkpoints:
             raise CheckpointError("all_checkpoints=true needs checkpoint=<run folder or MLflow run id>")
         return [Checkpoint()]
-    from arc_exp.checkpoints import list_checkpoints, read_checkpoint_config  # imports Lightning: only when needed
+    from arc_exp.model.checkpoints import list_checkpoints, read_checkpoint_config  # imports Lightning: only when needed
 
     text = str(checkpoint).strip()
     path = Path(text).expanduser()
@@ -270,11 +270,11 @@ def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed
 
     A LoRA adapter is merged into the base weights (faster generation), except on a 4-bit base (QLoRA). A tiny
     random base model is rebuilt with the seed of the training run so the adapter sits on the same weights.
-    ``vocabulary`` (a :class:`~arc_exp.vocabulary.ReducedVocabulary`, see ``resolve_vocabulary``) reduces the base
+    ``vocabulary`` (a :class:`~arc_exp.model.vocabulary.ReducedVocabulary`, see ``resolve_vocabulary``) reduces the base
     model before the adapter loads; a checkpoint with a ``vocabulary.json`` must be given that vocabulary.
     """
-    from arc_exp.models import load_model, resolve_dtype
-    from arc_exp.vocabulary import VocabularyError, apply_vocabulary, check_checkpoint_vocabulary
+    from arc_exp.model.loader import load_model, resolve_dtype
+    from arc_exp.model.vocabulary import VocabularyError, apply_vocabulary, check_checkpoint_vocabulary
 
     quantization = adapter_config.quantization_config()
     folder = checkpoint.folder
@@ -292,7 +292,7 @@ def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed
                                   f"evaluate it with lora=full")
         from peft import PeftModel
 
-        from arc_exp.adapters import check_adapter_folder
+        from arc_exp.model.adapters import check_adapter_folder
 
         base = apply_vocabulary(load_model(spec, quantization_config=quantization, seed=seed), vocabulary)
         check_adapter_folder(str(folder), base)
@@ -506,7 +506,7 @@ class EvaluationSettings:
 
 def settings_from_config(cfg, inference, predictions_per_task: Any) -> EvaluationSettings:
     """The settings of a composed run config (its encoder, prompt, augmentation, seed and data.max_seq_len) with
-    ``inference`` (an :class:`~arc_exp.inference.InferenceConfig`); the views are checked before any model loads.
+    ``inference`` (an :class:`~arc_exp.inference.generator.InferenceConfig`); the views are checked before any model loads.
     evaluate.py, solve.py and the evaluation after training all build their settings here."""
     from hydra.utils import instantiate
 
@@ -523,7 +523,7 @@ def settings_from_config(cfg, inference, predictions_per_task: Any) -> Evaluatio
 def decode_prediction(generation: Generation, encoder: GridEncoder, augmentation: Augmentation) -> Optional[Grid]:
     """The generated grid mapped back to the original task, or ``None`` when the text is not a grid.
 
-    >>> from arc_exp.encoders import MinimalGridEncoder
+    >>> from arc_exp.data.encoders import MinimalGridEncoder
     >>> decode_prediction(Generation("12\\n34", -0.1), MinimalGridEncoder(), Augmentation(dihedral=1))
     [[2, 4], [1, 3]]
     >>> decode_prediction(Generation("12\\n3", -0.1), MinimalGridEncoder(), Augmentation()) is None
@@ -857,7 +857,7 @@ class EvaluationTracker:
     def __init__(self, tracking_uri: str, experiment_name: str, run_name: str, tags: Optional[Mapping] = None):
         import mlflow
 
-        from arc_exp.tracking import ensure_experiment
+        from arc_exp.tracking.runs import ensure_experiment
 
         experiment_id = ensure_experiment(tracking_uri, experiment_name)
         self.tracking_uri = tracking_uri
@@ -873,7 +873,7 @@ class EvaluationTracker:
         Tagged with ``run_type``, the logger's tags, the git commit, the overrides, ``experiment`` and ``tags``;
         named ``logger.run_name`` or ``<name_prefix>:<overrides>``; the resolved config is logged as params and the
         already written ``config_file`` as an artifact."""
-        from arc_exp.tracking import flatten, git_commit, run_name_from_overrides
+        from arc_exp.tracking.runs import flatten, git_commit, run_name_from_overrides
 
         if cfg.logger.get("_target_") is None:
             return None

@@ -4,7 +4,7 @@ A prompt version builds a chat (system, user, assistant) from a task and a grid 
 the tokenizer's chat template into *segments*: the text the model reads and the answer text it must write, kept
 apart so the trainer masks the loss exactly and inference feeds the very same prompt text.
 
->>> from arc_exp.encoders import MinimalGridEncoder
+>>> from arc_exp.data.encoders import MinimalGridEncoder
 >>> task = Task.from_dict("t", {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]})
 >>> messages = build_messages(task, MinimalGridEncoder(), "output-from-examples-v1")
 >>> print(messages[1]["content"])

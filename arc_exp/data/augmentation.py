@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from arc_exp.data.tasks import Example, Task
-from arc_exp.grid import MAX_SIDE, N_COLORS, Grid, to_array, to_grid
+from arc_exp.data.grid import MAX_SIDE, N_COLORS, Grid, to_array, to_grid
 
 Rng = Union[random.Random, np.random.Generator]
 

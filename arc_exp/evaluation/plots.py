@@ -19,7 +19,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
 from arc_exp.data.tasks import Task
-from arc_exp.grid import Grid, grid_key, grid_shape, validate_grid
+from arc_exp.data.grid import Grid, grid_key, grid_shape, validate_grid
 
 # The ARC palette, color 0..9: black, blue, red, green, yellow, grey, magenta, orange, azure, maroon.
 ARC_COLORS = (

@@ -29,7 +29,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import Sequence, Union
 
-from arc_exp.grid import MAX_SIDE, Grid, InvalidGridError, validate_grid
+from arc_exp.data.grid import MAX_SIDE, Grid, InvalidGridError, validate_grid
 
 
 class GridParseError(ValueError):
@@ -58,7 +58,7 @@ class GridEncoder(ABC):
 
     @abstractmethod
     def encode(self, grid: Grid) -> str:
-        """The text of a valid grid (see :func:`arc_exp.grid.validate_grid`)."""
+        """The text of a valid grid (see :func:`arc_exp.data.grid.validate_grid`)."""
 
     @abstractmethod
     def decode(self, text: str) -> Grid:

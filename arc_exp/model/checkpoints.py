@@ -4,7 +4,7 @@
 (``config.json`` + ``model.safetensors`` for full fine-tuning), the tokenizer files, and ``arc_exp.yaml``: the resolved
 run config (model, encoder, prompt), which evaluation reads to check it is given a matching model and encoder.
 A run with ``model.reduce_vocab=true`` adds ``vocabulary.json``: the kept token ids of the base tokenizer
-(:mod:`arc_exp.vocabulary`), written by the reduced tokenizer's ``save_pretrained``; evaluation and solving reduce the
+(:mod:`arc_exp.model.vocabulary`), written by the reduced tokenizer's ``save_pretrained``; evaluation and solving reduce the
 base model with it before loading the adapter. The adapter itself never holds embedding rows (they are the base
 model's, selected by ``vocabulary.json``).
 The Lightning ``last.ckpt`` next to them (optimizer, scheduler, step, RNG) is what ``resume=`` continues from.
@@ -18,7 +18,7 @@ from typing import Optional
 import pytorch_lightning as pl
 import yaml
 
-from arc_exp.vocabulary import vocabulary_of
+from arc_exp.model.vocabulary import vocabulary_of
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@
 done, and ``resume=<run dir>`` skips the stages (and, in per-task mode, the tasks) already done:
 
 1. **dataset** (``dataset/``): the TTFT tasks made from each test task's own train examples. n-1
-   (:func:`~arc_exp.augmentation.leave_one_out`): each train example in turn is the target, the others are shown;
-   n-2 (``ttft.n2``, :func:`~arc_exp.augmentation.leave_two_out`) adds the tasks with one more example left out.
+   (:func:`~arc_exp.data.augmentation.leave_one_out`): each train example in turn is the target, the others are shown;
+   n-2 (``ttft.n2``, :func:`~arc_exp.data.augmentation.leave_two_out`) adds the tasks with one more example left out.
    The test inputs are never trained on. For a task with train examples A, B, C::
 
        abc:loo0   shown B, C  ->  target A
@@ -57,23 +57,23 @@ import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-from arc_exp.adapters import AdapterConfig, AdapterError, apply_adapter
-from arc_exp.augmentation import AugmentationPolicy, leave_one_out, leave_two_out
-from arc_exp.checkpoints import read_checkpoint_config, save_checkpoint
+from arc_exp.model.adapters import AdapterConfig, AdapterError, apply_adapter
+from arc_exp.data.augmentation import AugmentationPolicy, leave_one_out, leave_two_out
+from arc_exp.model.checkpoints import read_checkpoint_config, save_checkpoint
 from arc_exp.data.datamodule import ARCDataModule, TrainingDataset, validation_samples
 from arc_exp.data.samples import collate
 from arc_exp.data.tasks import Task
-from arc_exp.evaluation import (
+from arc_exp.evaluation.pipeline import (
     Checkpoint, EvaluationResult, EvaluationSettings, EvaluationTracker, TaskResult, TestInputResult,
     evaluate_tasks, load_model_for_evaluation, write_outputs,
 )
-from arc_exp.lit_module import ARCLitModule, answer_loss
-from arc_exp.metrics import aggregate_metrics, task_metrics, test_input_metrics
-from arc_exp.models import ModelSpec, load_model, resolve_dtype
-from arc_exp.submission import (
+from arc_exp.training.module import ARCLitModule, answer_loss
+from arc_exp.evaluation.metrics import aggregate_metrics, task_metrics, test_input_metrics
+from arc_exp.model.loader import ModelSpec, load_model, resolve_dtype
+from arc_exp.evaluation.submission import (
     SubmissionError, build_submission, merge_submissions, score_submission, write_submission,
 )
-from arc_exp.vocabulary import apply_vocabulary, check_checkpoint_vocabulary, vocabulary_of
+from arc_exp.model.vocabulary import apply_vocabulary, check_checkpoint_vocabulary, vocabulary_of
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class TTFTSettings:
     - ``n2``: add the n-2 tasks to the n-1 tasks; ``holdout``: hold out each task's last train example and report
       its answer loss before and after TTFT;
     - ``steps``: optimizer steps of each fine-tuning (the shared adapter's, or each task's);
-    - ``learning_rate``, ``weight_decay``, ``scheduler`` (a partial of :mod:`arc_exp.schedulers`), ``batch_size``,
+    - ``learning_rate``, ``weight_decay``, ``scheduler`` (a partial of :mod:`arc_exp.training.schedulers`), ``batch_size``,
       ``bucket_batches``: as in training;
     - ``augmentation``: the :class:`AugmentationPolicy` sampled for every TTFT sample (D8, colors, example order).
     """
@@ -137,7 +137,7 @@ class TTFTSettings:
                 raise TTFTConfigError(f"ttft.{key} must be a number {'> 0' if key == 'learning_rate' else '>= 0'}"
                                       f", got {value!r}")
         if not isinstance(self.augmentation, AugmentationPolicy):
-            raise TTFTConfigError(f"ttft.augmentation must build an arc_exp.augmentation.AugmentationPolicy, got "
+            raise TTFTConfigError(f"ttft.augmentation must build an arc_exp.data.augmentation.AugmentationPolicy, got "
                                   f"{type(self.augmentation).__name__}")
 
     def describe(self) -> dict:
@@ -400,7 +400,7 @@ def load_model_for_ttft(spec: ModelSpec, adapter: AdapterConfig, checkpoint: Che
     base model (no checkpoint), or the checkpoint's full weights (``lora=full``). Seeded with ``seed``, so a new
     adapter starts from the same weights whatever ran before in the process. ``vocabulary`` (a reduced vocabulary,
     the checkpoint's own when it has a ``vocabulary.json``) reduces the base model before the adapter."""
-    from arc_exp.training import seed_everything
+    from arc_exp.training.recipe import seed_everything
 
     seed_everything(seed)  # a new adapter's initial weights come from the global RNG
     folder = checkpoint.folder
@@ -426,7 +426,7 @@ def fine_tune(model, tokenizer, datasets: Sequence[TrainingDataset], settings: T
 
     Raises ``ValueError`` when no TTFT sample fits ``max_seq_len`` (from :class:`ARCDataModule`).
     """
-    from arc_exp.training import seed_everything
+    from arc_exp.training.recipe import seed_everything
 
     seed_everything(seed)
     datamodule = ARCDataModule(datasets, [], prompt_version, encoder, tokenizer, settings.augmentation,
@@ -518,7 +518,7 @@ def load_ensemble(entries: Optional[Iterable[str]]) -> list[tuple[str, Optional[
 
 def ensemble_submission(own: Mapping, ensemble: Sequence[tuple[str, Optional[dict]]], tasks: Sequence[Task]) -> dict:
     """Merge this run's submission (``own``) with the ``ensemble`` submissions in their priority order
-    (:func:`~arc_exp.submission.merge_submissions`: every attempt_1 in order, then every attempt_2)."""
+    (:func:`~arc_exp.evaluation.submission.merge_submissions`: every attempt_1 in order, then every attempt_2)."""
     return merge_submissions([own if name == MODEL else submission for name, submission in ensemble], tasks)
 
 
@@ -992,7 +992,7 @@ def load_tasks(challenges: Optional[str], eval_config: Optional[Mapping]) -> lis
     """The tasks to solve: ``challenges`` (any source :func:`~arc_exp.data.sources.load_source` reads) when given,
     else the data config's ``eval`` task set."""
     from arc_exp.data.selection import TaskSetSpec
-    from arc_exp.evaluation import load_eval_tasks
+    from arc_exp.evaluation.pipeline import load_eval_tasks
 
     if challenges:
         tasks = TaskSetSpec(source=str(challenges)).load()

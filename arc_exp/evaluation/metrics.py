@@ -16,7 +16,7 @@ Per test input, from its n predictions and its (up to) two submitted attempts:
 - ``accuracy``, ``correct_pixels``, ``correct_size``: means over the predictions;
 - ``max_correct_pixels``, ``any_correct_size``: best over the predictions;
 - ``pass_<n>`` (e.g. ``pass_8``): 1.0 when any prediction is correct (see :func:`pass_n_key` for n = 2);
-- ``vote_2``: 1.0 when one of the two most voted grids (:func:`arc_exp.voting.vote`) is correct;
+- ``vote_2``: 1.0 when one of the two most voted grids (:func:`arc_exp.evaluation.voting.vote`) is correct;
 - ``pass_2``: 1.0 when one of the two submitted attempts is correct. It equals ``vote_2`` when the attempts come
   from the vote, and differs when another selection (a different ranking, an ensemble) picked them;
 - ``unanswered``: the share of predictions that are unanswered.
@@ -31,8 +31,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from arc_exp.grid import Grid, grid_key, grid_shape
-from arc_exp.voting import Prediction, select_attempts, vote
+from arc_exp.data.grid import Grid, grid_key, grid_shape
+from arc_exp.evaluation.voting import Prediction, select_attempts, vote
 
 ATTEMPTS_KEY = "pass_2"  # one of the two submitted attempts is correct (the Kaggle criterion)
 VOTE_KEY = "vote_2"
@@ -103,7 +103,7 @@ def test_input_metrics(
 ) -> dict[str, float]:
     """All metrics of one test input.
 
-    ``predictions`` are :class:`~arc_exp.voting.Prediction` objects (or bare grids / ``None``, which vote with
+    ``predictions`` are :class:`~arc_exp.evaluation.voting.Prediction` objects (or bare grids / ``None``, which vote with
     logprob 0). ``attempts`` are the (at most two) grids submitted for this test input, ``None`` entries meaning
     missing; ``attempts=None`` takes the two most voted grids, so ``pass_2 == vote_2``. ``n`` is the configured
     number of predictions and names the pass_n key (default: ``len(predictions)``); pass it when some predictions

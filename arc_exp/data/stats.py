@@ -2,8 +2,8 @@
 
 The seeds chose encodings partly on this: a representation that doubles the tokens halves the tasks that fit.
 
-    python -m arc_exp.stats                                   # ARC-1 training, the default encoder
-    python -m arc_exp.stats data=arc1-evaluation 'encoders=[minimal,grid_shape_row_number]' max_seq_len=4096
+    python -m arc_exp.data.stats                                   # ARC-1 training, the default encoder
+    python -m arc_exp.data.stats data=arc1-evaluation 'encoders=[minimal,grid_shape_row_number]' max_seq_len=4096
 
 prints, per encoder: median, p90 and max tokens per task, and the share of tasks over ``max_seq_len``.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from arc_exp.data.samples import tokenize_segments
 from arc_exp.data.tasks import Task
-from arc_exp.prompts import build_messages, render_segments
+from arc_exp.data.prompts import build_messages, render_segments
 
 
 @dataclass
@@ -57,13 +57,13 @@ def format_table(stats: Sequence[TokenStats], max_seq_len: int) -> str:
 
 
 def main() -> None:
-    """Hydra entry point (kept here so ``python -m arc_exp.stats`` works from the project root)."""
+    """Hydra entry point (kept here so ``python -m arc_exp.data.stats`` works from the project root)."""
     import hydra
     from hydra.utils import instantiate
     from omegaconf import DictConfig, OmegaConf
 
     from arc_exp.data.selection import TaskSetSpec
-    from arc_exp.models import load_tokenizer
+    from arc_exp.model.loader import load_tokenizer
 
     root = Path(__file__).resolve().parent.parent
     os.environ.setdefault("ARC_EXP_ROOT", str(root))

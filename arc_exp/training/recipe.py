@@ -14,13 +14,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from arc_exp.adapters import AdapterConfig, apply_adapter, trainable_parameters
-from arc_exp.checkpoints import AdapterCheckpoint
+from arc_exp.model.adapters import AdapterConfig, apply_adapter, trainable_parameters
+from arc_exp.model.checkpoints import AdapterCheckpoint
 from arc_exp.data.datamodule import ARCDataModule, TrainingDataset
 from arc_exp.data.selection import TaskSetSpec
-from arc_exp.models import ModelSpec, load_model, load_tokenizer
-from arc_exp.tracking import flatten, git_commit, log_artifact_files, run_name_from_overrides
-from arc_exp.vocabulary import (
+from arc_exp.model.loader import ModelSpec, load_model, load_tokenizer
+from arc_exp.tracking.runs import flatten, git_commit, log_artifact_files, run_name_from_overrides
+from arc_exp.model.vocabulary import (
     CHATS_FOR_VOCABULARY, ReducedVocabulary, apply_vocabulary, build_reduced_vocabulary,
 )
 
@@ -47,7 +47,7 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
         return None
     from itertools import islice
 
-    from arc_exp.prompts import UnknownPromptError, check_prompt_version
+    from arc_exp.data.prompts import UnknownPromptError, check_prompt_version
     from arc_exp.synthetic import load_chats, load_records
     from arc_exp.synthetic.questions import chat_from_record
 
@@ -206,7 +206,7 @@ def finish_run(logger, trainer: pl.Trainer, datamodule: ARCDataModule, adapter_c
 def prepare_evaluation(cfg: DictConfig):
     """``(inference config, evaluation settings, eval tasks)`` for the evaluation after training, built before
     training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training."""
-    from arc_exp import evaluation
+    from arc_exp.evaluation import pipeline as evaluation
 
     inference = instantiate(cfg.inference)
     settings = evaluation.settings_from_config(cfg, inference, cfg.evaluation.predictions_per_task)
@@ -218,8 +218,8 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
                             step: int) -> dict:
     """Predict ``data.eval`` with the model just trained (``evaluation.enabled=true``) and log ``eval/*`` metrics
     into the training run, so one MLflow run holds a whole row of an iteration table (losses and accuracies)."""
-    from arc_exp import evaluation
-    from arc_exp.inference import create_generator
+    from arc_exp.evaluation import pipeline as evaluation
+    from arc_exp.inference.generator import create_generator
 
     inference, settings, tasks = prepared
     model.eval()
@@ -245,7 +245,7 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, logger, step: int) -> d
     ``qa/<type>`` metrics into the training run (seed iteration 2)."""
     from itertools import islice
 
-    from arc_exp.inference import create_generator
+    from arc_exp.inference.generator import create_generator
     from arc_exp.synthetic import load_records
     from arc_exp.synthetic.qa_eval import count_qa_accuracy
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from arc_exp.data.tasks import Task
-from arc_exp.grid import Grid, InvalidGridError, grid_key, validate_grid
+from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
 
 log = logging.getLogger(__name__)
 

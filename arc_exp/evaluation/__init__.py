@@ -1,0 +1,3 @@
+"""Evaluation: per prediction and per test input metrics, voting over augmented predictions, the evaluation pipeline
+(views, prompts, generation, decoding, scoring), product-of-experts selection, checkpoint resolution, submissions,
+outputs and plots."""
