@@ -17,7 +17,11 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp.evaluation import pipeline as evaluation  # noqa: E402
+from arc_exp.evaluation.checkpoints import check_checkpoint, load_model_for_evaluation, resolve_checkpoints  # noqa: E402
+from arc_exp.evaluation.outputs import write_outputs  # noqa: E402
+from arc_exp.evaluation.pipeline import evaluate_tasks, load_eval_tasks  # noqa: E402
+from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
+from arc_exp.tracking.runs import EvaluationTracker  # noqa: E402
 from arc_exp.inference.generator import create_generator  # noqa: E402
 from arc_exp.model.loader import load_tokenizer  # noqa: E402
 from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer  # noqa: E402
@@ -33,12 +37,12 @@ def main(cfg: DictConfig) -> float:
 
     # every mistake a user can make fails here, before a model loads or a token is generated
     spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
-    settings = evaluation.settings_from_config(cfg, inference, cfg.predictions_per_task)
+    settings = settings_from_config(cfg, inference, cfg.predictions_per_task)
     tracking_uri = cfg.logger.get("tracking_uri")
-    checkpoints = evaluation.resolve_checkpoints(cfg.checkpoint, cfg.all_checkpoints, tracking_uri)
+    checkpoints = resolve_checkpoints(cfg.checkpoint, cfg.all_checkpoints, tracking_uri)
     for checkpoint in checkpoints:
-        evaluation.check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
-    tasks = evaluation.load_eval_tasks(resolved["data"].get("eval"))
+        check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
+    tasks = load_eval_tasks(resolved["data"].get("eval"))
     base_tokenizer = load_tokenizer(spec)
     # a checkpoint's vocabulary.json wins; without one, model.reduce_vocab=true builds one from the config
     vocabularies = [resolve_vocabulary(c.folder, spec.reduce_vocab, base_tokenizer, settings.encoder,
@@ -47,7 +51,7 @@ def main(cfg: DictConfig) -> float:
              len(tasks), settings.predictions_per_task)
 
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    tracker = evaluation.EvaluationTracker.start(
+    tracker = EvaluationTracker.start(
         cfg, resolved, overrides, "evaluation", "eval", output_dir / "config.yaml", model=spec.name,
         checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
         output_dir=str(output_dir.resolve()))
@@ -56,12 +60,12 @@ def main(cfg: DictConfig) -> float:
     try:
         for checkpoint, vocabulary in zip(checkpoints, vocabularies):
             tokenizer = wrap_tokenizer(base_tokenizer, vocabulary)
-            model = evaluation.load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
+            model = load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
             generator = create_generator(inference, model, tokenizer)
-            result = evaluation.evaluate_tasks(tasks, generator, tokenizer, settings, progress=cfg.progress)
+            result = evaluate_tasks(tasks, generator, tokenizer, settings, progress=cfg.progress)
             # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N
             step_name = f"step-{checkpoint.step or 0:06d}" if len(checkpoints) > 1 else None
-            paths = evaluation.write_outputs(result, tasks, output_dir / (step_name or ""), cfg.plots.failures,
+            paths = write_outputs(result, tasks, output_dir / (step_name or ""), cfg.plots.failures,
                                              cfg.plots.successes, cfg.seed)
             if tracker is not None:
                 tracker.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)

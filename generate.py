@@ -37,7 +37,8 @@ def new_inputs(cfg: DictConfig) -> dict:
     """``generator=new_inputs``: new inputs of the selected tasks, written by the checkpoint's model."""
     from hydra.core.hydra_config import HydraConfig
 
-    from arc_exp.evaluation import pipeline as evaluation
+    from arc_exp.evaluation.checkpoints import check_checkpoint, load_model_for_evaluation, resolve_checkpoints
+    from arc_exp.tracking.runs import EvaluationTracker
     from arc_exp.inference.generator import create_generator
     from arc_exp.model.loader import load_tokenizer
     from arc_exp.synthetic import new_inputs as ni
@@ -58,11 +59,11 @@ def new_inputs(cfg: DictConfig) -> dict:
     if not tasks:
         raise ni.NewInputsError(f"tasks selects no task: {resolved['tasks']}")
     tracking_uri = cfg.logger.get("tracking_uri")
-    [checkpoint] = evaluation.resolve_checkpoints(cfg.checkpoint, False, tracking_uri)
+    [checkpoint] = resolve_checkpoints(cfg.checkpoint, False, tracking_uri)
     if checkpoint.folder is None:
         log.warning("checkpoint=null: the base model writes the new inputs (it was never trained on %s)", ni.PROMPT)
     else:
-        evaluation.check_checkpoint(checkpoint, spec.name, encoder, adapter.method)
+        check_checkpoint(checkpoint, spec.name, encoder, adapter.method)
         ni.check_checkpoint_prompt(checkpoint.config, f"checkpoint '{checkpoint.folder}'")
     base_tokenizer = load_tokenizer(spec)
     vocabulary = resolve_vocabulary(checkpoint.folder, spec.reduce_vocab, base_tokenizer, encoder, [ni.PROMPT],
@@ -72,14 +73,14 @@ def new_inputs(cfg: DictConfig) -> dict:
              checkpoint.label)
 
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    tracker = evaluation.EvaluationTracker.start(
+    tracker = EvaluationTracker.start(
         cfg, resolved, overrides, "generate", "new_inputs", output_dir / "config.yaml", generator="new_inputs",
         model=spec.name, checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoint.training_run_id,
         output_dir=str(output_dir.resolve()))
 
     status = "FAILED"
     try:
-        model = evaluation.load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
+        model = load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
         results = ni.generate_new_inputs(tasks, create_generator(inference, model, tokenizer), tokenizer, encoder,
                                          policy, settings, cfg.seed)
         info = {"checkpoint": checkpoint.label, "model": spec.name, "samples_per_task": settings.samples_per_task,

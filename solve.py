@@ -26,7 +26,9 @@ log = logging.getLogger("solve")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
-    from arc_exp.evaluation import pipeline as evaluation
+    from arc_exp.evaluation.checkpoints import check_checkpoint, resolve_checkpoints
+    from arc_exp.evaluation.settings import settings_from_config
+    from arc_exp.tracking.runs import EvaluationTracker
     from arc_exp.ttft import solver as ttft
     from arc_exp.inference.generator import create_generator
     from arc_exp.model.loader import load_tokenizer
@@ -40,12 +42,12 @@ def main(cfg: DictConfig) -> float:
 
     # every mistake a user can make fails here, before a model loads
     spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
-    settings = evaluation.settings_from_config(cfg, inference, cfg.predictions_per_task)
+    settings = settings_from_config(cfg, inference, cfg.predictions_per_task)
     ttft_settings = instantiate(cfg.ttft)
     ensemble = ttft.load_ensemble(resolved["ensemble"])
     tracking_uri = cfg.logger.get("tracking_uri")
-    checkpoint = evaluation.resolve_checkpoints(cfg.checkpoint, False, tracking_uri)[0]
-    evaluation.check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
+    checkpoint = resolve_checkpoints(cfg.checkpoint, False, tracking_uri)[0]
+    check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
     tasks = ttft.load_tasks(cfg.challenges, resolved["data"].get("eval"))
     # a checkpoint's vocabulary.json wins; without one, model.reduce_vocab=true builds one from the config. The
     # solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
@@ -60,7 +62,7 @@ def main(cfg: DictConfig) -> float:
 
     choices = {f"choice/{group}": str(option) for group, option in hydra_cfg.runtime.choices.items()
                if not group.startswith("hydra")}
-    tracker = evaluation.EvaluationTracker.start(
+    tracker = EvaluationTracker.start(
         cfg, resolved, overrides, "solve", "solve", config_file, model=spec.name,
         checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoint.training_run_id,
         ttft=hydra_cfg.runtime.choices.get("ttft"), output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)),

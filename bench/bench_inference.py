@@ -44,7 +44,7 @@ from arc_exp.data.augmentation import AugmentationPolicy  # noqa: E402
 from arc_exp.data.selection import select_tasks  # noqa: E402
 from arc_exp.data.sources import load_source  # noqa: E402
 from arc_exp.data.encoders import create_grid_encoder  # noqa: E402
-from arc_exp.evaluation.pipeline import answer_token_cap, inference_views, view_prompt  # noqa: E402
+from arc_exp.evaluation.views import answer_token_cap, inference_views, view_prompt  # noqa: E402
 from arc_exp.inference.generator import HFGenerator, InferenceConfig, greedy_reference  # noqa: E402
 from arc_exp.model.loader import load_model, load_tokenizer  # noqa: E402
 

@@ -15,7 +15,9 @@ from omegaconf import OmegaConf
 from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.tasks import Task
 from arc_exp.data.encoders import create_grid_encoder
-from arc_exp.evaluation.pipeline import EvaluationError, EvaluationSettings, evaluate_tasks
+from arc_exp.evaluation.pipeline import evaluate_tasks
+from arc_exp.evaluation import EvaluationError
+from arc_exp.evaluation.settings import EvaluationSettings
 from arc_exp.inference.generator import FunctionGenerator, GenerationRequest, HFGenerator, InferenceConfig, depth_first_search
 from arc_exp.model.loader import load_model
 from conftest import CONF, compose_train

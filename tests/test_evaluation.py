@@ -12,11 +12,18 @@ from arc_exp.data.selection import select_tasks
 from arc_exp.data.sources import load_source
 from arc_exp.data.tasks import Task
 from arc_exp.data.encoders import GridParseError, create_grid_encoder
-from arc_exp.evaluation.pipeline import (
-    Checkpoint, CheckpointError, EvaluationError, EvaluationSettings, answer_token_bound, answer_token_cap,
-    check_checkpoint, check_predictions_per_task, evaluate_tasks, inference_views, load_eval_tasks, metric_keys,
-    resolve_checkpoints, view_prompt, write_outputs,
+from arc_exp.evaluation.pipeline import evaluate_tasks, load_eval_tasks
+from arc_exp.evaluation import EvaluationError
+from arc_exp.evaluation.settings import EvaluationSettings
+from arc_exp.evaluation.outputs import metric_keys, write_outputs
+from arc_exp.evaluation.views import (
+    answer_token_bound,
+    answer_token_cap,
+    check_predictions_per_task,
+    inference_views,
+    view_prompt,
 )
+from arc_exp.evaluation.checkpoints import Checkpoint, CheckpointError, check_checkpoint, resolve_checkpoints
 from arc_exp.inference.generator import FunctionGenerator
 from arc_exp.evaluation.submission import validate_submission
 from conftest import CONF, metric_history, mlflow_runs, run_recipe
@@ -343,7 +350,7 @@ def test_tracker_start_names_tags_and_logs_a_job_run(tmp_path, tracking_uri):
     import mlflow
     from omegaconf import OmegaConf
 
-    from arc_exp.evaluation.pipeline import EvaluationTracker
+    from arc_exp.tracking.runs import EvaluationTracker
 
     resolved = {"logger": {"_target_": "pytorch_lightning.loggers.MLFlowLogger", "tracking_uri": tracking_uri,
                            "experiment_name": "jobs", "run_name": None, "tags": {"team": "arc"}},

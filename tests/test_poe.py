@@ -13,9 +13,11 @@ from omegaconf import OmegaConf
 from arc_exp.data.augmentation import Augmentation, AugmentationPolicy, dihedral
 from arc_exp.data.tasks import Task
 from arc_exp.data.encoders import create_grid_encoder
-from arc_exp.evaluation.pipeline import (
-    EvaluationError, EvaluationSettings, PoeScore, evaluate_tasks, poe_rank, poe_scores, write_outputs,
-)
+from arc_exp.evaluation.pipeline import evaluate_tasks
+from arc_exp.evaluation import EvaluationError
+from arc_exp.evaluation.settings import EvaluationSettings
+from arc_exp.evaluation.outputs import write_outputs
+from arc_exp.evaluation.poe import PoeScore, poe_rank, poe_scores
 from arc_exp.inference.generator import FunctionGenerator, HFGenerator, InferenceConfig, ScoreRequest
 from arc_exp.model.loader import load_model
 from arc_exp.evaluation.voting import VotedGrid

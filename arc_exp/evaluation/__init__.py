@@ -1,3 +1,7 @@
 """Evaluation: per prediction and per test input metrics, voting over augmented predictions, the evaluation pipeline
 (views, prompts, generation, decoding, scoring), product-of-experts selection, checkpoint resolution, submissions,
 outputs and plots."""
+
+
+class EvaluationError(ValueError):
+    """A setting or input that makes the evaluation impossible; raised before generation starts."""

@@ -18,8 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
-from arc_exp.data.tasks import Task
 from arc_exp.data.grid import Grid, grid_key, grid_shape, validate_grid
+from arc_exp.data.tasks import Task
 
 # The ARC palette, color 0..9: black, blue, red, green, yellow, grey, magenta, orange, azure, maroon.
 ARC_COLORS = (

@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from arc_exp.data.tasks import Task
 from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
+from arc_exp.data.tasks import Task
 
 log = logging.getLogger(__name__)
 

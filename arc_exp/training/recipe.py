@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -206,11 +206,12 @@ def finish_run(logger, trainer: pl.Trainer, datamodule: ARCDataModule, adapter_c
 def prepare_evaluation(cfg: DictConfig):
     """``(inference config, evaluation settings, eval tasks)`` for the evaluation after training, built before
     training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training."""
-    from arc_exp.evaluation import pipeline as evaluation
+    from arc_exp.evaluation.pipeline import load_eval_tasks
+    from arc_exp.evaluation.settings import settings_from_config
 
     inference = instantiate(cfg.inference)
-    settings = evaluation.settings_from_config(cfg, inference, cfg.evaluation.predictions_per_task)
-    tasks = evaluation.load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
+    settings = settings_from_config(cfg, inference, cfg.evaluation.predictions_per_task)
+    tasks = load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
     return inference, settings, tasks
 
 
@@ -218,16 +219,17 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
                             step: int) -> dict:
     """Predict ``data.eval`` with the model just trained (``evaluation.enabled=true``) and log ``eval/*`` metrics
     into the training run, so one MLflow run holds a whole row of an iteration table (losses and accuracies)."""
-    from arc_exp.evaluation import pipeline as evaluation
+    from arc_exp.evaluation.outputs import write_outputs
+    from arc_exp.evaluation.pipeline import evaluate_tasks
     from arc_exp.inference.generator import create_generator
 
     inference, settings, tasks = prepared
     model.eval()
     with torch.no_grad():
-        result = evaluation.evaluate_tasks(tasks, create_generator(inference, model, tokenizer), tokenizer, settings,
-                                           progress=cfg.trainer.get("enable_progress_bar", True))
-    paths = evaluation.write_outputs(result, tasks, Path(output_dir) / "evaluation", cfg.evaluation.plots.failures,
-                                     cfg.evaluation.plots.successes, cfg.seed)
+        result = evaluate_tasks(tasks, create_generator(inference, model, tokenizer), tokenizer, settings,
+                                progress=cfg.trainer.get("enable_progress_bar", True))
+    paths = write_outputs(result, tasks, Path(output_dir) / "evaluation", cfg.evaluation.plots.failures,
+                          cfg.evaluation.plots.successes, cfg.seed)
     metrics = {f"eval/{k}": float(v) for k, v in {**result.metrics, **result.summary()}.items()
                if isinstance(v, (int, float))}
     if logger is not None:

@@ -63,10 +63,12 @@ from arc_exp.model.checkpoints import read_checkpoint_config, save_checkpoint
 from arc_exp.data.datamodule import ARCDataModule, TrainingDataset, validation_samples
 from arc_exp.data.samples import collate
 from arc_exp.data.tasks import Task
-from arc_exp.evaluation.pipeline import (
-    Checkpoint, EvaluationResult, EvaluationSettings, EvaluationTracker, TaskResult, TestInputResult,
-    evaluate_tasks, load_model_for_evaluation, write_outputs,
-)
+from arc_exp.evaluation.pipeline import evaluate_tasks
+from arc_exp.tracking.runs import EvaluationTracker
+from arc_exp.evaluation.settings import EvaluationSettings
+from arc_exp.evaluation.outputs import write_outputs
+from arc_exp.evaluation.results import EvaluationResult, TaskResult, TestInputResult
+from arc_exp.evaluation.checkpoints import Checkpoint, load_model_for_evaluation
 from arc_exp.training.module import ARCLitModule, answer_loss
 from arc_exp.evaluation.metrics import aggregate_metrics, task_metrics, test_input_metrics
 from arc_exp.model.loader import ModelSpec, load_model, resolve_dtype
