@@ -29,7 +29,12 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.evaluation.checkpoints import check_checkpoint, resolve_checkpoints
     from arc_exp.evaluation.settings import settings_from_config
     from arc_exp.tracking.runs import EvaluationTracker
-    from arc_exp.ttft import solver as ttft
+    from arc_exp.ttft.budget import Budget
+    from arc_exp.ttft.dataset import load_tasks
+    from arc_exp.ttft.ensemble import load_ensemble
+    from arc_exp.ttft.settings import set_torch_threads, trainer_options
+    from arc_exp.ttft.solver import Solver
+    from arc_exp.ttft.stages import run_folder
     from arc_exp.inference.generator import create_generator
     from arc_exp.model.loader import load_tokenizer
     from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer
@@ -37,24 +42,24 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    budget = ttft.Budget(cfg.time_budget_minutes, **resolved["budget"])  # the clock starts now
-    ttft.set_torch_threads(cfg.torch_threads)
+    budget = Budget(cfg.time_budget_minutes, **resolved["budget"])  # the clock starts now
+    set_torch_threads(cfg.torch_threads)
 
     # every mistake a user can make fails here, before a model loads
     spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
     settings = settings_from_config(cfg, inference, cfg.predictions_per_task)
     ttft_settings = instantiate(cfg.ttft)
-    ensemble = ttft.load_ensemble(resolved["ensemble"])
+    ensemble = load_ensemble(resolved["ensemble"])
     tracking_uri = cfg.logger.get("tracking_uri")
     checkpoint = resolve_checkpoints(cfg.checkpoint, False, tracking_uri)[0]
     check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
-    tasks = ttft.load_tasks(cfg.challenges, resolved["data"].get("eval"))
+    tasks = load_tasks(cfg.challenges, resolved["data"].get("eval"))
     # a checkpoint's vocabulary.json wins; without one, model.reduce_vocab=true builds one from the config. The
     # solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
     tokenizer = load_tokenizer(spec)
     tokenizer = wrap_tokenizer(tokenizer, resolve_vocabulary(checkpoint.folder, spec.reduce_vocab, tokenizer,
                                                              settings.encoder, [settings.prompt_version], spec.name))
-    run_dir = ttft.run_folder(cfg.resume, output_dir)
+    run_dir = run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
              hydra_cfg.runtime.choices.get("ttft"), run_dir)
     config_file = run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml")  # keep the first run's
@@ -68,9 +73,9 @@ def main(cfg: DictConfig) -> float:
         ttft=hydra_cfg.runtime.choices.get("ttft"), output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)),
         **choices)
 
-    solver = ttft.Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
+    solver = Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
                          make_generator=lambda model: create_generator(inference, model, tokenizer),
-                         trainer_options=ttft.trainer_options(resolved["trainer"]), config=resolved,
+                         trainer_options=trainer_options(resolved["trainer"]), config=resolved,
                          plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
     status = "FAILED"
     try:

@@ -16,10 +16,11 @@ import pytest
 
 from arc_exp.data.tasks import Example, Task
 from arc_exp.evaluation.submission import SubmissionError, build_submission, validate_submission
-from arc_exp.ttft.solver import (
-    MODEL, NO_EXAMPLES, SINGLE_EXAMPLE, Budget, TTFTConfigError, TTFTDataset, TTFTSettings, build_ttft_dataset,
-    ensemble_submission, load_ensemble, predictions_for_next, run_folder, steps_within,
-)
+from arc_exp.ttft.ensemble import MODEL, ensemble_submission, load_ensemble
+from arc_exp.ttft.stages import run_folder
+from arc_exp.ttft.dataset import NO_EXAMPLES, SINGLE_EXAMPLE, TTFTDataset, build_ttft_dataset
+from arc_exp.ttft.budget import Budget, predictions_for_next, steps_within
+from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
 from conftest import CONF, REPO, metric_history, mlflow_runs, run_recipe
 
 SMALL = ["4cd1b7b2", "66e6c45b", "6ea4a07e"]
@@ -311,7 +312,7 @@ def test_resume_skips_finished_stages_and_applies_a_new_ensemble(shared, store, 
     tasks = small_tasks()
     other_attempts = {t.task_id: [{"attempt_1": [[7]], "attempt_2": [[8]]} for _ in t.test] for t in tasks}
     other.write_text(json.dumps(other_attempts))
-    with caplog.at_level(logging.INFO, logger="arc_exp.ttft.solver"):
+    with caplog.at_level(logging.INFO, logger="arc_exp.ttft"):
         run_solve(folder / "resumed", [*TINY_SOLVE, f"logger.tracking_uri={uri}", f"resume={shared}",
                                        f"ensemble=[{other},model]"])
     assert [m for m in caplog.messages if "done in an earlier run" in m] == [
@@ -329,7 +330,7 @@ def test_resume_skips_finished_stages_and_applies_a_new_ensemble(shared, store, 
 
     # other prediction settings: the predictions are made again, the adapter is reused
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="arc_exp.ttft.solver"):
+    with caplog.at_level(logging.WARNING, logger="arc_exp.ttft"):
         run_solve(folder / "resumed_again", [*TINY_SOLVE, "logger=none", f"resume={shared}", "predictions_per_task=1",
                                              "ttft.steps=3"])
     assert caplog.messages == ["resume: stage ttft ran with other ttft settings (ttft.steps differ); its outputs are "
@@ -362,7 +363,7 @@ def test_resume_trains_only_the_tasks_left(per_task, store):
 def test_a_tiny_budget_still_writes_a_submission(store, caplog):
     folder, _ = store
     run_dir = folder / "tiny_budget"
-    with caplog.at_level(logging.INFO, logger="arc_exp.ttft.solver"):
+    with caplog.at_level(logging.INFO, logger="arc_exp.ttft"):
         score = run_solve(run_dir, [*TINY_SOLVE, "logger=none", "time_budget_minutes=0.0001"])
     tasks = small_tasks()
     assert score == 0.0
@@ -384,7 +385,7 @@ def test_challenges_without_train_examples_are_predicted_anyway(store, caplog):
     challenges.write_text(json.dumps({"0a1b2c3d": {"train": [], "test": [{"input": [[1, 2], [3, 4]]}]},
                                       "4e5f6a7b": {"train": [], "test": [{"input": [[5]]}]}}))
     run_dir = folder / "no_examples"
-    with caplog.at_level(logging.INFO, logger="arc_exp.ttft.solver"):
+    with caplog.at_level(logging.INFO, logger="arc_exp.ttft"):
         score = run_solve(run_dir, [*TINY_SOLVE, "logger=none", f"challenges={challenges}"])
     assert score != score  # NaN: no solutions to score against
     assert "dataset: no task has 2 or more train examples: there is nothing to fine-tune on" in caplog.messages
@@ -410,7 +411,7 @@ def test_a_failing_task_gets_fallback_attempts(store, caplog, monkeypatch):
     monkeypatch.setattr(arc_exp.inference.generator, "create_generator", lambda config, model, tokenizer: FunctionGenerator(answer))
     folder, _ = store
     run_dir = folder / "failing"
-    with caplog.at_level(logging.ERROR, logger="arc_exp.ttft.solver"):
+    with caplog.at_level(logging.ERROR, logger="arc_exp.ttft"):
         run_solve(run_dir, [*TINY_SOLVE, "logger=none", "ttft=none"])
     assert [r.getMessage() for r in caplog.records] == [
         "predict: task 66e6c45b failed; its attempts are the fallbacks",

@@ -18,15 +18,14 @@ A fallback equal to an attempt already taken is skipped, so the two attempts dif
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
 from arc_exp.data.tasks import Task
+from arc_exp.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -190,20 +189,7 @@ def write_submission(submission: Mapping[str, Any], path: Union[str, os.PathLike
     The JSON goes to a temporary file in the same directory, which then replaces ``path`` in one ``os.replace``:
     a crash mid-write leaves any previous file intact, never a truncated one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(submission, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a submission is an ordinary shareable file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json(path, submission)
 
 
 def merge_submissions(submissions: Sequence[Mapping[str, Any]], tasks: Tasks) -> dict:

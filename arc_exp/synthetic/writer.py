@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Protocol, Union
 
+from arc_exp.files import write_text_atomic
 from arc_exp.synthetic.count import make_rng
 from arc_exp.synthetic.questions import chat_from_record
 
@@ -114,7 +115,7 @@ def _claim(out: Path, manifest: dict) -> None:
             raise OutputMismatchError(f"out={out} holds a generation with other settings ({'; '.join(changes[:5])}); "
                                       f"use another out folder or delete this one")
         return
-    _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
 
 
 def _differences(old, new, prefix: str = ""):
@@ -140,17 +141,8 @@ def _write_shard(job: tuple) -> int:
     # Records are trees we just built: skipping the check for reference cycles makes encoding ~20% faster.
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
     lines = [dumps(_GENERATOR.sample(rng, f"{name}-{seed}-{i:08d}")) for i in range(start, stop)]
-    _write_atomic(Path(path), "\n".join(lines) + "\n")
+    write_text_atomic(Path(path), "\n".join(lines) + "\n")
     return stop - start
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 def _report(done: Iterator[int], jobs: int, started: float) -> int:

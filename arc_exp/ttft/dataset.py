@@ -1,0 +1,107 @@
+"""The TTFT dataset: the test tasks' own train examples turned into training tasks (n-1: each example in turn the target, the others shown; n-2 as well with two left out), and the challenge tasks a solve run loads."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from arc_exp.data.augmentation import leave_one_out, leave_two_out
+from arc_exp.data.tasks import Task
+from arc_exp.files import write_json
+from arc_exp.ttft.settings import TTFTConfigError
+
+SINGLE_EXAMPLE = "single train example: no n-1 task (its target would be shown no example)"
+
+
+NO_EXAMPLES = "no train examples"
+
+
+@dataclass
+class TTFTDataset:
+    """The TTFT tasks of each test task, in task order.
+
+    ``tasks`` maps a task id to its TTFT tasks (n-1 first, then n-2) and holds only tasks that have some;
+    ``holdout`` maps a task id to its held-out example as a task (``ttft.holdout``); ``skipped`` maps the id of each
+    task without TTFT tasks to the reason.
+    """
+
+    task_ids: list[str]
+    tasks: dict[str, list[Task]] = field(default_factory=dict)
+    holdout: dict[str, Task] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        reasons = list(self.skipped.values())
+        return {"tasks": len(self.task_ids), "tasks_with_ttft": len(self.tasks),
+                "ttft_tasks": sum(len(t) for t in self.tasks.values()),
+                "n1_tasks": sum(":loo" in t.task_id for ts in self.tasks.values() for t in ts),
+                "n2_tasks": sum(":l2o" in t.task_id for ts in self.tasks.values() for t in ts),
+                "single_example_tasks": reasons.count(SINGLE_EXAMPLE), "no_example_tasks": reasons.count(NO_EXAMPLES),
+                "holdout_tasks": len(self.holdout)}
+
+    def save(self, folder: str | Path) -> None:
+        """``tasks.json`` ({task_id: [TTFT task, ...]}), ``holdout.json`` and ``report.json`` in ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "tasks.json", {task_id: [{"id": t.task_id, **t.to_dict()} for t in ttft_tasks]
+                                            for task_id, ttft_tasks in self.tasks.items()}, indent=1)
+        write_json(folder / "holdout.json", {task_id: t.to_dict() for task_id, t in self.holdout.items()}, indent=1)
+        write_json(folder / "report.json", {"task_ids": self.task_ids, "summary": self.summary(),
+                                             "ttft_tasks": {k: len(v) for k, v in self.tasks.items()},
+                                             "skipped": self.skipped}, indent=1)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "TTFTDataset":
+        folder = Path(folder)
+        report = json.loads((folder / "report.json").read_text())
+        stored = json.loads((folder / "tasks.json").read_text())
+        source = str(folder / "tasks.json")
+        tasks = {task_id: [Task.from_dict(t.pop("id"), t, source=source) for t in items]
+                 for task_id, items in stored.items()}
+        holdout = {task_id: Task.from_dict(task_id, t, source=str(folder / "holdout.json"))
+                   for task_id, t in json.loads((folder / "holdout.json").read_text()).items()}
+        return cls(report["task_ids"], tasks, holdout, report["skipped"])
+
+
+def build_ttft_dataset(tasks: Sequence[Task], n2: bool = False, holdout: bool = False) -> TTFTDataset:
+    """The TTFT tasks of ``tasks`` (see the module docstring); with ``holdout`` the last train example of each task
+    with at least 2 is held out first (and the n-1 tasks come from the others).
+
+    >>> from arc_exp.data.tasks import Example
+    >>> pair = lambda c: Example([[c]], [[c, c]])
+    >>> task = Task("abc", (pair(1), pair(2), pair(3)), (Example([[4]]),))
+    >>> dataset = build_ttft_dataset([task], n2=True)
+    >>> [t.task_id for t in dataset.tasks["abc"]][:4], len(dataset.tasks["abc"])
+    (['abc:loo0', 'abc:loo1', 'abc:loo2', 'abc:l2o0-1'], 9)
+    """
+    dataset = TTFTDataset([t.task_id for t in tasks])
+    for task in tasks:
+        if holdout and len(task.train) >= 2:
+            dataset.holdout[task.task_id] = task.replace(train=task.train[:-1], test=task.train[-1:])
+            task = task.replace(train=task.train[:-1])
+        made = leave_one_out(task) + (leave_two_out(task) if n2 else [])
+        if made:
+            dataset.tasks[task.task_id] = made
+        else:
+            dataset.skipped[task.task_id] = NO_EXAMPLES if not task.train else SINGLE_EXAMPLE
+    return dataset
+
+
+def ids_text(ids: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def load_tasks(challenges: Optional[str], eval_config: Optional[Mapping]) -> list[Task]:
+    """The tasks to solve: ``challenges`` (any source :func:`~arc_exp.data.sources.load_source` reads) when given,
+    else the data config's ``eval`` task set."""
+    from arc_exp.data.selection import TaskSetSpec
+    from arc_exp.evaluation.pipeline import load_eval_tasks
+
+    if challenges:
+        tasks = TaskSetSpec(source=str(challenges)).load()
+        if not tasks:
+            raise TTFTConfigError(f"challenges '{challenges}' holds no task")
+        return tasks
+    return load_eval_tasks(eval_config)

@@ -1,0 +1,91 @@
+"""TTFT settings (conf/ttft/): steps, learning rate, batch, augmentation and which TTFT tasks (n-1, n-2); checked when composed."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+import torch
+
+from arc_exp.data.augmentation import AugmentationPolicy
+
+# Trainer settings of conf/trainer that the TTFT stage sets itself (steps, no validation, no Lightning checkpoints)
+TRAINER_KEYS_SET_HERE = ("_target_", "checkpoint_every_n_steps", "max_steps", "val_check_interval",
+                         "check_val_every_n_epoch", "limit_val_batches", "num_sanity_val_steps",
+                         "enable_checkpointing", "log_every_n_steps", "enable_progress_bar", "logger", "callbacks",
+                         "default_root_dir")
+
+
+class TTFTConfigError(ValueError):
+    """A ``ttft.*``, ``budget.*``, ``ensemble`` or ``resume`` setting that cannot be used; names the key."""
+
+
+@dataclass
+class TTFTSettings:
+    """How to fine-tune at test time (``conf/ttft/<name>.yaml``, built with ``hydra.utils.instantiate``).
+
+    - ``enabled``: false (``ttft=none``) predicts with the checkpoint as it is;
+    - ``per_task``: one adapter per task instead of one shared by all tasks;
+    - ``n2``: add the n-2 tasks to the n-1 tasks; ``holdout``: hold out each task's last train example and report
+      its answer loss before and after TTFT;
+    - ``steps``: optimizer steps of each fine-tuning (the shared adapter's, or each task's);
+    - ``learning_rate``, ``weight_decay``, ``scheduler`` (a partial of :mod:`arc_exp.training.schedulers`), ``batch_size``,
+      ``bucket_batches``: as in training;
+    - ``augmentation``: the :class:`AugmentationPolicy` sampled for every TTFT sample (D8, colors, example order).
+    """
+
+    enabled: bool = True
+    per_task: bool = False
+    n2: bool = False
+    holdout: bool = False
+    steps: int = 100
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    batch_size: int = 1
+    bucket_batches: int = 8
+    scheduler: Optional[Callable] = None
+    augmentation: AugmentationPolicy = field(default_factory=AugmentationPolicy)
+
+    def __post_init__(self) -> None:
+        for key in ("enabled", "per_task", "n2", "holdout"):
+            if not isinstance(getattr(self, key), bool):
+                raise TTFTConfigError(f"ttft.{key} must be true or false, got {getattr(self, key)!r}")
+        for key in ("steps", "batch_size", "bucket_batches"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TTFTConfigError(f"ttft.{key} must be an integer >= 1, got {value!r}")
+        for key in ("learning_rate", "weight_decay"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+                    (key == "learning_rate" and value == 0):
+                raise TTFTConfigError(f"ttft.{key} must be a number {'> 0' if key == 'learning_rate' else '>= 0'}"
+                                      f", got {value!r}")
+        if not isinstance(self.augmentation, AugmentationPolicy):
+            raise TTFTConfigError(f"ttft.augmentation must build an arc_exp.data.augmentation.AugmentationPolicy, got "
+                                  f"{type(self.augmentation).__name__}")
+
+    def describe(self) -> dict:
+        """The settings as plain values: stored with the stage outputs, compared on resume."""
+        scheduler = self.scheduler
+        name = getattr(getattr(scheduler, "func", scheduler), "__name__", str(scheduler))
+        keywords = dict(getattr(scheduler, "keywords", {}) or {})
+        policy = dataclasses.asdict(self.augmentation)
+        policy["task_augmentations"] = list(policy["task_augmentations"])
+        values = {k: getattr(self, k) for k in ("enabled", "per_task", "n2", "holdout", "steps", "learning_rate",
+                                                 "weight_decay", "batch_size", "bucket_batches")}
+        return {**values, "scheduler": {"name": name, **keywords}, "augmentation": policy}
+
+
+def trainer_options(trainer_config: Mapping) -> dict:
+    """The ``conf/trainer`` settings the TTFT Trainer takes from the config (accelerator, precision, clipping...);
+    steps, validation, checkpoints and logging are set by the TTFT stage itself."""
+    return {k: v for k, v in dict(trainer_config).items() if k not in TRAINER_KEYS_SET_HERE}
+
+
+def set_torch_threads(threads: Optional[int]) -> None:
+    """Use ``threads`` torch CPU threads from now on (``None``: leave torch's default, one per core)."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise TTFTConfigError(f"torch_threads must be an integer >= 1 or null, got {threads!r}")
+    torch.set_num_threads(threads)
