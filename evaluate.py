@@ -22,7 +22,7 @@ from arc_exp.evaluation.outputs import write_outputs  # noqa: E402
 from arc_exp.evaluation.pipeline import evaluate_tasks, load_eval_tasks  # noqa: E402
 from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
 from arc_exp.tracking.runs import EvaluationTracker  # noqa: E402
-from arc_exp.inference.generator import create_generator  # noqa: E402
+from arc_exp.inference.config import create_generator  # noqa: E402
 from arc_exp.model.loader import load_tokenizer  # noqa: E402
 from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer  # noqa: E402
 

@@ -39,7 +39,7 @@ def new_inputs(cfg: DictConfig) -> dict:
 
     from arc_exp.evaluation.checkpoints import check_checkpoint, load_model_for_evaluation, resolve_checkpoints
     from arc_exp.tracking.runs import EvaluationTracker
-    from arc_exp.inference.generator import create_generator
+    from arc_exp.inference.config import create_generator
     from arc_exp.model.loader import load_tokenizer
     from arc_exp.synthetic import new_inputs as ni
     from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer

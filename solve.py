@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.ttft.settings import set_torch_threads, trainer_options
     from arc_exp.ttft.solver import Solver
     from arc_exp.ttft.stages import run_folder
-    from arc_exp.inference.generator import create_generator
+    from arc_exp.inference.config import create_generator
     from arc_exp.model.loader import load_tokenizer
     from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer
 

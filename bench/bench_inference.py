@@ -45,7 +45,8 @@ from arc_exp.data.selection import select_tasks  # noqa: E402
 from arc_exp.data.sources import load_source  # noqa: E402
 from arc_exp.data.encoders import create_grid_encoder  # noqa: E402
 from arc_exp.evaluation.views import answer_token_cap, inference_views, view_prompt  # noqa: E402
-from arc_exp.inference.generator import HFGenerator, InferenceConfig, greedy_reference  # noqa: E402
+from arc_exp.inference.generator import HFGenerator, greedy_reference  # noqa: E402
+from arc_exp.inference.config import InferenceConfig  # noqa: E402
 from arc_exp.model.loader import load_model, load_tokenizer  # noqa: E402
 
 GOAL_RATIO = 3.0

@@ -18,7 +18,10 @@ from arc_exp.data.encoders import create_grid_encoder
 from arc_exp.evaluation.pipeline import evaluate_tasks
 from arc_exp.evaluation import EvaluationError
 from arc_exp.evaluation.settings import EvaluationSettings
-from arc_exp.inference.generator import FunctionGenerator, GenerationRequest, HFGenerator, InferenceConfig, depth_first_search
+from arc_exp.inference.generator import HFGenerator
+from arc_exp.inference.dfs import depth_first_search
+from arc_exp.inference.config import InferenceConfig
+from arc_exp.inference.requests import FunctionGenerator, GenerationRequest
 from arc_exp.model.loader import load_model
 from conftest import CONF, compose_train
 

@@ -24,7 +24,7 @@ from arc_exp.evaluation.views import (
     view_prompt,
 )
 from arc_exp.evaluation.checkpoints import Checkpoint, CheckpointError, check_checkpoint, resolve_checkpoints
-from arc_exp.inference.generator import FunctionGenerator
+from arc_exp.inference.requests import FunctionGenerator
 from arc_exp.evaluation.submission import validate_submission
 from conftest import CONF, metric_history, mlflow_runs, run_recipe
 

@@ -10,7 +10,7 @@ from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
 from arc_exp.data.sources import UnknownSourceError, load_source
 from arc_exp.data.tasks import Task
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder, GridParseError, create_grid_encoder
-from arc_exp.inference.generator import FunctionGenerator, Generation
+from arc_exp.inference.requests import FunctionGenerator, Generation
 from arc_exp.synthetic.new_inputs import (
     ANSWERED, NewInputsError, NewInputsGenerator, check_checkpoint_prompt, classify, generate_new_inputs,
     new_input_prompt, task_set, write_new_inputs,

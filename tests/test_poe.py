@@ -18,7 +18,9 @@ from arc_exp.evaluation import EvaluationError
 from arc_exp.evaluation.settings import EvaluationSettings
 from arc_exp.evaluation.outputs import write_outputs
 from arc_exp.evaluation.poe import PoeScore, poe_rank, poe_scores
-from arc_exp.inference.generator import FunctionGenerator, HFGenerator, InferenceConfig, ScoreRequest
+from arc_exp.inference.generator import HFGenerator
+from arc_exp.inference.config import InferenceConfig
+from arc_exp.inference.requests import FunctionGenerator, ScoreRequest
 from arc_exp.model.loader import load_model
 from arc_exp.evaluation.voting import VotedGrid
 from conftest import CONF, compose_train

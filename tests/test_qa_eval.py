@@ -1,7 +1,7 @@
 """Count-QA accuracy per question type, with stand-in generators (an oracle and one that always says 0)."""
 import pytest
 
-from arc_exp.inference.generator import FunctionGenerator
+from arc_exp.inference.requests import FunctionGenerator
 from arc_exp.synthetic import CountQAGenerator, make_rng
 from arc_exp.synthetic.qa_eval import count_qa_accuracy, qa_requests
 

@@ -21,7 +21,7 @@ from arc_exp.ttft.stages import run_folder
 from arc_exp.ttft.dataset import NO_EXAMPLES, SINGLE_EXAMPLE, TTFTDataset, build_ttft_dataset
 from arc_exp.ttft.budget import Budget, predictions_for_next, steps_within
 from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
-from conftest import CONF, REPO, metric_history, mlflow_runs, run_recipe
+from conftest import CONF, metric_history, mlflow_runs, run_recipe
 
 SMALL = ["4cd1b7b2", "66e6c45b", "6ea4a07e"]
 TINY_SOLVE = ("model=tiny-random", "data.eval.max_grid_side=4", "ttft=n1", "ttft.steps=2", "predictions_per_task=2",
@@ -401,7 +401,7 @@ def test_challenges_without_train_examples_are_predicted_anyway(store, caplog):
 def test_a_failing_task_gets_fallback_attempts(store, caplog, monkeypatch):
     """A generation error in one task (say, out of memory on its long prompt) costs that task only."""
     import arc_exp.inference.generator
-    from arc_exp.inference.generator import FunctionGenerator
+    from arc_exp.inference.requests import FunctionGenerator
 
     def answer(request):
         if request.key.task_id == "66e6c45b":

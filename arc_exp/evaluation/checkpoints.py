@@ -156,7 +156,7 @@ def check_checkpoint(checkpoint: Checkpoint, model_name: str, encoder: GridEncod
     if saved.get("encoder"):
         from hydra.utils import instantiate
 
-        saved_encoder = instantiate(saved["encoder"])
+        saved_encoder = instantiate(_current_targets(saved["encoder"]))
         if repr(saved_encoder) != repr(encoder):
             raise CheckpointError(f"{where} was trained with encoder {saved_encoder!r} but the config uses "
                                   f"{encoder!r}; evaluate it with {encoder_override(saved_encoder)}")
@@ -167,6 +167,30 @@ def check_checkpoint(checkpoint: Checkpoint, model_name: str, encoder: GridEncod
     saved_prompt = (saved.get("prompt") or {}).get("version")
     if prompt_version and saved_prompt and saved_prompt != prompt_version:
         log.warning("%s was trained with prompt %s, evaluating with prompt %s", where, saved_prompt, prompt_version)
+
+
+# checkpoints written before arc_exp/ was grouped by pipeline stage name the encoder factory by its old module
+_MOVED_MODULES = {"arc_exp.encoders.": "arc_exp.data.encoders."}
+
+
+def _current_targets(node):
+    """``node`` with every ``_target_`` of a moved module renamed to where it lives now.
+
+    >>> _current_targets({"_target_": "arc_exp.encoders.create_grid_encoder", "spec": "minimal"})
+    {'_target_': 'arc_exp.data.encoders.create_grid_encoder', 'spec': 'minimal'}
+    """
+    if isinstance(node, dict):
+        return {k: _current_targets(v) if k != "_target_" else _renamed(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_current_targets(v) for v in node]
+    return node
+
+
+def _renamed(target):
+    for old, new in _MOVED_MODULES.items():
+        if isinstance(target, str) and target.startswith(old):
+            return new + target[len(old):]
+    return target
 
 
 def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed: int = 0, vocabulary=None):

@@ -4,7 +4,7 @@ The pipeline of ``evaluate.py``, one function per step so each is testable witho
 
     views      for each test input, ``predictions_per_task`` augmented views (identity, D8, then color permutations)
     prompts    the same encoder and prompt code as training, on the augmented task (test outputs removed)
-    generate   any :class:`~arc_exp.inference.generator.Generator` (the HF model, or a stand-in in tests)
+    generate   any :class:`~arc_exp.inference.requests.Generator` (the HF model, or a stand-in in tests)
     decode     text -> grid with the encoder; text that is not a grid is an unanswered prediction, never an error
     revert     the grid back to the original orientation and colors
     vote       identical grids grouped, ranked by votes then mean log-probability; the top two are the attempts
@@ -59,12 +59,7 @@ from arc_exp.evaluation.views import (
     view_prompt,
 )
 from arc_exp.evaluation.voting import VotedGrid, vote
-from arc_exp.inference.generator import (
-    Generation,
-    Generator,
-    Scorer,
-    Searcher,
-)
+from arc_exp.inference.requests import Generation, Generator, Scorer, Searcher
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,7 @@ from arc_exp.data.tasks import Task
 from arc_exp.evaluation.settings import EvaluationSettings
 from arc_exp.evaluation.views import ViewPrompt
 from arc_exp.evaluation.voting import VotedGrid
-from arc_exp.inference.generator import (
-    Scorer,
-    ScoreRequest,
-    finite_or_none,
-)
+from arc_exp.inference.requests import Scorer, ScoreRequest, finite_or_none
 
 
 @dataclass

@@ -7,9 +7,7 @@ from typing import Optional
 from arc_exp.data.grid import Grid
 from arc_exp.evaluation.poe import PoeScore
 from arc_exp.evaluation.voting import Prediction, VotedGrid
-from arc_exp.inference.generator import (
-    finite_or_none,
-)
+from arc_exp.inference.requests import finite_or_none
 
 
 @dataclass

@@ -45,7 +45,7 @@ class EvaluationSettings:
 
 def settings_from_config(cfg, inference, predictions_per_task: Any) -> EvaluationSettings:
     """The settings of a composed run config (its encoder, prompt, augmentation, seed and data.max_seq_len) with
-    ``inference`` (an :class:`~arc_exp.inference.generator.InferenceConfig`); the views are checked before any model loads.
+    ``inference`` (an :class:`~arc_exp.inference.config.InferenceConfig`); the views are checked before any model loads.
     evaluate.py, solve.py and the evaluation after training all build their settings here."""
     from hydra.utils import instantiate
 

@@ -11,9 +11,7 @@ from arc_exp.data.grid import MAX_SIDE
 from arc_exp.data.prompts import fit_prompt
 from arc_exp.data.tasks import Example, Task
 from arc_exp.evaluation import EvaluationError
-from arc_exp.inference.generator import (
-    GenerationRequest,
-)
+from arc_exp.inference.requests import GenerationRequest
 
 
 def inference_views(policy: AugmentationPolicy, n: int, sampling: bool, rng: random.Random) -> list[Augmentation]:

@@ -31,197 +31,48 @@ confidence and is comparable between greedy and sampling runs. :attr:`HFGenerato
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import torch
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+from arc_exp.inference.batching import (
+    Prefix,
+    common_prefix_length,
+    length_batches,
+    prefill_groups,
+    score_batches,
+)
+from arc_exp.inference.cache import GrowingCache, join_prefills
+from arc_exp.inference.config import InferenceConfig
+from arc_exp.inference.dfs import depth_first_search
+from arc_exp.inference.requests import Generation, GenerationRequest, ScoreRequest
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("hf", "vllm")
-SAMPLERS = ("greedy", "sampling", "dfs")
-SELECTIONS = ("vote", "poe")
-POE_REDUCTIONS = ("sum", "mean")
 
 
-class InferenceConfigError(ValueError):
-    """An ``inference.*`` setting that cannot be used; the message names the key."""
 
 
-@dataclass
-class GenerationRequest:
-    """One prompt to answer. ``key`` identifies it for the caller (e.g. task id, test index, augmentation);
-    ``prompt_ids`` are its token ids when the caller already tokenized it (saves tokenizing twice)."""
-
-    prompt: str
-    max_new_tokens: int
-    key: Any = None
-    prompt_ids: Optional[list[int]] = None
 
 
-@dataclass
-class Generation:
-    """The answer to one request: its text (without the end-of-turn token), the mean token log-probability, how many
-    tokens were generated and whether the model ended its turn (``False``: stopped by ``max_new_tokens``)."""
-
-    text: str
-    mean_logprob: float
-    n_tokens: int = 0
-    finished: bool = True
-    logprob: float = float("nan")  # the sum over the tokens: the log-probability of the whole answer
 
 
-@dataclass
-class ScoreRequest:
-    """An answer to score under a prompt: the log-probability the model gives ``answer`` (its text, the end-of-turn
-    token appended) after ``prompt``, by one forward pass (no generation). Used to rescore candidate grids."""
-
-    prompt: str
-    answer: str
-    key: Any = None
-    prompt_ids: Optional[list[int]] = None
 
 
-@runtime_checkable
-class Generator(Protocol):
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        """One :class:`Generation` per request, in request order."""
 
 
-@runtime_checkable
-class Scorer(Protocol):
-    def score(self, requests: Sequence[ScoreRequest]) -> list[float]:
-        """The log-probability of each request's answer (end-of-turn token included), in request order."""
 
 
-@runtime_checkable
-class Searcher(Protocol):
-    def search(self, requests: Sequence[GenerationRequest]) -> list[list[Generation]]:
-        """Every answer of each request above the search's probability threshold, most likely first."""
 
 
-class FunctionGenerator:
-    """A stand-in generator that answers each request with ``answer(request)`` (a string), log-probability 0.
-
-    Used by tests (an oracle that knows the answers, a generator of garbage) and for dry runs of the pipeline.
-    """
-
-    def __init__(self, answer: Callable[[GenerationRequest], str], logprob: float = 0.0,
-                 scorer: Optional[Callable[[ScoreRequest], float]] = None,
-                 searcher: Optional[Callable[[GenerationRequest], Sequence[tuple[str, float]]]] = None):
-        self.answer = answer
-        self.logprob = logprob
-        self.scorer = scorer  # optional: ``score()`` answers with scorer(request)
-        self.searcher = searcher  # optional: ``search()`` answers with searcher(request) = [(text, logprob), ...]
-        self.calls: list[int] = []  # the size of each generate() call, for tests of the batching
-        self.score_calls: list[int] = []
-
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        self.calls.append(len(requests))
-        return [Generation(self.answer(r), self.logprob, n_tokens=0, finished=True, logprob=self.logprob)
-                for r in requests]
-
-    def score(self, requests: Sequence[ScoreRequest]) -> list[float]:
-        if self.scorer is None:
-            raise TypeError("this FunctionGenerator has no scorer")
-        self.score_calls.append(len(requests))
-        return [float(self.scorer(r)) for r in requests]
-
-    def search(self, requests: Sequence[GenerationRequest]) -> list[list[Generation]]:
-        if self.searcher is None:
-            raise TypeError("this FunctionGenerator has no searcher")
-        self.calls.append(len(requests))
-        return [[Generation(text, logprob, finished=True, logprob=logprob) for text, logprob in self.searcher(r)]
-                for r in requests]
 
 
-@dataclass
-class InferenceConfig:
-    """How to generate (``conf/inference/*.yaml``).
-
-    - ``sampler``: ``greedy`` (the most likely token), ``sampling`` (at ``temperature`` from the ``top_p`` nucleus,
-      seeded with ``seed``) or ``dfs`` (every answer whose probability stays above ``dfs_threshold``, found depth
-      first with the key/value cache reused along the path, at most ``dfs_max_nodes`` forward steps per prompt:
-      :func:`depth_first_search`);
-    - ``selection``: how a test input's candidate grids become its two attempts: ``vote`` (the seeds' count, then
-      mean log-probability) or ``poe`` (product of experts: every candidate scored under every augmented view,
-      ranked by the ``poe_reduce`` = ``sum`` or ``mean`` of its log-probabilities over the views; at most
-      ``poe_max_candidates`` candidates, the most voted, are scored). ``score_batch_tokens`` caps rows x answer
-      tokens of one scoring pass (its logits hold that many x vocabulary floats);
-    - ``batch_size``: prompts decoded together; ``max_batch_tokens`` caps ``batch_size x longest prompt`` so long
-      prompts come in smaller batches (prefill memory grows with it);
-    - ``max_new_tokens``: a hard cap on answer tokens; ``null`` = the tokens of a 30x30 grid in the chosen encoder
-      (evaluation bounds each prompt further from the sizes of its grids);
-    - ``reuse_prefix``: compute the key/value cache of a shared prompt prefix once; ``min_prefix_tokens`` is the
-      shortest new prefix worth caching;
-    - ``max_prefill_padding``: prompts of a batch are prefilled together only while padding stays within this share
-      of the tokens; longer or shorter ones get their own prefill and join the batch for decoding;
-    - ``threads``: torch CPU threads while generating (``null`` = torch's default, one per core). On a CPU shared
-      with other jobs, 1 thread can be several times faster than 2 that wait for each other;
-    - ``backend``: ``hf`` (transformers, CPU or GPU); ``vllm`` is reserved for GPU machines and not built in.
-    """
-
-    backend: str = "hf"
-    sampler: str = "greedy"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    batch_size: int = 16
-    max_batch_tokens: int = 32768
-    max_new_tokens: Optional[int] = None
-    reuse_prefix: bool = True
-    min_prefix_tokens: int = 16
-    max_prefill_padding: float = 0.05
-    threads: Optional[int] = None
-    seed: int = 0
-    dfs_threshold: float = 0.1
-    dfs_max_nodes: int = 4096
-    selection: str = "vote"
-    poe_reduce: str = "sum"
-    poe_max_candidates: int = 8
-    score_batch_tokens: int = 2048
-
-    def __post_init__(self) -> None:
-        for key, allowed in (("backend", BACKENDS), ("sampler", SAMPLERS), ("selection", SELECTIONS),
-                             ("poe_reduce", POE_REDUCTIONS)):
-            if getattr(self, key) not in allowed:
-                raise InferenceConfigError(f"inference.{key}: unknown value '{getattr(self, key)}'; use one of "
-                                           f"{', '.join(allowed)}")
-        if isinstance(self.dfs_threshold, bool) or not 0 < self.dfs_threshold < 1:
-            raise InferenceConfigError(f"inference.dfs_threshold must be a probability in (0, 1), got "
-                                       f"{self.dfs_threshold!r}")
-        for key in ("batch_size", "max_batch_tokens", "min_prefix_tokens", "max_new_tokens", "threads",
-                    "dfs_max_nodes", "poe_max_candidates", "score_batch_tokens"):
-            value = getattr(self, key)
-            optional = key in ("max_new_tokens", "threads")
-            if (value is not None or not optional) and (isinstance(value, bool) or not isinstance(value, int)
-                                                        or value < 1):
-                raise InferenceConfigError(f"inference.{key} must be an integer >= 1{' or null' if optional else ''}"
-                                           f", got {value!r}")
-        if not self.temperature > 0:
-            raise InferenceConfigError(f"inference.temperature must be > 0, got {self.temperature!r}")
-        if isinstance(self.max_prefill_padding, bool) or not 0 <= self.max_prefill_padding < 1:
-            raise InferenceConfigError(f"inference.max_prefill_padding must be in [0, 1), got "
-                                       f"{self.max_prefill_padding!r}")
-        if not 0 < self.top_p <= 1:
-            raise InferenceConfigError(f"inference.top_p must be in (0, 1], got {self.top_p!r}")
-
-    @property
-    def do_sample(self) -> bool:
-        """Sampling: a repeated prompt gives a new answer (greedy and DFS answers are fixed by the prompt)."""
-        return self.sampler == "sampling"
 
 
-def create_generator(config: InferenceConfig, model, tokenizer) -> "HFGenerator":
-    """The generator of ``config.backend`` for ``model``."""
-    if config.backend == "vllm":
-        raise InferenceConfigError("inference.backend=vllm is not available here: it needs a GPU machine with the "
-                                   "vllm package and a merged model folder; use inference.backend=hf")
-    return HFGenerator(model, tokenizer, config)
 
 
 @dataclass
@@ -261,71 +112,12 @@ class GenerationStats:
         return values
 
 
-@dataclass
-class _Prefix:
-    """The key/value cache (batch of 1) of a token prefix: one (keys, values) pair per layer."""
-
-    tokens: tuple[int, ...]
-    layers: list[tuple[torch.Tensor, torch.Tensor]] = field(repr=False)
 
 
-def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """The number of leading tokens all ``sequences`` share.
-
-    >>> common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]])
-    2
-    """
-    if not sequences:
-        return 0
-    first = sequences[0]
-    length = min(len(s) for s in sequences)
-    for other in sequences[1:]:
-        n = 0
-        while n < length and other[n] == first[n]:
-            n += 1
-        length = n
-    return length
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length: sorted by length, at most ``batch_size`` per batch and at
-    most ``max_batch_tokens`` = rows x longest length (a single longer prompt still gets its own batch).
-
-    >>> length_batches([5, 100, 7, 90, 6], batch_size=2, max_batch_tokens=1000)
-    [[0, 4], [2, 3], [1]]
-    >>> length_batches([5, 100, 7, 90, 6], batch_size=4, max_batch_tokens=150)
-    [[0, 4, 2], [3], [1]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    batches: list[list[int]] = []
-    for index in order:
-        current = batches[-1] if batches else None
-        if current and len(current) < batch_size and (len(current) + 1) * lengths[index] <= max_batch_tokens:
-            current.append(index)
-        else:
-            batches.append([index])
-    return batches
 
 
-def prefill_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
-    """Indices sorted by length and cut into groups prefilled together: a group takes the next longer prompt while
-    its padding share, (rows x longest - tokens) / (rows x longest), stays at most ``max_padding``.
-
-    >>> prefill_groups([100, 98, 60, 61, 99], max_padding=0.05)
-    [[2, 3], [1, 4, 0]]
-    >>> prefill_groups([100, 98, 60], max_padding=0.5)
-    [[2, 1, 0]]
-    """
-    groups: list[list[int]] = []
-    for index in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
-        if groups:
-            rows, longest = len(groups[-1]) + 1, lengths[index]
-            padding = rows * longest - sum(lengths[i] for i in groups[-1]) - longest
-            if padding <= max_padding * rows * longest:
-                groups[-1].append(index)
-                continue
-        groups.append([index])
-    return groups
 
 
 def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
@@ -340,48 +132,8 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def depth_first_search(next_logprobs: Callable[[list[int]], torch.Tensor], threshold: float, stop_ids: set[int],
-                       max_tokens: int, max_nodes: int) -> tuple[list[tuple[list[int], float]], int, bool]:
-    """Every token sequence ending in a stop token whose probability is at least ``threshold``, most likely first.
-
-    ``next_logprobs(answer)`` gives the log-probabilities of the next token after ``answer`` (the tokens so far, ``[]``
-    at the start). The search goes depth first, the more likely token first, and never extends a sequence whose
-    probability fell below ``threshold`` (probabilities only shrink along a path, so nothing above the threshold is
-    missed). Sequences that reach ``max_tokens`` without a stop token are dropped. Returns ``(found, expanded,
-    exhausted)``: the ``(tokens, logprob)`` pairs (stop token included), the ``next_logprobs`` calls made, and whether
-    the ``max_nodes`` budget of calls stopped the search early.
-
-    >>> table = {(): [0.6, 0.4, 0.0], (0,): [0.0, 0.5, 0.5], (1,): [0.0, 0.0, 1.0], (0, 1): [0.0, 0.0, 1.0]}
-    >>> step = lambda answer: torch.tensor(table[tuple(answer)]).log()
-    >>> [(tokens, round(math.exp(logprob), 2)) for tokens, logprob in depth_first_search(step, 0.25, {2}, 5, 99)[0]]
-    [([1, 2], 0.4), ([0, 2], 0.3), ([0, 1, 2], 0.3)]
-    """
-    floor = math.log(threshold)
-    found: list[tuple[list[int], float]] = []
-    expanded = 0
-    stack: list[tuple[list[int], float]] = [([], 0.0)]  # (answer so far, its log-probability)
-    while stack:
-        answer, logprob = stack.pop()
-        if expanded >= max_nodes:
-            return sorted(found, key=lambda item: -item[1]), expanded, True
-        logprobs = next_logprobs(answer)
-        expanded += 1
-        totals = logprobs.double() + logprob
-        keep = torch.nonzero(totals >= floor).flatten().tolist()
-        children = []
-        for token in sorted(keep, key=lambda t: (-float(totals[t]), t)):
-            total = float(totals[token])
-            if token in stop_ids:
-                found.append((answer + [token], total))
-            elif len(answer) + 1 < max_tokens:
-                children.append((answer + [token], total))
-        stack.extend(reversed(children))  # the most likely child is searched first
-    return sorted(found, key=lambda item: -item[1]), expanded, False
 
 
-def _score_batches(widths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Indices grouped (by width) so that rows x widest row stays within ``max_tokens`` (one row at least)."""
-    return length_batches(widths, batch_size=max(1, max_tokens), max_batch_tokens=max_tokens)
 
 
 class HFGenerator:
@@ -402,7 +154,7 @@ class HFGenerator:
         self.stop_ids = _stop_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.device = next(model.parameters()).device
-        self._prefixes: "OrderedDict[tuple[int, ...], _Prefix]" = OrderedDict()
+        self._prefixes: "OrderedDict[tuple[int, ...], Prefix]" = OrderedDict()
         self._rng = torch.Generator(device="cpu").manual_seed(self.config.seed)
 
     # -- public -------------------------------------------------------------------------------------------------------
@@ -511,7 +263,7 @@ class HFGenerator:
             logits, cache, mask = self._prefill(prefix, [suffixes[row] for row in order], reserve)
         else:
             parts = [self._prefill(prefix, [suffixes[row] for row in group], 0) for group in groups]
-            logits, cache, mask = _join_prefills(parts, reserve)
+            logits, cache, mask = join_prefills(parts, reserve)
         decoding = time.perf_counter()
         self.stats.prefill_seconds += decoding - began
         outputs = self._decode(logits, cache, mask, mask.sum(-1), [limits[row] for row in order])
@@ -521,7 +273,7 @@ class HFGenerator:
             by_row[row] = output
         return by_row
 
-    def _prefill(self, prefix: Optional[_Prefix], suffixes: list[list[int]], reserve: int):
+    def _prefill(self, prefix: Optional[Prefix], suffixes: list[list[int]], reserve: int):
         """Run the suffixes after a copy of the prefix cache: last-position logits, the cache and the attention mask.
 
         Suffixes are left-padded: pads sit between prefix and suffix, masked, and positions skip them.
@@ -587,9 +339,9 @@ class HFGenerator:
 
     # -- scoring and search -------------------------------------------------------------------------------------------
 
-    def _prompt_cache(self, prompt: list[int], reserve: int) -> tuple[_Prefix, int]:
+    def _prompt_cache(self, prompt: list[int], reserve: int) -> tuple[Prefix, int]:
         """The key/value cache (batch of 1) of ``prompt`` without its last token, built on a cached shared prefix
-        when one fits; returns it as a :class:`_Prefix` and the number of tokens it holds."""
+        when one fits; returns it as a :class:`Prefix` and the number of tokens it holds."""
         self.stats.prompts += 1
         self.stats.prompt_tokens += len(prompt)
         prefix = self._prefix_for([prompt]) if self.config.reuse_prefix else None
@@ -605,12 +357,12 @@ class HFGenerator:
             self.stats.prefill_seconds += time.perf_counter() - began
             self.stats.prefill_tokens += len(body)
         layers = [(layer.keys, layer.values) for layer in cache.layers] if cache.layers else []
-        return _Prefix(tuple(prompt[:-1]), layers), len(prompt) - 1
+        return Prefix(tuple(prompt[:-1]), layers), len(prompt) - 1
 
     def _score_prompt(self, prompt: list[int], answers: list[list[int]]) -> list[float]:
         cached, length = self._prompt_cache(prompt, reserve=0)
         scores: list[float] = [float("nan")] * len(answers)
-        for rows in _score_batches([len(a) + 1 for a in answers], self.config.score_batch_tokens):
+        for rows in score_batches([len(a) + 1 for a in answers], self.config.score_batch_tokens):
             width = max(len(answers[i]) for i in rows) + 1
             input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(rows), length + width), dtype=torch.long)
@@ -664,7 +416,7 @@ class HFGenerator:
 
     # -- shared prefixes ----------------------------------------------------------------------------------------------
 
-    def _prefix_for(self, prompts: list[list[int]]) -> Optional[_Prefix]:
+    def _prefix_for(self, prompts: list[list[int]]) -> Optional[Prefix]:
         """The longest usable cached prefix of every prompt, extended (and cached) when the batch shares more.
 
         A prefix never covers a whole prompt: the last prompt token must run to give the first logits.
@@ -684,7 +436,7 @@ class HFGenerator:
             self._prefixes.move_to_end(best.tokens)
         return best
 
-    def _build_prefix(self, tokens: tuple[int, ...], start: Optional[_Prefix]) -> _Prefix:
+    def _build_prefix(self, tokens: tuple[int, ...], start: Optional[Prefix]) -> Prefix:
         have = len(start.tokens) if start else 0
         cache = self._new_cache(start, 1, reserve=len(tokens))
         new = torch.tensor([tokens[have:]], dtype=torch.long)
@@ -695,78 +447,25 @@ class HFGenerator:
         self.stats.prefill_seconds += time.perf_counter() - began
         self.stats.prefix_build_tokens += len(tokens) - have
         self.stats.prefill_tokens += len(tokens) - have
-        prefix = _Prefix(tokens, [(layer.keys, layer.values) for layer in cache.layers])
+        prefix = Prefix(tokens, [(layer.keys, layer.values) for layer in cache.layers])
         self._prefixes[tokens] = prefix
         while len(self._prefixes) > self.max_cached_prefixes:
             self._prefixes.popitem(last=False)
         return prefix
 
-    def _new_cache(self, prefix: Optional[_Prefix], rows: int, reserve: int):
+    def _new_cache(self, prefix: Optional[Prefix], rows: int, reserve: int):
         """A key/value cache for ``rows`` sequences of up to ``reserve`` tokens, holding a copy of ``prefix``."""
-        cache = _GrowingCache(reserve)
+        cache = GrowingCache(reserve)
         if prefix is not None:
             for index, (keys, values) in enumerate(prefix.layers):
                 cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
         return cache
 
 
-def _join_prefills(parts, reserve: int):
-    """One batch from several prefilled groups: logits stacked, caches and masks left-padded to the longest."""
-    total = max(mask.shape[1] for _, _, mask in parts)
-    cache = _GrowingCache(reserve)
-    for index in range(len(parts[0][1].layers)):
-        keys, values = ([torch.nn.functional.pad(getattr(part.layers[index], name), (0, 0, total - mask.shape[1], 0))
-                         for _, part, mask in parts] for name in ("keys", "values"))
-        cache.update(torch.cat(keys), torch.cat(values), index)
-    mask = torch.cat([torch.nn.functional.pad(mask, (total - mask.shape[1], 0)) for _, _, mask in parts])
-    return torch.cat([logits for logits, _, _ in parts]), cache, mask
 
 
-class _GrowingLayer(DynamicLayer):
-    """A cache layer that writes new keys/values into a buffer with room for ``reserve`` positions instead of
-    concatenating: a decode step copies one position, not the whole cache (``torch.cat`` in the stock layer took a
-    quarter of a decode step at batch 8 with SmolLM2-135M). ``keys``/``values`` are views of the filled part."""
-
-    def __init__(self, reserve: int = 0):
-        super().__init__()
-        self.reserve = reserve
-        self.buffers: Optional[list[torch.Tensor]] = None
-        self.length = 0
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        end = self.length + key_states.shape[-2]
-        if self.buffers is None or end > self.buffers[0].shape[-2]:
-            capacity = max(end, self.reserve)
-            grown = [states.new_empty(*states.shape[:-2], capacity, states.shape[-1])
-                     for states in (key_states, value_states)]
-            for old, new in zip(self.buffers or (), grown):
-                new[..., :self.length, :] = old[..., :self.length, :]
-            self.buffers = grown
-        self.buffers[0][..., self.length:end, :] = key_states
-        self.buffers[1][..., self.length:end, :] = value_states
-        self.length = end
-        self.keys, self.values = (buffer[..., :end, :] for buffer in self.buffers)
-        return self.keys, self.values
-
-    def truncate(self, length: int) -> None:
-        """Forget the positions from ``length`` on (the buffer keeps its room)."""
-        if self.buffers is not None and length < self.length:
-            self.length = length
-            self.keys, self.values = (buffer[..., :length, :] for buffer in self.buffers)
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self.buffers is not None:
-            self.buffers = [buffer[indices] for buffer in self.buffers]
-            self.keys, self.values = (buffer[..., :self.length, :] for buffer in self.buffers)
 
 
-class _GrowingCache(DynamicCache):
-    """A ``DynamicCache`` of :class:`_GrowingLayer` layers (one per model layer, created on first use)."""
-
-    def __init__(self, reserve: int):
-        Cache.__init__(self, layer_class_to_replicate=lambda: _GrowingLayer(reserve))
 
 
 @contextmanager
@@ -806,6 +505,3 @@ def greedy_reference(model, tokenizer, prompt: str, max_new_tokens: int) -> list
     return out[0, ids.shape[1]:].tolist()
 
 
-def finite_or_none(value: float) -> Optional[float]:
-    """``value`` for JSON: NaN and infinities become ``None``."""
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None

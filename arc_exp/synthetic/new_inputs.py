@@ -52,7 +52,7 @@ from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
 from arc_exp.data.prompts import fit_prompt
 
 if TYPE_CHECKING:  # arc_exp.inference.generator imports torch: only when generating
-    from arc_exp.inference.generator import Generation, GenerationRequest, Generator
+    from arc_exp.inference.requests import Generation, GenerationRequest, Generator
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def new_input_prompt(task: Task, augmentation: Augmentation, encoder: GridEncode
     The prompt shows the task's inputs (train, then test; outputs are no part of it) and asks for the next one. The
     last inputs are dropped until prompt + answer bound fit ``max_seq_len``; ``(None, 0)`` when one does not fit.
     """
-    from arc_exp.inference.generator import GenerationRequest
+    from arc_exp.inference.requests import GenerationRequest
 
     inputs = [augmentation.apply_grid(grid) for grid in task_inputs(task)]
     longest = max(len(tokenizer(encoder.encode(g), add_special_tokens=False)["input_ids"]) for g in inputs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from arc_exp.inference.generator import GenerationRequest
+from arc_exp.inference.requests import GenerationRequest
 from arc_exp.data.prompts import render_prompt
 from arc_exp.synthetic.questions import chat_from_record
 

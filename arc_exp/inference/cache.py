@@ -1,0 +1,66 @@
+"""The key/value cache of a shared prompt prefix, grown in place across batches."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+
+def join_prefills(parts, reserve: int):
+    """One batch from several prefilled groups: logits stacked, caches and masks left-padded to the longest."""
+    total = max(mask.shape[1] for _, _, mask in parts)
+    cache = GrowingCache(reserve)
+    for index in range(len(parts[0][1].layers)):
+        keys, values = ([torch.nn.functional.pad(getattr(part.layers[index], name), (0, 0, total - mask.shape[1], 0))
+                         for _, part, mask in parts] for name in ("keys", "values"))
+        cache.update(torch.cat(keys), torch.cat(values), index)
+    mask = torch.cat([torch.nn.functional.pad(mask, (total - mask.shape[1], 0)) for _, _, mask in parts])
+    return torch.cat([logits for logits, _, _ in parts]), cache, mask
+
+
+class GrowingLayer(DynamicLayer):
+    """A cache layer that writes new keys/values into a buffer with room for ``reserve`` positions instead of
+    concatenating: a decode step copies one position, not the whole cache (``torch.cat`` in the stock layer took a
+    quarter of a decode step at batch 8 with SmolLM2-135M). ``keys``/``values`` are views of the filled part."""
+
+    def __init__(self, reserve: int = 0):
+        super().__init__()
+        self.reserve = reserve
+        self.buffers: Optional[list[torch.Tensor]] = None
+        self.length = 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if self.buffers is None or end > self.buffers[0].shape[-2]:
+            capacity = max(end, self.reserve)
+            grown = [states.new_empty(*states.shape[:-2], capacity, states.shape[-1])
+                     for states in (key_states, value_states)]
+            for old, new in zip(self.buffers or (), grown):
+                new[..., :self.length, :] = old[..., :self.length, :]
+            self.buffers = grown
+        self.buffers[0][..., self.length:end, :] = key_states
+        self.buffers[1][..., self.length:end, :] = value_states
+        self.length = end
+        self.keys, self.values = (buffer[..., :end, :] for buffer in self.buffers)
+        return self.keys, self.values
+
+    def truncate(self, length: int) -> None:
+        """Forget the positions from ``length`` on (the buffer keeps its room)."""
+        if self.buffers is not None and length < self.length:
+            self.length = length
+            self.keys, self.values = (buffer[..., :length, :] for buffer in self.buffers)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.buffers is not None:
+            self.buffers = [buffer[indices] for buffer in self.buffers]
+            self.keys, self.values = (buffer[..., :self.length, :] for buffer in self.buffers)
+
+
+class GrowingCache(DynamicCache):
+    """A ``DynamicCache`` of :class:`GrowingLayer` layers (one per model layer, created on first use)."""
+
+    def __init__(self, reserve: int):
+        Cache.__init__(self, layer_class_to_replicate=lambda: GrowingLayer(reserve))
