@@ -24,7 +24,8 @@ from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
 from arc_exp.tracking.runs import EvaluationTracker  # noqa: E402
 from arc_exp.inference.config import create_generator  # noqa: E402
 from arc_exp.model.loader import load_tokenizer  # noqa: E402
-from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer  # noqa: E402
+from arc_exp.model.vocabulary import resolve_vocabulary  # noqa: E402
+from arc_exp.model.tokenizer import wrap_tokenizer  # noqa: E402
 
 log = logging.getLogger("evaluate")
 

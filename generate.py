@@ -42,7 +42,8 @@ def new_inputs(cfg: DictConfig) -> dict:
     from arc_exp.inference.config import create_generator
     from arc_exp.model.loader import load_tokenizer
     from arc_exp.synthetic import new_inputs as ni
-    from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer
+    from arc_exp.model.vocabulary import resolve_vocabulary
+    from arc_exp.model.tokenizer import wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)

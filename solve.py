@@ -28,16 +28,17 @@ def main(cfg: DictConfig) -> float:
     # answer at once
     from arc_exp.evaluation.checkpoints import check_checkpoint, resolve_checkpoints
     from arc_exp.evaluation.settings import settings_from_config
+    from arc_exp.inference.config import create_generator
+    from arc_exp.model.loader import load_tokenizer
+    from arc_exp.model.tokenizer import wrap_tokenizer
+    from arc_exp.model.vocabulary import resolve_vocabulary
     from arc_exp.tracking.runs import EvaluationTracker
     from arc_exp.ttft.budget import Budget
     from arc_exp.ttft.dataset import load_tasks
     from arc_exp.ttft.ensemble import load_ensemble
-    from arc_exp.ttft.settings import set_torch_threads, trainer_options
+    from arc_exp.ttft.settings import set_torch_threads
     from arc_exp.ttft.solver import Solver
     from arc_exp.ttft.stages import run_folder
-    from arc_exp.inference.config import create_generator
-    from arc_exp.model.loader import load_tokenizer
-    from arc_exp.model.vocabulary import resolve_vocabulary, wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
@@ -75,7 +76,7 @@ def main(cfg: DictConfig) -> float:
 
     solver = Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
                          make_generator=lambda model: create_generator(inference, model, tokenizer),
-                         trainer_options=trainer_options(resolved["trainer"]), config=resolved,
+                         trainer_options=resolved["trainer"], config=resolved,
                          plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
     status = "FAILED"
     try:

@@ -23,9 +23,10 @@ log = logging.getLogger("train")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
+    from arc_exp.model.tokenizer import wrap_tokenizer
     from arc_exp.training import recipe as training
+    from arc_exp.training.callbacks import training_callbacks
     from arc_exp.training.module import ARCLitModule
-    from arc_exp.model.vocabulary import wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
@@ -51,8 +52,8 @@ def main(cfg: DictConfig) -> float:
                if not group.startswith("hydra")}}
     logger = training.build_logger(cfg.logger, overrides, tags)
     training.log_run_metadata(logger, resolved, overrides, output_dir, cfg.project_root)
-    adapters = training.adapter_checkpoints(tokenizer, output_dir, cfg.trainer.checkpoint_every_n_steps, resolved)
-    trainer = training.build_trainer(cfg.trainer, logger, [adapters], output_dir)
+    checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved)
+    trainer = training.build_trainer(cfg.trainer, logger, [checkpoints, adapters], output_dir)
 
     if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None:
         # the same held-out questions before training: qa/* at step 0, so the run shows before and after

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from arc_exp.data.augmentation import AugmentationPolicy  # noqa: E402
+from arc_exp.data.augmentation_policy import AugmentationPolicy  # noqa: E402
 from arc_exp.data.selection import select_tasks  # noqa: E402
 from arc_exp.data.sources import load_source  # noqa: E402
 from arc_exp.data.encoders import create_grid_encoder  # noqa: E402

@@ -24,7 +24,7 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from arc_exp.model.adapters import AdapterConfig, apply_adapter  # noqa: E402
-from arc_exp.data.augmentation import AugmentationPolicy  # noqa: E402
+from arc_exp.data.augmentation_policy import AugmentationPolicy  # noqa: E402
 from arc_exp.data.datamodule import TrainingDataset, TrainingStream  # noqa: E402
 from arc_exp.data.selection import TaskSetSpec  # noqa: E402
 from arc_exp.data.encoders import create_grid_encoder  # noqa: E402

@@ -29,7 +29,7 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from arc_exp.model.adapters import AdapterConfig, apply_adapter, trainable_parameters  # noqa: E402
-from arc_exp.data.augmentation import AugmentationPolicy  # noqa: E402
+from arc_exp.data.augmentation_policy import AugmentationPolicy  # noqa: E402
 from arc_exp.data.datamodule import TrainingDataset, TrainingStream  # noqa: E402
 from arc_exp.data.samples import IGNORE_INDEX  # noqa: E402
 from arc_exp.data.selection import TaskSetSpec  # noqa: E402
@@ -38,9 +38,9 @@ from arc_exp.inference.config import InferenceConfig, create_generator  # noqa: 
 from arc_exp.inference.requests import GenerationRequest  # noqa: E402
 from arc_exp.model.loader import load_model, load_tokenizer  # noqa: E402
 from arc_exp.data.prompts import build_messages, render_prompt  # noqa: E402
-from arc_exp.model.vocabulary import (  # noqa: E402
-    ReducedTokenizer, build_reduced_vocabulary, parameter_summary, reduce_model_vocabulary,
-)
+from arc_exp.model.vocabulary import build_reduced_vocabulary
+from arc_exp.model.surgery import parameter_summary, reduce_model_vocabulary
+from arc_exp.model.tokenizer import ReducedTokenizer
 from bench_training import plain_tokens_per_s  # noqa: E402 - this folder: the training loop timed the same way
 
 PROMPT = "output-from-examples-v0"

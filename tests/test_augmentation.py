@@ -14,24 +14,26 @@ from arc_exp.data.augmentation import (
     DIHEDRAL_NAMES,
     IDENTITY,
     IDENTITY_COLORS,
-    TASK_AUGMENTATIONS,
     Augmentation,
-    AugmentationPolicy,
-    TaskAugmentation,
     apply_color_map,
     dihedral,
     invert_color_map,
     inverse_dihedral,
     leave_one_out,
     leave_two_out,
-    mirror,
-    pad,
     random_color_map,
-    random_task_augmentation,
     revert_color_map,
     revert_dihedral,
     shuffle_train,
     swap_train_test,
+)
+from arc_exp.data.augmentation_policy import AugmentationPolicy
+from arc_exp.data.task_augmentation import (
+    TASK_AUGMENTATIONS,
+    TaskAugmentation,
+    mirror,
+    pad,
+    random_task_augmentation,
     upscale,
 )
 from arc_exp.data.tasks import Example, Task

@@ -7,17 +7,18 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from arc_exp.model.adapters import AdapterConfig
-from arc_exp.data.augmentation import AugmentationPolicy
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.datamodule import TrainingDataset
 from arc_exp.data.selection import TaskSetSpec, largest_grid_side
 from arc_exp.model.loader import ModelSpec
 from arc_exp.data.prompts import PROMPT_VERSIONS
 from arc_exp.tracking.runs import ensure_experiment, flatten
 from arc_exp.training import recipe as training
+from arc_exp.training.callbacks import training_callbacks
 from conftest import CONF, compose_train, run_train_process
 
-GROUPS = ("model", "lora", "encoder", "prompt", "augmentation", "scheduler", "data", "trainer", "logger", "inference",
-          "debug")
+GROUPS = ("model", "lora", "encoder", "prompt", "augmentation", "scheduler", "data", "trainer", "callbacks", "logger",
+          "inference", "debug")
 
 
 def options(group: str) -> list[str]:
@@ -220,11 +221,33 @@ def test_debug_smoke_selects_a_handful_of_small_tasks():
 
 def test_cpu_trainer_builds(tmp_path):
     cfg = compose_train(["trainer.max_steps=7", "trainer.accumulate_grad_batches=2"])
-    trainer = training.build_trainer(cfg.trainer, None, [], str(tmp_path))
+    callbacks = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, None, tmp_path)
+    trainer = training.build_trainer(cfg.trainer, None, callbacks, str(tmp_path))
     assert (trainer.max_steps, trainer.accumulate_grad_batches, trainer.gradient_clip_val) == (7, 2, 1.0)
     assert trainer.precision == "32-true" and trainer.logger is None
     checkpoint = trainer.checkpoint_callback
     assert checkpoint.dirpath == str(tmp_path / "checkpoints") and checkpoint.save_last is True
+    assert checkpoint._every_n_train_steps == 100 and callbacks[1].every_n_steps == 100
+
+
+def test_trainer_group_holds_trainer_arguments_only():
+    # instantiate(cfg.trainer) as lightning-hydra-template does: no arc_exp key may sit in the group
+    import inspect
+
+    import pytorch_lightning as pl
+
+    accepted = set(inspect.signature(pl.Trainer.__init__).parameters)
+    for option in options("trainer"):
+        keys = set(compose_train([f"trainer={option}"]).trainer) - {"_target_"}
+        assert keys <= accepted, (option, keys - accepted)
+
+
+def test_ttft_trainer_comes_from_the_same_builder(tmp_path):
+    cfg = compose_train(["trainer.max_steps=7", "trainer.gradient_clip_val=0.5"])
+    trainer = training.build_trainer(cfg.trainer, None, [], tmp_path, max_steps=3, enable_checkpointing=False,
+                                     limit_val_batches=0)
+    assert (trainer.max_steps, trainer.gradient_clip_val, trainer.limit_val_batches) == (3, 0.5, 0)
+    assert trainer.checkpoint_callback is None
 
 
 TRAINERS = {  # option -> (accelerator, devices, precision, strategy)

@@ -7,7 +7,8 @@ import random
 import pytest
 import yaml
 
-from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
+from arc_exp.data.augmentation import Augmentation
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.selection import select_tasks
 from arc_exp.data.sources import load_source
 from arc_exp.data.tasks import Task

@@ -38,7 +38,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 EXPERIMENT = "arc_exp-ui"
 # The smallest run that still logs everything a user looks at: 2 steps, one 4x4 eval task, one prediction
 SMOKE_OVERRIDES = (*TINY, f"logger.experiment_name={EXPERIMENT}", "trainer.max_steps=2", "trainer.val_check_interval=2",
-                   "trainer.checkpoint_every_n_steps=2", "data.val.first_n=1", "evaluation.enabled=true",
+                   "callbacks.checkpoint_every_n_steps=2", "data.val.first_n=1", "evaluation.enabled=true",
                    "evaluation.predictions_per_task=1", "augmentation=none", "data.eval.first_n=1",
                    "data.eval.max_grid_side=4", "inference.max_new_tokens=8")
 # Open the UI as a model-training user who has seen it before: MLflow 3 starts in its "GenAI" view and opens an

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
+from arc_exp.data.augmentation import Augmentation
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.sources import UnknownSourceError, load_source
 from arc_exp.data.tasks import Task
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder, GridParseError, create_grid_encoder

@@ -10,7 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from arc_exp.data.augmentation import Augmentation, AugmentationPolicy, dihedral
+from arc_exp.data.augmentation import Augmentation, dihedral
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.tasks import Task
 from arc_exp.data.encoders import create_grid_encoder
 from arc_exp.evaluation.pipeline import evaluate_tasks

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from arc_exp.data.augmentation import AugmentationPolicy
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.datamodule import ARCDataModule, SkipCounter, TrainingDataset, TrainingStream, validation_samples
 from arc_exp.data.samples import IGNORE_INDEX, Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.tasks import Task

@@ -31,7 +31,7 @@ DATA = (
     f"data.val={{source:arc1-evaluation,max_grid_side:4,first_n:2,prompt:{PROMPT}}}",
     "data.max_seq_len=2048", "data.batch_size=2", "data.bucket_batches=2",
     "encoder=grid_shape_row_number", "augmentation=default", "scheduler=linear", "lora=lora",
-    "learning_rate=4e-4", "seed=0", "trainer.val_check_interval=2", "trainer.checkpoint_every_n_steps=3",
+    "learning_rate=4e-4", "seed=0", "trainer.val_check_interval=2", "callbacks.checkpoint_every_n_steps=3",
 )
 
 # train/loss per step (MLflow steps 0..5) of the 6-step run, seed 0; ln(49152 tokens) = 10.80 for a uniform guess

@@ -21,10 +21,20 @@ from arc_exp.inference.requests import GenerationRequest
 from arc_exp.model.loader import load_model
 from arc_exp.data.prompts import PROMPT_VERSIONS, build_messages, render_prompt
 from arc_exp.model.vocabulary import (
-    VOCABULARY_FILE, OutOfVocabularyError, ReducedTokenizer, ReducedVocabulary, VocabularyError, alphabet_token_ids,
-    build_reduced_vocabulary, cell_symbols, chat_texts, check_checkpoint_vocabulary, parameter_summary,
-    read_vocabulary, reduce_model_vocabulary, resolve_vocabulary,
+    VOCABULARY_FILE,
+    OutOfVocabularyError,
+    ReducedVocabulary,
+    VocabularyError,
+    alphabet_token_ids,
+    build_reduced_vocabulary,
+    cell_symbols,
+    chat_texts,
+    check_checkpoint_vocabulary,
+    read_vocabulary,
+    resolve_vocabulary,
 )
+from arc_exp.model.surgery import parameter_summary, reduce_model_vocabulary
+from arc_exp.model.tokenizer import ReducedTokenizer
 from conftest import CONF, TINY, compose_train, run_recipe, run_train
 
 DEFAULT_ENCODER = "grid_shape_row_number"
@@ -342,7 +352,7 @@ def test_training_with_reduce_vocab_writes_vocabulary_and_evaluate_and_solve_res
 
     run = tmp_path / "train"
     val_loss = run_train(run, [*TINY, "logger=none", "model.reduce_vocab=true", "trainer.max_steps=2",
-                    "trainer.val_check_interval=2", "trainer.checkpoint_every_n_steps=0",
+                    "trainer.val_check_interval=2", "callbacks.checkpoint_every_n_steps=0",
                     "data.limit.max_grid_side=4", "data.limit.first_n=4", "data.val.max_grid_side=4",
                     "data.val.first_n=1"])
     assert val_loss == pytest.approx(PINNED_VAL_LOSS, abs=1e-5)  # the softmax over 107 tokens: ln(107) = 4.67

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from arc_exp.data.grid import N_COLORS, Grid, to_array, to_grid
 from arc_exp.data.tasks import Example, Task
-from arc_exp.data.grid import MAX_SIDE, N_COLORS, Grid, to_array, to_grid
 
 Rng = Union[random.Random, np.random.Generator]
 
@@ -42,14 +42,14 @@ def _check_rng(rng: Any) -> None:
         )
 
 
-def _randbelow(rng: Rng, n: int) -> int:
+def randbelow(rng: Rng, n: int) -> int:
     _check_rng(rng)
     if isinstance(rng, np.random.Generator):
         return int(rng.integers(n))
     return rng.randrange(n)
 
 
-def _uniform(rng: Rng) -> float:
+def uniform(rng: Rng) -> float:
     _check_rng(rng)
     return float(rng.random())
 
@@ -170,7 +170,7 @@ def revert_color_map(grid: Grid, color_map: Sequence[int]) -> Grid:
 # The invertible augmentation of a task.
 
 
-def _map_task(task: Task, map_input, map_output, task_id: Optional[str] = None) -> Task:
+def map_task(task: Task, map_input, map_output, task_id: Optional[str] = None) -> Task:
     """Apply ``map_input`` to every input and ``map_output`` to every known output (test outputs included)."""
 
     def example(e: Example) -> Example:
@@ -220,10 +220,10 @@ class Augmentation:
 
     def apply_task(self, task: Task) -> Task:
         """Augment every grid of ``task`` (train pairs, test inputs, test outputs when known); the id is kept."""
-        return _map_task(task, self.apply_grid, self.apply_grid)
+        return map_task(task, self.apply_grid, self.apply_grid)
 
     def revert_task(self, task: Task) -> Task:
-        return _map_task(task, self.revert_grid, self.revert_grid)
+        return map_task(task, self.revert_grid, self.revert_grid)
 
     @property
     def name(self) -> str:
@@ -323,235 +323,23 @@ def leave_two_out(task: Task) -> list[Task]:
 # ---------------------------------------------------------------------------------------------------------------------
 # Task augmentation: one extra transform on all inputs only or all outputs only, which makes a new, harder task.
 
-TASK_AUGMENTATIONS = ("geometric", "upscale", "padding", "mirror")
-TASK_AUGMENTATION_SIDES = ("input", "output")
-# The parameter each kind takes: a dihedral, an upscale factor, a border color, a mirror direction.
-TASK_AUGMENTATION_PARAMETERS: dict[str, tuple] = {
-    "geometric": tuple(range(1, 8)),
-    "upscale": (2, 3),
-    "padding": tuple(range(N_COLORS)),
-    "mirror": ("horizontal", "vertical"),
-}
 
 
-def upscale(grid: Grid, factor: int) -> Grid:
-    """Each cell becomes a ``factor`` x ``factor`` block: ``upscale([[1, 2]], 2) == [[1, 1, 2, 2], [1, 1, 2, 2]]``."""
-    return to_grid(np.kron(to_array(grid), np.ones((factor, factor), dtype=np.int8)))
 
 
-def pad(grid: Grid, color: int, width: int = 1) -> Grid:
-    """Surround the grid with a border of ``color``: ``pad([[1]], 5) == [[5, 5, 5], [5, 1, 5], [5, 5, 5]]``."""
-    return to_grid(np.pad(to_array(grid), width, constant_values=color))
 
 
-def mirror(grid: Grid, direction: str) -> Grid:
-    """Concatenate the grid with its mirror image: ``"horizontal"`` puts the left-right mirror on the right,
-    ``"vertical"`` puts the up-down mirror below.
-
-    >>> mirror([[1, 2]], "horizontal"), mirror([[1, 2]], "vertical")
-    ([[1, 2, 2, 1]], [[1, 2], [1, 2]])
-    """
-    array = to_array(grid)
-    if direction == "horizontal":
-        return to_grid(np.concatenate([array, np.fliplr(array)], axis=1))
-    if direction == "vertical":
-        return to_grid(np.concatenate([array, np.flipud(array)], axis=0))
-    raise ValueError(f"mirror direction must be 'horizontal' or 'vertical', got {direction!r}")
 
 
-def _transformed_shape(shape: tuple[int, int], kind: str, parameter: Any) -> tuple[int, int]:
-    rows, cols = shape
-    if kind == "geometric":
-        return (cols, rows) if parameter in (1, 3, 5, 7) else (rows, cols)
-    if kind == "upscale":
-        return rows * parameter, cols * parameter
-    if kind == "padding":
-        return rows + 2, cols + 2
-    return (rows, 2 * cols) if parameter == "horizontal" else (2 * rows, cols)
 
 
-@dataclass(frozen=True)
-class TaskAugmentation:
-    """One extra transform applied to all inputs (``side="input"``) or all outputs (``side="output"``) of a task.
-
-    ``kind`` is one of :data:`TASK_AUGMENTATIONS` and ``parameter`` one of its
-    :data:`TASK_AUGMENTATION_PARAMETERS`: a dihedral 1..7, an upscale factor 2 or 3, a border color 0..9, or a mirror
-    direction. The mapping changes but stays consistent across examples, so the new task is solvable; it is for
-    training only and is never reverted.
-
-    >>> task = Task("t", (Example([[1, 2]], [[2, 1]]),), (Example([[3, 4]], [[4, 3]]),))
-    >>> TaskAugmentation("upscale", "output", 2).apply(task).test[0].output
-    [[4, 4, 3, 3], [4, 4, 3, 3]]
-    """
-
-    kind: str
-    side: str
-    parameter: Any
-
-    def __post_init__(self) -> None:
-        if self.kind not in TASK_AUGMENTATIONS:
-            allowed = ", ".join(TASK_AUGMENTATIONS)
-            raise ValueError(f"task augmentation kind {self.kind!r} is unknown; allowed: {allowed}")
-        if self.side not in TASK_AUGMENTATION_SIDES:
-            raise ValueError(f"task augmentation side {self.side!r} is unknown; allowed: input, output")
-        allowed = TASK_AUGMENTATION_PARAMETERS[self.kind]
-        if self.parameter not in allowed or isinstance(self.parameter, bool):
-            raise ValueError(
-                f"task augmentation {self.kind!r} takes a parameter in {list(allowed)}, got {self.parameter!r}"
-            )
-
-    @property
-    def name(self) -> str:
-        """Appended to the task id: ``"output-upscale-2"``."""
-        return f"{self.side}-{self.kind}-{self.parameter}"
-
-    def transform_grid(self, grid: Grid) -> Grid:
-        if self.kind == "geometric":
-            return dihedral(grid, self.parameter)
-        if self.kind == "upscale":
-            return upscale(grid, self.parameter)
-        if self.kind == "padding":
-            return pad(grid, self.parameter)
-        return mirror(grid, self.parameter)
-
-    def fits(self, task: Task) -> bool:
-        """Whether every transformed grid stays within 30x30."""
-        return all(
-            max(_transformed_shape((len(g), len(g[0])), self.kind, self.parameter)) <= MAX_SIDE
-            for g in _side_grids(task, self.side)
-        )
-
-    def apply(self, task: Task) -> Optional[Task]:
-        """The new task with id ``"<id>:<name>"``, or ``None`` when a transformed grid would exceed 30x30."""
-        if not self.fits(task):
-            return None
-        keep = lambda grid: grid  # noqa: E731 - the untouched side
-        change = self.transform_grid
-        map_input, map_output = (change, keep) if self.side == "input" else (keep, change)
-        return _map_task(task, map_input, map_output, task_id=f"{task.task_id}:{self.name}")
 
 
-def _side_grids(task: Task, side: str) -> list[Grid]:
-    examples = task.train + task.test
-    if side == "input":
-        return [e.input for e in examples]
-    return [e.output for e in examples if e.output is not None]
 
 
-def random_task_augmentation(
-    task: Task, rng: Rng, kinds: Sequence[str] = TASK_AUGMENTATIONS
-) -> Optional[Task]:
-    """Pick a kind from ``kinds`` and a side at random, then a parameter among those that keep every grid within
-    30x30 (e.g. upscale x2 when x3 would not fit). ``None`` when no parameter of that kind fits.
-    """
-    kind = kinds[_randbelow(rng, len(kinds))]
-    side = TASK_AUGMENTATION_SIDES[_randbelow(rng, 2)]
-    candidates = [TaskAugmentation(kind, side, p) for p in TASK_AUGMENTATION_PARAMETERS[kind]]
-    candidates = [c for c in candidates if c.fits(task)]
-    if not candidates:
-        return None
-    return candidates[_randbelow(rng, len(candidates))].apply(task)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The policy configured from conf/augmentation/*.yaml.
 
 
-@dataclass
-class AugmentationPolicy:
-    """Which augmentations to use, built from ``conf/augmentation/<name>.yaml`` with ``hydra.utils.instantiate``.
-
-    - ``dihedral``: sample one of the 8 dihedral transforms;
-    - ``color_permutation`` / ``keep_background`` / ``color_probability``: permute colors (keeping 0) with that
-      probability;
-    - ``shuffle_train``: shuffle the order of train examples;
-    - ``task_augmentation_probability`` / ``task_augmentations``: with that probability first make a new task with
-      one of these :class:`TaskAugmentation` kinds (training only).
-    """
-
-    dihedral: bool = True
-    color_permutation: bool = True
-    keep_background: bool = True
-    color_probability: float = 1.0
-    shuffle_train: bool = True
-    task_augmentation_probability: float = 0.0
-    task_augmentations: tuple[str, ...] = field(default=TASK_AUGMENTATIONS)
-
-    def __post_init__(self) -> None:
-        for name in ("dihedral", "color_permutation", "keep_background", "shuffle_train"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"augmentation.{name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("color_probability", "task_augmentation_probability"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"augmentation.{name} must be a probability between 0 and 1, got {value!r}")
-            setattr(self, name, float(value))
-        if isinstance(self.task_augmentations, str):
-            raise ValueError(
-                f"augmentation.task_augmentations must be a list, got the string {self.task_augmentations!r}; "
-                f"allowed values: {', '.join(TASK_AUGMENTATIONS)}"
-            )
-        # Hydra hands over a ListConfig; keep a plain tuple.
-        self.task_augmentations = tuple(self.task_augmentations)
-        unknown = [k for k in self.task_augmentations if k not in TASK_AUGMENTATIONS]
-        if unknown:
-            raise ValueError(
-                f"augmentation.task_augmentations holds unknown {unknown}; "
-                f"allowed values: {', '.join(TASK_AUGMENTATIONS)}"
-            )
-        if self.task_augmentation_probability > 0 and not self.task_augmentations:
-            raise ValueError(
-                "augmentation.task_augmentations is empty but task_augmentation_probability is "
-                f"{self.task_augmentation_probability}; list some of: {', '.join(TASK_AUGMENTATIONS)}"
-            )
-
-    def sample(self, rng: Rng) -> Augmentation:
-        """A random invertible augmentation allowed by this policy."""
-        k = _randbelow(rng, 8) if self.dihedral else 0
-        color_map = IDENTITY_COLORS
-        if self.color_permutation and _uniform(rng) < self.color_probability:
-            color_map = random_color_map(rng, self.keep_background)
-        return Augmentation(k, color_map)
-
-    def __call__(self, task: Task, rng: Rng) -> tuple[Task, Augmentation]:
-        """Augment one training task on the fly: maybe a task augmentation (kept only when it fits 30x30), then a
-        sampled :class:`Augmentation`, then a train shuffle. Returns the task and the invertible augmentation used.
-        """
-        if self.task_augmentation_probability > 0 and _uniform(rng) < self.task_augmentation_probability:
-            task = random_task_augmentation(task, rng, self.task_augmentations) or task
-        augmentation = self.sample(rng)
-        task = augmentation.apply_task(task)
-        if self.shuffle_train:
-            task = shuffle_train(task, rng)
-        return task, augmentation
-
-    @property
-    def max_views(self) -> Optional[int]:
-        """How many distinct views :meth:`enumerate_views` can give (``None``: practically unlimited)."""
-        if self.color_permutation:
-            return None
-        return 8 if self.dihedral else 1
-
-    def enumerate_views(self, n: int, rng: Rng) -> list[Augmentation]:
-        """``n`` distinct augmentations for inference: the identity first, then the other 7 dihedrals (if
-        ``dihedral``), then dihedrals cycling 0..7 each with a new random color permutation (if
-        ``color_permutation``). Raises ``ValueError`` when the policy allows fewer than ``n`` views.
-        """
-        if n < 1:
-            raise ValueError(f"number of augmented views must be at least 1, got {n}")
-        if self.max_views is not None and n > self.max_views:
-            raise ValueError(
-                f"augmentation policy (dihedral={self.dihedral}, color_permutation={self.color_permutation}) "
-                f"allows only {self.max_views} distinct views, asked for {n}"
-            )
-        dihedrals = list(range(8)) if self.dihedral else [0]
-        views = [Augmentation(k) for k in dihedrals][:n]
-        seen = set(views)
-        i = 0
-        while len(views) < n:
-            view = Augmentation(dihedrals[i % len(dihedrals)], random_color_map(rng, self.keep_background))
-            if view not in seen:  # a repeated color map (rare) is simply drawn again
-                seen.add(view)
-                views.append(view)
-                i += 1
-        return views

@@ -15,7 +15,8 @@ from typing import Iterator, Optional, Sequence
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
-from arc_exp.data.augmentation import AugmentationPolicy, swap_train_test
+from arc_exp.data.augmentation import swap_train_test
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Task

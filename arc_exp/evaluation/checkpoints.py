@@ -36,6 +36,11 @@ class Checkpoint:
     def label(self) -> str:
         return "base model" if self.folder is None else str(self.folder)
 
+    def base_seed(self, seed: int) -> int:
+        """The seed the checkpoint's base model was built with (it matters for the tiny random model), else ``seed``."""
+        saved = (self.config or {}).get("seed")
+        return saved if isinstance(saved, int) else seed
+
 
 def _is_model_folder(path: Path) -> bool:
     return (path / "adapter_config.json").exists() or (path / "config.json").exists()
@@ -194,48 +199,16 @@ def _renamed(target):
 
 
 def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed: int = 0, vocabulary=None):
-    """The model to evaluate, in eval mode: the base model, base + LoRA adapter merged, or full fine-tuned weights.
+    """The model to evaluate, in eval mode (:func:`arc_exp.model.loader.load_for_inference`), seeded as the
+    checkpoint's training run was. ``vocabulary`` (see ``resolve_vocabulary``) reduces the base model before the
+    adapter loads; a checkpoint with a ``vocabulary.json`` must be given that vocabulary. A folder that does not hold
+    what ``lora`` says is a :class:`CheckpointError`."""
+    from arc_exp.model.adapters import AdapterError
+    from arc_exp.model.loader import load_for_inference
+    from arc_exp.model.vocabulary import VocabularyError, check_checkpoint_vocabulary
 
-    A LoRA adapter is merged into the base weights (faster generation), except on a 4-bit base (QLoRA). A tiny
-    random base model is rebuilt with the seed of the training run so the adapter sits on the same weights.
-    ``vocabulary`` (a :class:`~arc_exp.model.vocabulary.ReducedVocabulary`, see ``resolve_vocabulary``) reduces the base
-    model before the adapter loads; a checkpoint with a ``vocabulary.json`` must be given that vocabulary.
-    """
-    from arc_exp.model.loader import load_model, resolve_dtype
-    from arc_exp.model.vocabulary import (
-        VocabularyError,
-        apply_vocabulary,
-        check_checkpoint_vocabulary,
-    )
-
-    quantization = adapter_config.quantization_config()
-    folder = checkpoint.folder
-    if checkpoint.config and isinstance(checkpoint.config.get("seed"), int):
-        seed = checkpoint.config["seed"]
     try:
-        check_checkpoint_vocabulary(folder, vocabulary)
-    except VocabularyError as error:
+        check_checkpoint_vocabulary(checkpoint.folder, vocabulary)
+        return load_for_inference(spec, adapter_config, checkpoint.folder, checkpoint.base_seed(seed), vocabulary)
+    except (VocabularyError, AdapterError) as error:
         raise CheckpointError(str(error)) from None
-    if folder is None:
-        return apply_vocabulary(load_model(spec, quantization_config=quantization, seed=seed), vocabulary).eval()
-    if adapter_config.is_peft:
-        if not (folder / "adapter_config.json").exists():
-            raise CheckpointError(f"checkpoint '{folder}' has no adapter_config.json (full model weights?); "
-                                  f"evaluate it with lora=full")
-        from peft import PeftModel
-
-        from arc_exp.model.adapters import check_adapter_folder
-
-        base = apply_vocabulary(load_model(spec, quantization_config=quantization, seed=seed), vocabulary)
-        check_adapter_folder(str(folder), base)
-        model = PeftModel.from_pretrained(base, str(folder))
-        if not adapter_config.load_in_4bit:
-            model = model.merge_and_unload()
-        return model.eval()
-    if not (folder / "config.json").exists():
-        raise CheckpointError(f"checkpoint '{folder}' has no config.json (a LoRA adapter?); "
-                              f"evaluate it with lora=lora")
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=resolve_dtype(spec.dtype))
-    return apply_vocabulary(model, vocabulary).eval()  # weights saved reduced stay as they are

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from arc_exp.data.augmentation import AugmentationPolicy
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.encoders import GridEncoder
 from arc_exp.data.prompts import check_prompt_version
 from arc_exp.evaluation import EvaluationError

@@ -5,7 +5,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from arc_exp.data.augmentation import Augmentation, AugmentationPolicy
+from arc_exp.data.augmentation import Augmentation
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.encoders import GridEncoder
 from arc_exp.data.grid import MAX_SIDE
 from arc_exp.data.prompts import fit_prompt

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from arc_exp.inference.generator import HFGenerator
 
 
 BACKENDS = ("hf", "vllm")

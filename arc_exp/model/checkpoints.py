@@ -15,10 +15,9 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-import pytorch_lightning as pl
 import yaml
 
-from arc_exp.model.vocabulary import vocabulary_of
+from arc_exp.model.tokenizer import vocabulary_of
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +55,3 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-class AdapterCheckpoint(pl.Callback):
-    """Save the adapter every ``every_n_steps`` optimizer steps and at the end of training."""
-
-    def __init__(self, tokenizer, folder: str | Path, every_n_steps: int = 0, config: Optional[dict] = None):
-        self.tokenizer = tokenizer
-        self.folder = Path(folder)
-        self.every_n_steps = every_n_steps
-        self.config = config
-        self.saved: list[Path] = []
-
-    def _save(self, pl_module, step: int) -> None:
-        target = self.folder / f"step-{step:06d}"
-        if target.exists():
-            return
-        self.saved.append(save_checkpoint(pl_module.model, self.tokenizer, target, self.config))
-        log.info("saved checkpoint %s", target)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
-            self._save(pl_module, step)
-
-    def on_train_end(self, trainer, pl_module):
-        self._save(pl_module, trainer.global_step)

@@ -174,3 +174,68 @@ def _hub_folder(spec: ModelSpec) -> Path:
     except Exception as error:  # noqa: BLE001
         raise ModelNotAvailableError(
             f"model '{spec.name}': could not download '{spec.path}' ({type(error).__name__}); {how}") from None
+
+
+def load_for_training(spec: ModelSpec, adapter, checkpoint_folder: Optional[str | Path] = None, seed: int = 0,
+                      vocabulary=None):
+    """The one path to a model to train (train.py, TTFT): base model -> reduced vocabulary -> adapter.
+
+    The base model of ``spec`` (the tiny random one built with ``seed``; 4-bit when ``adapter`` says so) is cut to
+    ``vocabulary`` (before the adapter: LoRA on all linear layers must not see the output layer), then wrapped as
+    ``adapter`` says: a new LoRA adapter, the LoRA adapter of ``checkpoint_folder`` made trainable, or every weight
+    trainable (``lora=full``). A ``checkpoint_folder`` without ``adapter_config.json`` holds full weights: they load
+    in place of the base model (``lora=full`` only)."""
+    from arc_exp.model.adapters import AdapterError, apply_adapter
+
+    folder = Path(checkpoint_folder) if checkpoint_folder is not None else None
+    if folder is not None and not folder.exists():
+        raise FileNotFoundError(f"adapter folder '{folder}' does not exist")
+    if folder is not None and not (folder / "adapter_config.json").exists():
+        if adapter.is_peft:
+            raise AdapterError(f"checkpoint '{folder}' holds full model weights, not a LoRA adapter: fine-tune it "
+                               f"with lora=full")
+        return apply_adapter(_full_weights(spec, folder, vocabulary), adapter)
+    return apply_adapter(_base_model(spec, adapter, seed, vocabulary), adapter, str(folder) if folder else None)
+
+
+def load_for_inference(spec: ModelSpec, adapter, checkpoint_folder: Optional[str | Path] = None, seed: int = 0,
+                       vocabulary=None):
+    """The one path to a model to predict with (evaluate.py, solve.py, generate.py), in eval mode: the base model,
+    base + the LoRA adapter of ``checkpoint_folder`` merged (faster generation; kept apart on a 4-bit base), or the
+    full weights of ``checkpoint_folder`` (``lora=full``). ``seed`` must be the training run's for the tiny random
+    model, so the adapter sits on the same weights. Raises :class:`~arc_exp.model.adapters.AdapterError` when the
+    folder does not hold what ``adapter`` says."""
+    from arc_exp.model.adapters import AdapterError, check_adapter_folder
+
+    folder = Path(checkpoint_folder) if checkpoint_folder is not None else None
+    if folder is None:
+        return _base_model(spec, adapter, seed, vocabulary).eval()
+    if not adapter.is_peft:
+        if not (folder / "config.json").exists():
+            raise AdapterError(f"checkpoint '{folder}' has no config.json (a LoRA adapter?); evaluate it with lora=lora")
+        return _full_weights(spec, folder, vocabulary).eval()  # weights saved reduced stay as they are
+    if not (folder / "adapter_config.json").exists():
+        raise AdapterError(f"checkpoint '{folder}' has no adapter_config.json (full model weights?); "
+                           f"evaluate it with lora=full")
+    from peft import PeftModel
+
+    base = _base_model(spec, adapter, seed, vocabulary)
+    check_adapter_folder(str(folder), base)
+    model = PeftModel.from_pretrained(base, str(folder))
+    return (model if adapter.load_in_4bit else model.merge_and_unload()).eval()
+
+
+def _base_model(spec: ModelSpec, adapter, seed: int, vocabulary):
+    from arc_exp.model.surgery import apply_vocabulary
+
+    return apply_vocabulary(load_model(spec, quantization_config=adapter.quantization_config(), seed=seed), vocabulary)
+
+
+def _full_weights(spec: ModelSpec, folder: Path, vocabulary):
+    """Full fine-tuned weights saved by a ``lora=full`` run (reduced already when it had a reduced vocabulary)."""
+    from transformers import AutoModelForCausalLM
+
+    from arc_exp.model.surgery import apply_vocabulary
+
+    return apply_vocabulary(AutoModelForCausalLM.from_pretrained(str(folder), dtype=resolve_dtype(spec.dtype)),
+                            vocabulary)

@@ -54,9 +54,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
-
-import torch
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -388,255 +386,22 @@ def _ids_of(tokenizer, texts: Iterable[str]) -> set[int]:
 # ---------------------------------------------------------------------------------------------------------------------
 # The tokenizer.
 
-# methods of a Hugging Face tokenizer that return token ids and are not mapped here: refused rather than leaking
-# original ids into a reduced model
-_UNMAPPED = frozenset({"encode_plus", "batch_encode_plus", "prepare_for_model", "build_inputs_with_special_tokens",
-                       "pad", "_convert_token_to_id", "_convert_token_to_id_with_added_voc", "added_tokens_encoder",
-                       "added_tokens_decoder", "vocab"})
 
 
-class ReducedTokenizer:
-    """A Hugging Face tokenizer whose token ids are those of a :class:`ReducedVocabulary`.
-
-    ``tokenizer(text)["input_ids"]``, ``encode``, ``decode``, ``batch_decode``, ``convert_ids_to_tokens``,
-    ``convert_tokens_to_ids``, ``apply_chat_template``, ``eos_token_id`` / ``pad_token_id`` / ``bos_token_id``
-    (any ``*_token_id``), ``all_special_ids``, ``len()`` and ``get_vocab`` speak reduced ids; everything else
-    (``chat_template``, ``eos_token``, ``tokenize``, ...) is the wrapped tokenizer's. ``save_pretrained`` writes the
-    base tokenizer's files and ``vocabulary.json``; :meth:`from_pretrained` reads both back.
-    """
-
-    def __init__(self, tokenizer, vocabulary: ReducedVocabulary):
-        if isinstance(tokenizer, ReducedTokenizer):
-            raise VocabularyError("the tokenizer is already reduced")
-        self.tokenizer = tokenizer
-        self.vocabulary = vocabulary
-        if vocabulary.kept_ids[-1] >= len(tokenizer):
-            raise VocabularyError(f"{vocabulary.where or 'the reduced vocabulary'} keeps token id "
-                                  f"{vocabulary.kept_ids[-1]}, the tokenizer has {len(tokenizer)} tokens: it was "
-                                  f"built for another tokenizer ({vocabulary.base_model or 'unknown model'})")
-        actual = tokenizer.convert_ids_to_tokens(list(vocabulary.kept_ids))
-        if tuple(actual) != vocabulary.tokens:
-            index = next(i for i, (a, b) in enumerate(zip(actual, vocabulary.tokens)) if a != b)
-            raise VocabularyError(
-                f"{vocabulary.where or 'the reduced vocabulary'} was built for another tokenizer "
-                f"({vocabulary.base_model or 'unknown model'}): token {vocabulary.kept_ids[index]} is "
-                f"{vocabulary.tokens[index]!r} there and {actual[index]!r} in this one")
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "ReducedTokenizer":
-        """The tokenizer of a checkpoint folder written by :meth:`save_pretrained` (its files + ``vocabulary.json``)."""
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return cls(tokenizer, ReducedVocabulary.load(folder))
-
-    # -- text <-> reduced ids -----------------------------------------------------------------------------------------
-
-    def __call__(self, text, *args, **kwargs):
-        encoded = self.tokenizer(text, *args, **kwargs)
-        encoded["input_ids"] = self._reduce(encoded["input_ids"], text)
-        return encoded
-
-    def encode(self, text: str, add_special_tokens: bool = True, **kwargs) -> list[int]:
-        return self._reduce(self.tokenizer.encode(text, add_special_tokens=add_special_tokens, **kwargs), text)
-
-    def decode(self, ids, *args, **kwargs) -> str:
-        return self.tokenizer.decode(self._original(ids), *args, **kwargs)
-
-    def batch_decode(self, sequences, *args, **kwargs) -> list[str]:
-        return [self.decode(ids, *args, **kwargs) for ids in sequences]
-
-    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
-        if isinstance(ids, int):
-            return self.tokenizer.convert_ids_to_tokens(self.vocabulary.to_original([ids])[0], skip_special_tokens)
-        return self.tokenizer.convert_ids_to_tokens(self._original(ids), skip_special_tokens)
-
-    def convert_tokens_to_ids(self, tokens):
-        single = isinstance(tokens, str)
-        original = self.tokenizer.convert_tokens_to_ids([tokens] if single else list(tokens))
-        reduced = self.vocabulary.to_reduced(original)
-        for token, value in zip([tokens] if single else tokens, reduced):
-            if value < 0:
-                raise OutOfVocabularyError(f"token {token!r} is not in the reduced vocabulary ({self._built_for()})")
-        return reduced[0] if single else reduced
-
-    def apply_chat_template(self, conversation, *args, **kwargs):
-        result = self.tokenizer.apply_chat_template(conversation, *args, **kwargs)
-        if isinstance(result, str) or (isinstance(result, list) and result and isinstance(result[0], str)):
-            return result  # tokenize=False: text
-        context = lambda: self.tokenizer.apply_chat_template(  # noqa: E731 - the text, only for an error
-            conversation, *args, **{**kwargs, "tokenize": False, "return_dict": False})
-        if isinstance(result, Mapping):
-            result["input_ids"] = self._reduce(result["input_ids"], context)
-            return result
-        return self._reduce(result, context)
-
-    def save_pretrained(self, folder: str | Path, *args, **kwargs):
-        """The base tokenizer's files and ``vocabulary.json``, so the folder restores this tokenizer."""
-        files = self.tokenizer.save_pretrained(folder, *args, **kwargs)
-        return (*tuple(files or ()), str(self.vocabulary.save(folder)))
-
-    # -- ids of special tokens (any ``*_token_id``: :meth:`__getattr__`), size----------------------------------------
-
-    @property
-    def all_special_ids(self) -> list[int]:
-        return [i for i in self.vocabulary.to_reduced(self.tokenizer.all_special_ids) if i >= 0]
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocabulary)
-
-    def __len__(self) -> int:
-        return len(self.vocabulary)
-
-    def get_vocab(self) -> dict[str, int]:
-        return {token: i for i, token in enumerate(self.vocabulary.tokens)}
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("tokenizer", "vocabulary"):
-            raise AttributeError(name)  # copy/pickle probe attributes before __init__ ran
-        if name in _UNMAPPED:
-            raise AttributeError(f"ReducedTokenizer does not map the ids of '{name}'; call the tokenizer "
-                                 f"(tokenizer(text)['input_ids']) or use .tokenizer for original ids")
-        value = getattr(self.tokenizer, name)
-        if name.endswith("_token_id"):
-            return self._reduced_or_none(value)
-        return value
-
-    def __repr__(self) -> str:
-        return (f"ReducedTokenizer({len(self.vocabulary)} of {len(self.tokenizer)} tokens, "
-                f"{type(self.tokenizer).__name__} {getattr(self.tokenizer, 'name_or_path', '')!r})")
-
-    # -- mapping ------------------------------------------------------------------------------------------------------
-
-    def _reduced_or_none(self, original: Optional[int]) -> Optional[int]:
-        return None if original is None else self.vocabulary.reduced_id(original)
-
-    def _original(self, ids) -> list[int]:
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
-        if isinstance(ids, int):
-            ids = [ids]
-        return self.vocabulary.to_original([int(i) for i in ids])
-
-    def _reduce(self, ids, text):
-        """Original ids (a list, a list of lists or a tensor) -> reduced ids; raises on a token that is not kept."""
-        if isinstance(ids, torch.Tensor):
-            return torch.tensor(self._reduce(ids.tolist(), text), dtype=ids.dtype, device=ids.device)
-        if ids and isinstance(ids[0], (list, tuple)):
-            texts = text if isinstance(text, (list, tuple)) else [text] * len(ids)
-            return [self._reduce(row, row_text) for row, row_text in zip(ids, texts)]
-        reduced = self.vocabulary.to_reduced(ids)
-        if -1 in reduced:
-            raise self._out_of_vocabulary(list(ids), reduced, text() if callable(text) else text)
-        return reduced
-
-    def _out_of_vocabulary(self, ids: list[int], reduced: list[int], text: Any) -> OutOfVocabularyError:
-        position = reduced.index(-1)
-        token = self.tokenizer.convert_ids_to_tokens(ids[position])
-        before = self.tokenizer.decode(ids[max(0, position - 12):position])
-        after = self.tokenizer.decode(ids[position + 1:position + 13])
-        here = self.tokenizer.decode(ids[position:position + 1])
-        others = sorted({self.tokenizer.convert_ids_to_tokens(i) for i, r in zip(ids, reduced) if r < 0} - {token})
-        more = f" (and {len(others)} more: {', '.join(map(repr, others[:8]))}{', ...' if len(others) > 8 else ''})" \
-            if others else ""
-        return OutOfVocabularyError(
-            f"token {token!r} (id {ids[position]}) is not in the reduced vocabulary ({self._built_for()}){more}; "
-            f"in the text at token {position}: ...{before}[[{here}]]{after}... Texts outside what the vocabulary was "
-            f"built for cannot be tokenized: train with model.reduce_vocab=false, or add the prompt version or "
-            f"chats that produce this text to the run's data so the vocabulary covers them")
-
-    def _built_for(self) -> str:
-        v = self.vocabulary
-        return (f"{len(v)} tokens built for encoder {v.encoder or '?'} and prompts "
-                f"{', '.join(v.prompt_versions) or '?'}" + (f", {v.where}" if v.where else ""))
 
 
-def wrap_tokenizer(tokenizer, vocabulary: Optional[ReducedVocabulary]):
-    """``tokenizer`` speaking the ids of ``vocabulary``, or ``tokenizer`` itself when ``vocabulary`` is None."""
-    return tokenizer if vocabulary is None else ReducedTokenizer(tokenizer, vocabulary)
 
 
-def vocabulary_of(tokenizer) -> Optional[ReducedVocabulary]:
-    """The reduced vocabulary of a :class:`ReducedTokenizer`, ``None`` for a plain tokenizer."""
-    return tokenizer.vocabulary if isinstance(tokenizer, ReducedTokenizer) else None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The model.
 
 
-def reduce_model_vocabulary(model, vocabulary: ReducedVocabulary):
-    """Keep only the embedding and output-layer rows of ``vocabulary``'s tokens, in place; returns ``model``.
-
-    The input embedding keeps rows ``kept_ids`` in order, so reduced id ``i`` embeds as original id
-    ``kept_ids[i]``; the output layer keeps the same rows (a tied output layer stays tied to the new embedding), so
-    the logits of the reduced model are the full model's logits of the kept tokens. ``config.vocab_size`` and the
-    special token ids of ``config`` and ``generation_config`` become reduced ids. Apply it to the base model, before a
-    PEFT adapter.
-    """
-    if hasattr(model, "peft_config"):
-        raise VocabularyError("reduce the vocabulary of the base model before applying the PEFT adapter")
-    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
-    rows = embeddings.weight.shape[0]
-    if vocabulary.kept_ids[-1] >= rows:
-        raise VocabularyError(f"the model has {rows} embedding rows, the vocabulary keeps token id "
-                              f"{vocabulary.kept_ids[-1]} ({vocabulary.where or 'built for ' + vocabulary.base_model})"
-                              f": is the model already reduced, or another model?")
-    tied = head is not None and head.weight is embeddings.weight
-    index = torch.tensor(vocabulary.kept_ids, device=embeddings.weight.device)
-    with torch.no_grad():
-        old = embeddings.weight
-        embeddings.weight = torch.nn.Parameter(old.index_select(0, index).clone(), requires_grad=old.requires_grad)
-        if hasattr(embeddings, "num_embeddings"):
-            embeddings.num_embeddings = len(vocabulary)
-        if getattr(embeddings, "padding_idx", None) is not None:
-            embeddings.padding_idx = vocabulary.reduced_id(embeddings.padding_idx)
-        if head is not None:
-            if tied:
-                head.weight = embeddings.weight
-            else:
-                head.weight = torch.nn.Parameter(head.weight.index_select(0, index.to(head.weight.device)).clone(),
-                                                 requires_grad=head.weight.requires_grad)
-            if getattr(head, "bias", None) is not None:
-                head.bias = torch.nn.Parameter(head.bias.index_select(0, index.to(head.bias.device)).clone(),
-                                               requires_grad=head.bias.requires_grad)
-            if hasattr(head, "out_features"):
-                head.out_features = len(vocabulary)
-    for module in (model, getattr(model, "model", None)):
-        if module is not None and getattr(module, "vocab_size", None) == rows:
-            module.vocab_size = len(vocabulary)
-    model.config.vocab_size = len(vocabulary)
-    for config in (model.config, getattr(model, "generation_config", None)):
-        if config is not None:
-            _map_special_ids(config, vocabulary)
-    return model
 
 
-def _map_special_ids(config, vocabulary: ReducedVocabulary) -> None:
-    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
-        value = getattr(config, name, None)
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            mapped = [m for m in (vocabulary.reduced_id(v) for v in value) if m is not None]
-            new = mapped if mapped else None
-        else:
-            new = vocabulary.reduced_id(value)
-        if new is None or (isinstance(value, (list, tuple)) and len(new) < len(value)):
-            log.warning("%s.%s=%s: token(s) not in the reduced vocabulary, dropped", type(config).__name__, name,
-                        value)
-        setattr(config, name, new)
 
 
-def apply_vocabulary(model, vocabulary: Optional[ReducedVocabulary]):
-    """``model`` with ``vocabulary``: unchanged when ``vocabulary`` is None or the model already has its size (full
-    fine-tuned weights saved by a reduced run), else :func:`reduce_model_vocabulary`."""
-    if vocabulary is None or model.get_input_embeddings().weight.shape[0] == len(vocabulary):
-        return model
-    return reduce_model_vocabulary(model, vocabulary)
 
 
 def check_checkpoint_vocabulary(folder: Optional[str | Path], vocabulary: Optional[ReducedVocabulary]) -> None:
@@ -699,15 +464,3 @@ def check_covers(vocabulary: ReducedVocabulary, tokenizer, encoder, prompt_versi
             f"{', ...' if len(missing) > 12 else ''}): use the checkpoint's encoder and prompt")
 
 
-def parameter_summary(model) -> dict[str, float]:
-    """Parameters (shared tensors counted once) and their memory in MB, of the whole model and of its embedding and
-    output layers."""
-    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
-    vocab = {id(p): p for module in (embeddings, head) if module is not None for p in module.parameters()}
-    every = {id(p): p for p in model.parameters()}
-
-    def total(params) -> tuple[int, float]:
-        return sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params) / 2 ** 20
-
-    (n, mb), (n_vocab, mb_vocab) = total(every.values()), total(vocab.values())
-    return {"parameters": n, "parameters_mb": mb, "vocab_parameters": n_vocab, "vocab_parameters_mb": mb_vocab}

@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from arc_exp.data.augmentation import Augmentation, AugmentationPolicy, shuffle_train
+from arc_exp.data.augmentation import Augmentation, shuffle_train
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Example, Task
 from arc_exp.data.encoders import GridEncoder, GridParseError, InvalidDecodedGridError

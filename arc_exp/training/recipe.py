@@ -5,28 +5,33 @@ Functions take config sections and plain values, never Hydra globals, so tests c
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from arc_exp.model.adapters import AdapterConfig, apply_adapter, trainable_parameters
-from arc_exp.model.checkpoints import AdapterCheckpoint
 from arc_exp.data.datamodule import ARCDataModule, TrainingDataset
 from arc_exp.data.selection import TaskSetSpec
-from arc_exp.model.loader import ModelSpec, load_model, load_tokenizer
-from arc_exp.tracking.runs import flatten, git_commit, log_artifact_files, run_name_from_overrides
+from arc_exp.model.adapters import AdapterConfig, trainable_parameters
+from arc_exp.training.callbacks import AdapterCheckpoint
+from arc_exp.model.loader import ModelSpec, load_for_training, load_tokenizer
 from arc_exp.model.vocabulary import (
-    CHATS_FOR_VOCABULARY, ReducedVocabulary, apply_vocabulary, build_reduced_vocabulary,
+    CHATS_FOR_VOCABULARY,
+    ReducedVocabulary,
+    build_reduced_vocabulary,
+)
+from arc_exp.tracking.runs import (
+    flatten,
+    git_commit,
+    log_artifact_files,
+    run_name_from_overrides,
 )
 
 log = logging.getLogger(__name__)
 
-TRAINER_EXTRA_KEYS = ("checkpoint_every_n_steps",)  # arc_exp keys that live in conf/trainer but are not Trainer args
 
 
 def seed_everything(seed: int) -> None:
@@ -82,10 +87,7 @@ def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optio
     adapter: AdapterConfig = instantiate(lora_cfg)
     if adapter_path and not Path(adapter_path).exists():
         raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
-    quantization = adapter.quantization_config()
-    model = load_model(spec, quantization_config=quantization, seed=seed)
-    model = apply_vocabulary(model, vocabulary)  # before the adapter: LoRA all-linear must not see the output layer
-    model = apply_adapter(model, adapter, adapter_path)
+    model = load_for_training(spec, adapter, adapter_path, seed, vocabulary)
     trainable, total = trainable_parameters(model)
     log.info("model %s: %s trainable of %s parameters (%.2f%%)", spec.name, f"{trainable:,}", f"{total:,}",
              100 * trainable / total)
@@ -130,19 +132,14 @@ def build_logger(logger_cfg: DictConfig, overrides: Sequence[str], tags: dict):
     return instantiate(logger_cfg, run_name=run_name, tags=all_tags)
 
 
-def build_trainer(trainer_cfg: DictConfig, logger, callbacks: list, output_dir: str) -> pl.Trainer:
-    kwargs = {k: v for k, v in OmegaConf.to_container(trainer_cfg, resolve=True).items()
-              if k not in TRAINER_EXTRA_KEYS}
-    target = kwargs.pop("_target_")
-    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=os.path.join(output_dir, "checkpoints"), save_last=True,
-                                              save_top_k=0, every_n_train_steps=trainer_cfg.checkpoint_every_n_steps
-                                              or None)
-    return instantiate({"_target_": target}, **kwargs, logger=logger if logger is not None else False,
-                       callbacks=[checkpoint, *callbacks], default_root_dir=output_dir)
-
-
-def adapter_checkpoints(tokenizer, output_dir: str, every_n_steps: int, resolved: dict) -> AdapterCheckpoint:
-    return AdapterCheckpoint(tokenizer, Path(output_dir) / "checkpoints", every_n_steps, resolved)
+def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback], root_dir: str | Path,
+                  **overrides) -> pl.Trainer:
+    """The one Trainer builder (train.py and TTFT): ``conf/trainer`` holds Trainer arguments only and is instantiated
+    as it is, with ``overrides`` (TTFT sets its own steps, validation and logging) and the run's logger (``None``: no
+    logger), callbacks and root folder."""
+    config = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else trainer_cfg
+    return instantiate({**config, **overrides}, logger=logger if logger is not None else False,
+                       callbacks=list(callbacks), default_root_dir=str(root_dir))
 
 
 def resume_checkpoint(resume: Optional[str]) -> Optional[str]:

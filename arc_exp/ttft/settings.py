@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Optional
 
 import torch
 
-from arc_exp.data.augmentation import AugmentationPolicy
+from arc_exp.data.augmentation_policy import AugmentationPolicy
+
 
 # Trainer settings of conf/trainer that the TTFT stage sets itself (steps, no validation, no Lightning checkpoints)
-TRAINER_KEYS_SET_HERE = ("_target_", "checkpoint_every_n_steps", "max_steps", "val_check_interval",
-                         "check_val_every_n_epoch", "limit_val_batches", "num_sanity_val_steps",
-                         "enable_checkpointing", "log_every_n_steps", "enable_progress_bar", "logger", "callbacks",
-                         "default_root_dir")
-
-
 class TTFTConfigError(ValueError):
     """A ``ttft.*``, ``budget.*``, ``ensemble`` or ``resume`` setting that cannot be used; names the key."""
 
@@ -61,7 +56,7 @@ class TTFTSettings:
                 raise TTFTConfigError(f"ttft.{key} must be a number {'> 0' if key == 'learning_rate' else '>= 0'}"
                                       f", got {value!r}")
         if not isinstance(self.augmentation, AugmentationPolicy):
-            raise TTFTConfigError(f"ttft.augmentation must build an arc_exp.data.augmentation.AugmentationPolicy, got "
+            raise TTFTConfigError(f"ttft.augmentation must build an arc_exp.data.augmentation_policy.AugmentationPolicy, got "
                                   f"{type(self.augmentation).__name__}")
 
     def describe(self) -> dict:
@@ -74,12 +69,6 @@ class TTFTSettings:
         values = {k: getattr(self, k) for k in ("enabled", "per_task", "n2", "holdout", "steps", "learning_rate",
                                                  "weight_decay", "batch_size", "bucket_batches")}
         return {**values, "scheduler": {"name": name, **keywords}, "augmentation": policy}
-
-
-def trainer_options(trainer_config: Mapping) -> dict:
-    """The ``conf/trainer`` settings the TTFT Trainer takes from the config (accelerator, precision, clipping...);
-    steps, validation, checkpoints and logging are set by the TTFT stage itself."""
-    return {k: v for k, v in dict(trainer_config).items() if k not in TRAINER_KEYS_SET_HERE}
 
 
 def set_torch_threads(threads: Optional[int]) -> None:

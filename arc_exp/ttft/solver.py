@@ -74,16 +74,13 @@ from arc_exp.files import write_json
 from arc_exp.model.adapters import AdapterConfig
 from arc_exp.model.checkpoints import read_checkpoint_config, save_checkpoint
 from arc_exp.model.loader import ModelSpec
-from arc_exp.model.vocabulary import (
-    vocabulary_of,
-)
+from arc_exp.model.tokenizer import vocabulary_of
 from arc_exp.tracking.runs import EvaluationTracker
 from arc_exp.ttft.budget import Budget, predictions_for_next, steps_within
 from arc_exp.ttft.dataset import TTFTDataset, build_ttft_dataset, ids_text
 from arc_exp.ttft.ensemble import MODEL, ensemble_submission
 from arc_exp.ttft.finetune import (
     FineTuneOutcome,
-    base_seed,
     fine_tune,
     load_model_for_ttft,
 )
@@ -458,7 +455,7 @@ class Solver:
 
     def _save(self, model, folder: Path) -> Path:
         """The adapter (or full weights) with the tokenizer and the run config, seeded like its base model."""
-        config = {**self.config, "seed": base_seed(self.checkpoint, self.evaluation.seed)}
+        config = {**self.config, "seed": self.checkpoint.base_seed(self.evaluation.seed)}
         return save_checkpoint(model, self.tokenizer, folder, config)
 
     @staticmethod

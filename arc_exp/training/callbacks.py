@@ -1,0 +1,69 @@
+"""Lightning callbacks: adapter folders every N steps (training), a deadline and a loss record (test-time fine-tuning)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+import pytorch_lightning as pl
+
+from arc_exp.model.checkpoints import save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class AdapterCheckpoint(pl.Callback):
+    """Save the adapter every ``every_n_steps`` optimizer steps and at the end of training."""
+
+    def __init__(self, tokenizer, folder: str | Path, every_n_steps: int = 0, config: Optional[dict] = None):
+        self.tokenizer = tokenizer
+        self.folder = Path(folder)
+        self.every_n_steps = every_n_steps
+        self.config = config
+        self.saved: list[Path] = []
+
+    def _save(self, pl_module, step: int) -> None:
+        target = self.folder / f"step-{step:06d}"
+        if target.exists():
+            return
+        self.saved.append(save_checkpoint(pl_module.model, self.tokenizer, target, self.config))
+        log.info("saved checkpoint %s", target)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
+            self._save(pl_module, step)
+
+    def on_train_end(self, trainer, pl_module):
+        self._save(pl_module, trainer.global_step)
+
+
+class StopAtDeadline(pl.Callback):
+    """Stop training when the clock passes ``deadline`` (the budget shrinks the steps; the adapter is still saved)."""
+
+    def __init__(self, deadline: Optional[float], clock: Callable[[], float]):
+        self.deadline = deadline
+        self.clock = clock
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.deadline is not None and self.clock() >= self.deadline:
+            trainer.should_stop = True
+
+
+class RecordLosses(pl.Callback):
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
+        self.losses.append(float(loss))
+
+
+def training_callbacks(checkpoint_every_n_steps: int, tokenizer, output_dir: str | Path,
+                       config: Optional[dict] = None) -> tuple[pl.callbacks.ModelCheckpoint, AdapterCheckpoint]:
+    """The callbacks of a training run (``conf/callbacks``): Lightning's ``last.ckpt`` (what ``resume=`` continues
+    from) and the adapter folders ``step-N``, both every ``checkpoint_every_n_steps`` optimizer steps and at the end."""
+    folder = Path(output_dir) / "checkpoints"
+    lightning = pl.callbacks.ModelCheckpoint(dirpath=str(folder), save_last=True, save_top_k=0,
+                                             every_n_train_steps=checkpoint_every_n_steps or None)
+    return lightning, AdapterCheckpoint(tokenizer, folder, checkpoint_every_n_steps, config)
