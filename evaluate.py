@@ -17,15 +17,12 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp.evaluation.checkpoints import check_checkpoint, load_model_for_evaluation, resolve_checkpoints  # noqa: E402
+from arc_exp.evaluation.checkpoints import load_model_for_evaluation  # noqa: E402
+from arc_exp.evaluation.job import prepare_job, start_job_run  # noqa: E402
 from arc_exp.evaluation.outputs import write_outputs  # noqa: E402
 from arc_exp.evaluation.pipeline import evaluate_tasks, load_eval_tasks  # noqa: E402
 from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
-from arc_exp.tracking.runs import EvaluationTracker  # noqa: E402
 from arc_exp.inference.config import create_generator  # noqa: E402
-from arc_exp.model.loader import load_tokenizer  # noqa: E402
-from arc_exp.model.vocabulary import resolve_vocabulary  # noqa: E402
-from arc_exp.model.tokenizer import wrap_tokenizer  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -38,46 +35,41 @@ def main(cfg: DictConfig) -> float:
 
     # every mistake a user can make fails here, before a model loads or a token is generated
     spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
-    settings = settings_from_config(cfg, inference, cfg.predictions_per_task)
-    tracking_uri = cfg.logger.get("tracking_uri")
-    checkpoints = resolve_checkpoints(cfg.checkpoint, cfg.all_checkpoints, tracking_uri)
-    for checkpoint in checkpoints:
-        check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
+    settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
+                                    inference, cfg.predictions_per_task, cfg.seed,
+                                    cfg.data.get("max_seq_len", 8192))
     tasks = load_eval_tasks(resolved["data"].get("eval"))
-    base_tokenizer = load_tokenizer(spec)
-    # a checkpoint's vocabulary.json wins; without one, model.reduce_vocab=true builds one from the config
-    vocabularies = [resolve_vocabulary(c.folder, spec.reduce_vocab, base_tokenizer, settings.encoder,
-                                       [settings.prompt_version], spec.name) for c in checkpoints]
+    job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
+                      [settings.prompt_version], settings.prompt_version, cfg.all_checkpoints)
+    checkpoints = job.checkpoints
     log.info("evaluating %s on %d tasks, %d predictions per test input", ", ".join(c.label for c in checkpoints),
              len(tasks), settings.predictions_per_task)
-
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    tracker = EvaluationTracker.start(
-        cfg, resolved, overrides, "evaluation", "eval", output_dir / "config.yaml", model=spec.name,
-        checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
-        output_dir=str(output_dir.resolve()))
+    run = start_job_run(resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "evaluation", "eval",
+                        output_dir / "config.yaml", cfg.project_root, model=spec.name,
+                        checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
+                        output_dir=str(output_dir.resolve()))
 
     metrics, status = {}, "FAILED"
     try:
-        for checkpoint, vocabulary in zip(checkpoints, vocabularies):
-            tokenizer = wrap_tokenizer(base_tokenizer, vocabulary)
-            model = load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
+        for index, checkpoint in enumerate(checkpoints):
+            tokenizer = job.tokenizer(index)
+            model = load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, job.vocabularies[index])
             generator = create_generator(inference, model, tokenizer)
             result = evaluate_tasks(tasks, generator, tokenizer, settings, progress=cfg.progress)
             # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N
             step_name = f"step-{checkpoint.step or 0:06d}" if len(checkpoints) > 1 else None
             paths = write_outputs(result, tasks, output_dir / (step_name or ""), cfg.plots.failures,
-                                             cfg.plots.successes, cfg.seed)
-            if tracker is not None:
-                tracker.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)
+                                  cfg.plots.successes, cfg.seed)
+            if run is not None:
+                run.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)
             metrics = result.metrics
             log.info("%s: %s", checkpoint.label, {k: round(v, 4) for k, v in {**metrics, **result.summary()}.items()})
             del model, generator
         status = "FINISHED"
     finally:
-        if tracker is not None:
-            tracker.finish(status)
-            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", tracking_uri, tracker.run_id)
+        if run is not None:
+            run.finish(status)
+            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", run.tracking_uri, run.run_id)
     return metrics.get("pass_2", float("nan"))
 
 

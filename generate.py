@@ -37,13 +37,10 @@ def new_inputs(cfg: DictConfig) -> dict:
     """``generator=new_inputs``: new inputs of the selected tasks, written by the checkpoint's model."""
     from hydra.core.hydra_config import HydraConfig
 
-    from arc_exp.evaluation.checkpoints import check_checkpoint, load_model_for_evaluation, resolve_checkpoints
-    from arc_exp.tracking.runs import EvaluationTracker
+    from arc_exp.evaluation.checkpoints import load_model_for_evaluation
+    from arc_exp.evaluation.job import prepare_job, start_job_run
     from arc_exp.inference.config import create_generator
-    from arc_exp.model.loader import load_tokenizer
     from arc_exp.synthetic import new_inputs as ni
-    from arc_exp.model.vocabulary import resolve_vocabulary
-    from arc_exp.model.tokenizer import wrap_tokenizer
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
@@ -59,29 +56,22 @@ def new_inputs(cfg: DictConfig) -> dict:
     tasks = ni.task_set(resolved["tasks"]).load()
     if not tasks:
         raise ni.NewInputsError(f"tasks selects no task: {resolved['tasks']}")
-    tracking_uri = cfg.logger.get("tracking_uri")
-    [checkpoint] = resolve_checkpoints(cfg.checkpoint, False, tracking_uri)
+    job = prepare_job(spec, adapter, encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"), [ni.PROMPT])
+    checkpoint, tokenizer = job.checkpoints[0], job.tokenizer()
     if checkpoint.folder is None:
         log.warning("checkpoint=null: the base model writes the new inputs (it was never trained on %s)", ni.PROMPT)
     else:
-        check_checkpoint(checkpoint, spec.name, encoder, adapter.method)
         ni.check_checkpoint_prompt(checkpoint.config, f"checkpoint '{checkpoint.folder}'")
-    base_tokenizer = load_tokenizer(spec)
-    vocabulary = resolve_vocabulary(checkpoint.folder, spec.reduce_vocab, base_tokenizer, encoder, [ni.PROMPT],
-                                    spec.name)
-    tokenizer = wrap_tokenizer(base_tokenizer, vocabulary)
     log.info("new inputs of %d tasks, %d samples each, by %s", len(tasks), settings.samples_per_task,
              checkpoint.label)
-
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    tracker = EvaluationTracker.start(
-        cfg, resolved, overrides, "generate", "new_inputs", output_dir / "config.yaml", generator="new_inputs",
-        model=spec.name, checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoint.training_run_id,
-        output_dir=str(output_dir.resolve()))
+    tracker = start_job_run(resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "generate",
+                            "new_inputs", output_dir / "config.yaml", cfg.project_root, generator="new_inputs",
+                            model=spec.name, checkpoint=cfg.checkpoint or "base model",
+                            training_run_id=checkpoint.training_run_id, output_dir=str(output_dir.resolve()))
 
     status = "FAILED"
     try:
-        model = load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, vocabulary)
+        model = load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, job.vocabularies[0])
         results = ni.generate_new_inputs(tasks, create_generator(inference, model, tokenizer), tokenizer, encoder,
                                          policy, settings, cfg.seed)
         info = {"checkpoint": checkpoint.label, "model": spec.name, "samples_per_task": settings.samples_per_task,

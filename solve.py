@@ -26,13 +26,9 @@ log = logging.getLogger("solve")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
-    from arc_exp.evaluation.checkpoints import check_checkpoint, resolve_checkpoints
+    from arc_exp.evaluation.job import prepare_job, start_job_run
     from arc_exp.evaluation.settings import settings_from_config
     from arc_exp.inference.config import create_generator
-    from arc_exp.model.loader import load_tokenizer
-    from arc_exp.model.tokenizer import wrap_tokenizer
-    from arc_exp.model.vocabulary import resolve_vocabulary
-    from arc_exp.tracking.runs import EvaluationTracker
     from arc_exp.ttft.budget import Budget
     from arc_exp.ttft.dataset import load_tasks
     from arc_exp.ttft.ensemble import load_ensemble
@@ -48,36 +44,29 @@ def main(cfg: DictConfig) -> float:
 
     # every mistake a user can make fails here, before a model loads
     spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
-    settings = settings_from_config(cfg, inference, cfg.predictions_per_task)
+    settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
+                                    inference, cfg.predictions_per_task, cfg.seed,
+                                    cfg.data.get("max_seq_len", 8192))
     ttft_settings = instantiate(cfg.ttft)
     ensemble = load_ensemble(resolved["ensemble"])
-    tracking_uri = cfg.logger.get("tracking_uri")
-    checkpoint = resolve_checkpoints(cfg.checkpoint, False, tracking_uri)[0]
-    check_checkpoint(checkpoint, spec.name, settings.encoder, adapter.method, settings.prompt_version)
     tasks = load_tasks(cfg.challenges, resolved["data"].get("eval"))
-    # a checkpoint's vocabulary.json wins; without one, model.reduce_vocab=true builds one from the config. The
-    # solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
-    tokenizer = load_tokenizer(spec)
-    tokenizer = wrap_tokenizer(tokenizer, resolve_vocabulary(checkpoint.folder, spec.reduce_vocab, tokenizer,
-                                                             settings.encoder, [settings.prompt_version], spec.name))
+    # the solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
+    job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
+                      [settings.prompt_version], settings.prompt_version)
+    checkpoint, tokenizer = job.checkpoints[0], job.tokenizer()
     run_dir = run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
              hydra_cfg.runtime.choices.get("ttft"), run_dir)
-    config_file = run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml")  # keep the first run's
-    config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-
-    choices = {f"choice/{group}": str(option) for group, option in hydra_cfg.runtime.choices.items()
-               if not group.startswith("hydra")}
-    tracker = EvaluationTracker.start(
-        cfg, resolved, overrides, "solve", "solve", config_file, model=spec.name,
-        checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoint.training_run_id,
-        ttft=hydra_cfg.runtime.choices.get("ttft"), output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)),
-        **choices)
+    tracker = start_job_run(resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "solve", "solve",
+                            run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),  # keep the first's
+                            cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
+                            training_run_id=checkpoint.training_run_id, ttft=hydra_cfg.runtime.choices.get("ttft"),
+                            output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)))
 
     solver = Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
-                         make_generator=lambda model: create_generator(inference, model, tokenizer),
-                         trainer_options=resolved["trainer"], config=resolved,
-                         plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
+                    make_generator=lambda model: create_generator(inference, model, tokenizer),
+                    trainer_options=resolved["trainer"], config=resolved,
+                    plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
     status = "FAILED"
     try:
         result = solver.run(tasks, run_dir, budget, tracker, ensemble)
@@ -85,7 +74,7 @@ def main(cfg: DictConfig) -> float:
     finally:
         if tracker is not None:
             tracker.finish(status)
-            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", tracking_uri, tracker.run_id)
+            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", tracker.tracking_uri, tracker.run_id)
     log.info("submission: %s%s", result.submission, "" if result.score is None else f", score {result.score:.4f}")
     return result.score if result.score is not None else float("nan")
 

@@ -24,6 +24,7 @@ def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
     from arc_exp.model.tokenizer import wrap_tokenizer
+    from arc_exp.tracking.runs import choice_tags
     from arc_exp.training import recipe as training
     from arc_exp.training.callbacks import training_callbacks
     from arc_exp.training.module import ARCLitModule
@@ -46,28 +47,31 @@ def main(cfg: DictConfig) -> float:
     module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
                           total_steps=cfg.trainer.max_steps)
 
-    tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "",
-            "experiment": str(cfg.get("experiment") or ""), "model": cfg.model.name, "run_type": "training",
-            **{f"choice/{group}": str(option) for group, option in hydra_cfg.runtime.choices.items()
-               if not group.startswith("hydra")}}
-    logger = training.build_logger(cfg.logger, overrides, tags)
-    training.log_run_metadata(logger, resolved, overrides, output_dir, cfg.project_root)
+    tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
+            **choice_tags(hydra_cfg.runtime.choices)}
+    run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags)
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved)
-    trainer = training.build_trainer(cfg.trainer, logger, [checkpoints, adapters], output_dir)
+    trainer = training.build_trainer(cfg.trainer, run and run.lightning_logger(), [checkpoints, adapters], output_dir)
 
-    if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None:
-        # the same held-out questions before training: qa/* at step 0, so the run shows before and after
-        training.evaluate_count_qa(model, tokenizer, cfg, logger, step=0)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-    metrics = training.finish_run(logger, trainer, datamodule, adapters)
-    if evaluation is not None:
-        metrics.update(training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, logger,
-                                                        trainer.global_step))
-    if cfg.evaluation.get("count_qa"):
-        metrics.update(training.evaluate_count_qa(model, tokenizer, cfg, logger, trainer.global_step))
+    status = "FAILED"
+    try:
+        if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None:
+            # the same held-out questions before training: qa/* at step 0, so the run shows before and after
+            training.evaluate_count_qa(model, tokenizer, cfg, run, step=0)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        metrics = training.finish_run(run, trainer, datamodule, adapters)
+        if evaluation is not None:
+            metrics.update(training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, run,
+                                                            trainer.global_step))
+        if cfg.evaluation.get("count_qa"):
+            metrics.update(training.evaluate_count_qa(model, tokenizer, cfg, run, trainer.global_step))
+        status = "FINISHED"
+    finally:
+        if run is not None:
+            run.finish(status)
     log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})
-    if logger is not None:
-        log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", cfg.logger.tracking_uri, logger.run_id)
+    if run is not None:
+        log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", cfg.logger.tracking_uri, run.run_id)
     return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
 
 

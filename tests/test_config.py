@@ -265,18 +265,6 @@ def test_trainer_options(option):
     assert trainer._target_ == "pytorch_lightning.Trainer"
 
 
-def test_mlflow_logger_is_named_after_the_overrides(tracking_uri):
-    overrides = ["lora.r=8", f"logger.tracking_uri={tracking_uri}", "model=tiny-random"]
-    logger = training.build_logger(compose_train(overrides).logger, overrides, {"sweep_id": ""})
-    assert logger._run_name == "lora.r=8,model=tiny-random"  # logger.* overrides do not name the run
-    assert (logger._experiment_name, logger._tracking_uri) == ("arc_exp", tracking_uri)
-    assert logger.tags["sweep_id"] == ""
-
-
-def test_logger_none_builds_no_logger():
-    assert training.build_logger(compose_train(["logger=none"]).logger, [], {}) is None
-
-
 def test_joblib_launcher_composes():
     cfg = compose_train(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=smoke"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"

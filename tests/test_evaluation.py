@@ -345,35 +345,3 @@ def test_evaluate_main_fails_before_generation(tmp_path, store):
 def test_garbage_text_never_stops_the_run():
     with pytest.raises(GridParseError):
         ENCODER.decode("not a grid")  # what the pipeline catches and counts as unanswered
-
-
-def test_tracker_start_names_tags_and_logs_a_job_run(tmp_path, tracking_uri):
-    import mlflow
-    from omegaconf import OmegaConf
-
-    from arc_exp.tracking.runs import EvaluationTracker
-
-    resolved = {"logger": {"_target_": "pytorch_lightning.loggers.MLFlowLogger", "tracking_uri": tracking_uri,
-                           "experiment_name": "jobs", "run_name": None, "tags": {"team": "arc"}},
-                "project_root": str(tmp_path), "experiment": "iter04_ttft", "lora": {"r": 8}}
-    cfg = OmegaConf.create(resolved)
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text("lora: {r: 8}\n")
-    tracker = EvaluationTracker.start(cfg, resolved, ["lora.r=8", "logger.run_name=x"], "solve", "solve", config_file,
-                                      model="tiny", resumed="False", empty="")
-    tracker.finish()
-    run = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(tracker.run_id)
-    tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
-    assert run.info.run_name == "solve:lora.r=8"  # logger.* overrides do not name the run
-    assert tags == {"team": "arc", "run_type": "solve", "git_commit": "unknown",
-                    "overrides": "lora.r=8 logger.run_name=x", "experiment": "iter04_ttft", "model": "tiny",
-                    "resumed": "False"}  # empty tags are left out
-    assert run.data.params == {"logger._target_": "pytorch_lightning.loggers.MLFlowLogger",
-                               "logger.tracking_uri": tracking_uri, "logger.experiment_name": "jobs",
-                               "logger.run_name": "None", "logger.tags.team": "arc", "project_root": str(tmp_path),
-                               "experiment": "iter04_ttft", "lora.r": "8"}
-    artifacts = mlflow.MlflowClient(tracking_uri=tracking_uri).list_artifacts(tracker.run_id)
-    assert [a.path for a in artifacts] == ["config.yaml"]
-    # logger=none: no run
-    assert EvaluationTracker.start(OmegaConf.create({"logger": {"_target_": None}}), {}, [], "solve", "solve",
-                                   config_file) is None

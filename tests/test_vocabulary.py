@@ -25,14 +25,12 @@ from arc_exp.model.vocabulary import (
     OutOfVocabularyError,
     ReducedVocabulary,
     VocabularyError,
-    alphabet_token_ids,
     build_reduced_vocabulary,
-    cell_symbols,
-    chat_texts,
     check_checkpoint_vocabulary,
     read_vocabulary,
     resolve_vocabulary,
 )
+from arc_exp.model.vocabulary_probes import alphabet_token_ids, cell_symbols, chat_texts
 from arc_exp.model.surgery import parameter_summary, reduce_model_vocabulary
 from arc_exp.model.tokenizer import ReducedTokenizer
 from conftest import CONF, TINY, compose_train, run_recipe, run_train

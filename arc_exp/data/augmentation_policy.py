@@ -1,4 +1,5 @@
-"""The augmentation policy (conf/augmentation/): which geometric, color, order and task augmentations a training sample or an inference view draws, with which probabilities."""
+"""The augmentation policy (conf/augmentation/): which geometric, color, order and task augmentations a training sample
+or an inference view draws, with which probabilities."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

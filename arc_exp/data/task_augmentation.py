@@ -1,4 +1,5 @@
-"""Task augmentations (iteration 22, augmentation=task_augmentation): a new task from an old one by transforming all inputs or all outputs the same way (geometric, upscale, padding, mirror)."""
+"""Task augmentations (iteration 22, augmentation=task_augmentation): a new task from an old one by transforming all
+inputs or all outputs the same way (geometric, upscale, padding, mirror)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
-"""Which model folder a checkpoint= value means (an adapter or model folder, a training run folder, an MLflow run id), whether it matches the config, and loading it for evaluation."""
+"""Which model folder a checkpoint= value means (an adapter or model folder, a training run folder, an MLflow run id),
+whether it matches the config, and loading it for evaluation."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
-"""Product-of-experts selection (inference.selection=poe): each candidate answer is rescored under every augmented view of its task and ranked by the summed (or mean) log-probability."""
+"""Product-of-experts selection (inference.selection=poe): each candidate answer is rescored under every augmented view
+of its task and ranked by the summed (or mean) log-probability."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""What an evaluation produces: one record per prediction, results per test input and per task, and the whole evaluation's metrics."""
+"""What an evaluation produces: one record per prediction, results per test input and per task, and the whole
+evaluation's metrics."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
-"""Evaluation settings: how many predictions per test input, which views, prompt, encoder, selection and token bounds; checked when composed so a bad key fails before a model loads."""
+"""Evaluation settings: how many predictions per test input, which views, prompt, encoder, selection and token bounds;
+checked when composed so a bad key fails before a model loads."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,16 +44,15 @@ class EvaluationSettings:
             raise EvaluationError(f"data.max_seq_len must be at least 16, got {self.max_seq_len}")
 
 
-def settings_from_config(cfg, inference, predictions_per_task: Any) -> EvaluationSettings:
-    """The settings of a composed run config (its encoder, prompt, augmentation, seed and data.max_seq_len) with
-    ``inference`` (an :class:`~arc_exp.inference.config.InferenceConfig`); the views are checked before any model loads.
-    evaluate.py, solve.py and the evaluation after training all build their settings here."""
-    from hydra.utils import instantiate
-
+def settings_from_config(encoder: GridEncoder, prompt_version: str, policy: AugmentationPolicy, inference,
+                         predictions_per_task: Any, seed: int, max_seq_len: int) -> EvaluationSettings:
+    """The evaluation settings of a run: its ``encoder``, ``prompt.version``, ``augmentation`` policy, ``seed`` and
+    ``data.max_seq_len`` with ``inference`` (an :class:`~arc_exp.inference.config.InferenceConfig`); the views are
+    checked before any model loads. evaluate.py, solve.py and the evaluation after training all build them here."""
     settings = EvaluationSettings(
-        encoder=instantiate(cfg.encoder), prompt_version=cfg.prompt.version, policy=instantiate(cfg.augmentation),
+        encoder=encoder, prompt_version=prompt_version, policy=policy,
         predictions_per_task=check_predictions_per_task(predictions_per_task), sampling=inference.do_sample,
-        seed=cfg.seed, max_seq_len=cfg.data.get("max_seq_len", 8192), max_new_tokens=inference.max_new_tokens,
+        seed=seed, max_seq_len=max_seq_len, max_new_tokens=inference.max_new_tokens,
         requests_per_call=inference.batch_size, search=inference.sampler == "dfs", selection=inference.selection,
         poe_reduce=inference.poe_reduce, poe_max_candidates=inference.poe_max_candidates)
     check_views(settings.policy, settings.predictions_per_task, settings.sampling)

@@ -1,4 +1,5 @@
-"""Views of a test input: the augmented copies of a task that each yield one prediction, their prompts and the bound on an answer's length in tokens."""
+"""Views of a test input: the augmented copies of a task that each yield one prediction, their prompts and the bound on
+an answer's length in tokens."""
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
-"""Batching for generation and scoring: requests grouped by shared prompt prefix and by length so padding and recomputation stay small."""
+"""Batching for generation and scoring: requests grouped by shared prompt prefix and by length so padding and
+recomputation stay small."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

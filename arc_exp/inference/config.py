@@ -1,4 +1,5 @@
-"""Inference settings (conf/inference/): sampler (greedy, sampling, dfs), temperature, batching, selection; checked when composed, and the generator they build."""
+"""Inference settings (conf/inference/): sampler (greedy, sampling, dfs), temperature, batching, selection; checked when
+composed, and the generator they build."""
 from __future__ import annotations
 
 from dataclasses import dataclass

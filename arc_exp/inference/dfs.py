@@ -1,4 +1,5 @@
-"""Depth-first search over answers (inference.sampler=dfs): every continuation whose cumulative probability stays above a threshold, as in the ARC Prize 2024 winners' sampler."""
+"""Depth-first search over answers (inference.sampler=dfs): every continuation whose cumulative probability stays above
+a threshold, as in the ARC Prize 2024 winners' sampler."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""What inference exchanges: generation and scoring requests, their results, the protocols a generator, scorer or searcher implements, and a function-backed generator for tests."""
+"""What inference exchanges: generation and scoring requests, their results, the protocols a generator, scorer or
+searcher implements, and a function-backed generator for tests."""
 from __future__ import annotations
 
 import math

@@ -1,2 +1,3 @@
 """Model: the supported model specs and the one loader (base model, reduced vocabulary, quantisation, then LoRA or
-full weights for training, or a saved adapter for inference), adapters, the reduced vocabulary and checkpoint folders."""
+full weights for training, or a saved adapter for inference), adapters, the reduced vocabulary and checkpoint
+folders."""

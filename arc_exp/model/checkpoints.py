@@ -4,9 +4,9 @@
 (``config.json`` + ``model.safetensors`` for full fine-tuning), the tokenizer files, and ``arc_exp.yaml``: the resolved
 run config (model, encoder, prompt), which evaluation reads to check it is given a matching model and encoder.
 A run with ``model.reduce_vocab=true`` adds ``vocabulary.json``: the kept token ids of the base tokenizer
-(:mod:`arc_exp.model.vocabulary`), written by the reduced tokenizer's ``save_pretrained``; evaluation and solving reduce the
-base model with it before loading the adapter. The adapter itself never holds embedding rows (they are the base
-model's, selected by ``vocabulary.json``).
+(:mod:`arc_exp.model.vocabulary`), written by the reduced tokenizer's ``save_pretrained``; evaluation and solving
+reduce the base model with it before loading the adapter. The adapter itself never holds embedding rows (they are
+the base model's, selected by ``vocabulary.json``).
 The Lightning ``last.ckpt`` next to them (optimizer, scheduler, step, RNG) is what ``resume=`` continues from.
 """
 from __future__ import annotations

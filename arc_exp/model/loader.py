@@ -212,7 +212,8 @@ def load_for_inference(spec: ModelSpec, adapter, checkpoint_folder: Optional[str
         return _base_model(spec, adapter, seed, vocabulary).eval()
     if not adapter.is_peft:
         if not (folder / "config.json").exists():
-            raise AdapterError(f"checkpoint '{folder}' has no config.json (a LoRA adapter?); evaluate it with lora=lora")
+            raise AdapterError(f"checkpoint '{folder}' has no config.json (a LoRA adapter?); "
+                               f"evaluate it with lora=lora")
         return _full_weights(spec, folder, vocabulary).eval()  # weights saved reduced stay as they are
     if not (folder / "adapter_config.json").exists():
         raise AdapterError(f"checkpoint '{folder}' has no adapter_config.json (full model weights?); "

@@ -1,4 +1,5 @@
-"""Model surgery for the reduced vocabulary: the embedding and output layers cut to the kept rows, special token ids remapped, and a parameter summary."""
+"""Model surgery for the reduced vocabulary: the embedding and output layers cut to the kept rows, special token ids
+remapped, and a parameter summary."""
 from __future__ import annotations
 
 import logging

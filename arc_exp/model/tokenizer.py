@@ -1,4 +1,5 @@
-"""A tokenizer that speaks the reduced vocabulary's ids: text in, reduced ids out and back; a text with a token outside the vocabulary fails naming the token and the text around it."""
+"""A tokenizer that speaks the reduced vocabulary's ids: text in, reduced ids out and back; a text with a token outside
+the vocabulary fails naming the token and the text around it."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,15 +6,8 @@ and new inputs of ARC tasks written by a model trained on ``input-from-inputs-v0
 >>> next(load_chats("data/count"))[2]                                        # doctest: +SKIP
 {'role': 'assistant', 'content': '3'}
 """
-from arc_exp.synthetic.count import (
-    CountConfig,
-    CountGrid,
-    CountGridGenerator,
-    GeneratorSettingsError,
-    GridObject,
-    find_objects,
-    make_rng,
-)
+from arc_exp.synthetic.count import CountConfig, CountGridGenerator, GeneratorSettingsError, make_rng
+from arc_exp.synthetic.objects import CountGrid, GridObject, find_objects
 from arc_exp.synthetic.questions import (
     QUESTION_TYPES,
     CountQAGenerator,

@@ -31,18 +31,23 @@ import math
 import random
 from bisect import bisect_right as bisect
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
-from scipy import ndimage
 
-from arc_exp.data.grid import MAX_SIDE, N_COLORS, Grid
+from arc_exp.data.grid import MAX_SIDE, N_COLORS
+from arc_exp.synthetic.objects import CountGrid
+from arc_exp.synthetic.shapes import (
+    WALK_STEPS,
+    Canvas,
+    Shape,
+    line_shape,
+    make_shapes,
+    rectangle_shape,
+)
 
-CONNECTIVITIES = (4, 8)
 SHAPES = ("line", "rectangle", "blob")
 
-# scipy structures: 4-connectivity joins side neighbors, 8-connectivity also corner neighbors.
-STRUCTURES = {4: ndimage.generate_binary_structure(2, 1), 8: ndimage.generate_binary_structure(2, 2)}
 
 
 class GeneratorSettingsError(ValueError):
@@ -135,165 +140,18 @@ def fill_capacity(side: int, max_fill: float) -> int:
     return int(math.floor(max_fill * side * side))
 
 
-class GridObject(NamedTuple):
-    """One object: its color, its cells (row, column) in row-major order and its inclusive bounding box.
-
-    A NamedTuple rather than a dataclass: grids are made by the million and tuples are the cheapest to build.
-
-    >>> GridObject.from_cells(1, [(1, 0), (0, 1)])
-    GridObject(color=1, cells=((0, 1), (1, 0)), bbox=(0, 0, 1, 1))
-    """
-
-    color: int
-    cells: tuple[tuple[int, int], ...]
-    bbox: tuple[int, int, int, int]  # (top, left, bottom, right)
-
-    @property
-    def area(self) -> int:
-        return len(self.cells)
-
-    @classmethod
-    def from_cells(cls, color: int, cells) -> "GridObject":
-        cells = tuple(sorted((int(r), int(c)) for r, c in cells))
-        cols = [c for _, c in cells]
-        return cls(int(color), cells, (cells[0][0], min(cols), cells[-1][0], max(cols)))
-
-    def to_dict(self) -> dict:
-        # json writes tuples as lists; no per-cell conversion needed
-        return {"color": self.color, "area": len(self.cells), "bbox": self.bbox, "cells": self.cells}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "GridObject":
-        return cls(data["color"], tuple(tuple(c) for c in data["cells"]), tuple(data["bbox"]))
 
 
-@dataclass(frozen=True)
-class CountGrid:
-    """A grid with its background, the connectivity its objects were placed for, and its objects under 4 and 8.
-
-    >>> CountGrid.from_grid([[0, 1], [1, 0]], background=0).objects[4]
-    [GridObject(color=1, cells=((0, 1),), bbox=(0, 1, 0, 1)), GridObject(color=1, cells=((1, 0),), bbox=(1, 0, 1, 0))]
-    """
-
-    grid: Grid
-    background: int
-    connectivity: int
-    objects: dict  # {4: [GridObject, ...], 8: [...]}, each list ordered by the object's first cell (row-major)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.grid), len(self.grid[0])
-
-    def to_dict(self) -> dict:
-        # Most objects are the same under both connectivities (often the same tuple): convert each once.
-        converted = {id(obj): obj.to_dict() for objects in self.objects.values() for obj in objects}
-        return {"grid": self.grid, "background": self.background, "connectivity": self.connectivity,
-                "objects": {str(k): [converted[id(o)] for o in v] for k, v in self.objects.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CountGrid":
-        objects = {int(k): [GridObject.from_dict(o) for o in v] for k, v in data["objects"].items()}
-        return cls(data["grid"], data["background"], data["connectivity"], objects)
-
-    @classmethod
-    def from_grid(cls, grid: Grid, background: int, connectivity: int = 4) -> "CountGrid":
-        """The metadata of a hand-drawn grid, found by connected-component labelling."""
-        array = np.asarray(grid, dtype=np.int8)
-        return cls([[int(v) for v in row] for row in grid], int(background), connectivity,
-                   {k: find_objects(array, background, k) for k in CONNECTIVITIES})
 
 
-def find_objects(grid: np.ndarray, background: int, connectivity: int) -> list[GridObject]:
-    """The connected components of each non-background color (scipy labelling), ordered by their first cell.
-
-    >>> [o.cells for o in find_objects(np.array([[1, 0], [0, 1]]), 0, 8)]
-    [((0, 0), (1, 1))]
-    """
-    objects = []
-    for color in np.unique(grid).tolist():
-        if color == background:
-            continue
-        labels, n = ndimage.label(grid == color, STRUCTURES[connectivity])
-        for label in range(1, n + 1):
-            rows, cols = np.nonzero(labels == label)  # row-major order
-            objects.append(GridObject.from_cells(color, zip(rows.tolist(), cols.tolist())))
-    objects.sort(key=lambda o: o.cells[0])
-    return objects
 
 
-# Placement works on bitsets: a Python int whose bit (row + 1) * 32 + (column + 1) stands for a cell. Rows are 32 bits
-# apart (up to 30 columns plus an empty border bit on each side), so a neighbor is a fixed bit offset that never wraps
-# around a row, and moving a shape is one shift. Testing a position is then one AND over the whole grid: no loop over
-# cells, and far fewer calls than numpy on grids this small.
-_STRIDE = 32
-_ORIGIN = _STRIDE + 1  # bit of cell (0, 0)
-_NEIGHBORS = {4: np.array([0, -_STRIDE, _STRIDE, -1, 1]),
-              8: np.array([0, -_STRIDE, _STRIDE, -1, 1, -_STRIDE - 1, -_STRIDE + 1, _STRIDE - 1, _STRIDE + 1])}
-_WALK_STEPS = {4: np.array([[-1, 0], [1, 0], [0, -1], [0, 1]]),
-               8: np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [-1, -1], [-1, 1], [1, -1], [1, 1]])}
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """A shape ready to place, connected under its connectivity; cells relative to its bounding box's top left."""
-
-    height: int
-    width: int
-    area: int
-    cells: tuple[tuple[int, int], ...]   # row-major
-    bits: int            # its cells, as a bitset placed at the top left
-    halo: int            # its cells and their neighbors: no other object of its color may go there
-    reach: int           # (4-connectivity) its cells and their 8-neighbors: a same-colored object there joins it
-    parts: tuple[tuple[tuple, tuple], ...]  # (8-connectivity) (cells, bbox) of its 4-connected parts, row-major
 
 
-def _bitsets(offsets: np.ndarray) -> list[int]:
-    """For each row of ``offsets`` (bit positions, repeats allowed), the int with those bits set."""
-    flags = np.zeros((len(offsets), (MAX_SIDE + 3) * _STRIDE), dtype=bool)
-    flags[np.arange(len(offsets))[:, None], offsets.reshape(len(offsets), -1)] = True
-    packed = np.packbits(flags, axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
-def _make_shapes(rows: np.ndarray, cols: np.ndarray, connectivity: int) -> list[_Shape]:
-    """One shape per row of ``rows``/``cols`` (its cells, repeats allowed), each connected under ``connectivity``.
-
-    Vectorized over shapes: a library of blobs is built with a few numpy calls and one labelling.
-    """
-    rows = rows - rows.min(axis=1, keepdims=True)
-    cols = cols - cols.min(axis=1, keepdims=True)
-    offsets = np.sort(rows * _STRIDE + cols, axis=1)
-    first = np.ones(offsets.shape, dtype=bool)  # the first copy of each cell in the sorted rows
-    first[:, 1:] = offsets[:, 1:] != offsets[:, :-1]
-    bits = offsets + _ORIGIN
-    cell_bits = _bitsets(bits)
-    halos = _bitsets(bits[:, :, None] + _NEIGHBORS[connectivity])
-    reaches = _bitsets(bits[:, :, None] + _NEIGHBORS[8]) if connectivity == 4 else [0] * len(bits)
-    parts_of = None
-    if connectivity == 8:
-        # Label all shapes at once, each in its own band of a tall canvas, to find their 4-connected parts.
-        band = int(rows.max()) + 2
-        band_rows = band * np.arange(len(rows))[:, None]
-        canvas = np.zeros((band * len(rows), _STRIDE), dtype=bool)
-        canvas[rows + band_rows, cols] = True
-        labels, _ = ndimage.label(canvas, STRUCTURES[4])
-        parts_of = labels[offsets // _STRIDE + band_rows, offsets % _STRIDE]
-    shapes = []
-    for i in range(len(offsets)):
-        unique = offsets[i][first[i]]
-        cell_rows, cell_cols = (unique // _STRIDE).tolist(), (unique % _STRIDE).tolist()
-        cells = tuple(zip(cell_rows, cell_cols))
-        height, width = cell_rows[-1] + 1, max(cell_cols) + 1
-        if parts_of is None:
-            parts = ((cells, (0, 0, height - 1, width - 1)),)
-        else:
-            groups: dict[int, list] = {}
-            for cell, part in zip(cells, parts_of[i][first[i]].tolist()):
-                groups.setdefault(part, []).append(cell)
-            parts = tuple((tuple(g), (g[0][0], min(c for _, c in g), g[-1][0], max(c for _, c in g)))
-                          for g in groups.values())  # dicts keep first-cell order
-        shapes.append(_Shape(height, width, len(cells), cells, cell_bits[i], halos[i], reaches[i], parts))
-    return shapes
 
 
 class CountGridGenerator:
@@ -328,7 +186,7 @@ class CountGridGenerator:
         palette = [colors.pop(int(rng.random() * len(colors))) for _ in range(randint(rng, 1, config.max_colors))]
 
         capacity = int(config.max_fill * height * width)
-        canvas = _Canvas(height, width, connectivity, background)
+        canvas = Canvas(height, width, connectivity, background)
         for _ in range(randint(rng, min(config.min_objects, capacity), min(config.max_objects, capacity))):
             budget = capacity - canvas.filled
             if budget <= 0:
@@ -339,7 +197,7 @@ class CountGridGenerator:
             canvas.place(shape, palette[int(rng.random() * len(palette))], rng, config.attempts)
         return canvas.count_grid()
 
-    def _pick_shape(self, rng: random.Random, height: int, width: int, connectivity: int) -> _Shape:
+    def _pick_shape(self, rng: random.Random, height: int, width: int, connectivity: int) -> Shape:
         kind = self._kinds[bisect(self._kind_cum, rng.random())]
         limit = self.config.max_object_side
         if kind == "line":
@@ -360,11 +218,11 @@ class CountGridGenerator:
 
     def _build(self, key: tuple):
         kind, connectivity, *size = key
-        build = {"line": _line, "rectangle": _rectangle, "blob": self._blobs}[kind]
+        build = {"line": line_shape, "rectangle": rectangle_shape, "blob": self._blobs}[kind]
         found = self._library[key] = build(*size, connectivity)
         return found
 
-    def _blobs(self, box_h: int, box_w: int, connectivity: int) -> list[_Shape]:
+    def _blobs(self, box_h: int, box_w: int, connectivity: int) -> list[Shape]:
         """Random-walk blobs in a ``box_h`` x ``box_w`` box.
 
         Each step moves to a neighbor under the connectivity, and clipping to the box changes no coordinate by more
@@ -372,113 +230,21 @@ class CountGridGenerator:
         """
         nrng = np.random.default_rng([self.config.library_seed, connectivity, box_h, box_w])
         count, longest = self.config.blobs_per_box, 2 * box_h * box_w
-        steps = _WALK_STEPS[connectivity][nrng.integers(0, len(_WALK_STEPS[connectivity]), (count, longest))]
+        steps = WALK_STEPS[connectivity][nrng.integers(0, len(WALK_STEPS[connectivity]), (count, longest))]
         lengths = nrng.integers(1, longest + 1, (count, 1))
         steps[np.arange(longest)[None, :] >= lengths] = 0  # walks of random length: later steps stay put
         path = np.cumsum(steps, axis=1) + nrng.integers(0, (box_h, box_w), (count, 1, 2))
-        return _make_shapes(np.clip(path[..., 0], 0, box_h - 1), np.clip(path[..., 1], 0, box_w - 1), connectivity)
+        return make_shapes(np.clip(path[..., 0], 0, box_h - 1), np.clip(path[..., 1], 0, box_w - 1), connectivity)
 
 
-def _line(direction: int, length: int, connectivity: int) -> _Shape:
-    """0 horizontal, 1 vertical, 2 diagonal, 3 anti-diagonal."""
-    steps, zeros = np.arange(length), np.zeros(length, dtype=int)
-    rows, cols = [(zeros, steps), (steps, zeros), (steps, steps), (steps, length - 1 - steps)][direction]
-    return _make_shapes(rows[None], cols[None], connectivity)[0]
 
 
-def _rectangle(height: int, width: int, hollow: bool, connectivity: int) -> _Shape:
-    """A filled rectangle, or its frame when ``hollow``."""
-    rows, cols = np.divmod(np.arange(height * width), width)
-    if hollow:
-        keep = (rows == 0) | (rows == height - 1) | (cols == 0) | (cols == width - 1)
-        rows, cols = rows[keep], cols[keep]
-    return _make_shapes(rows[None], cols[None], connectivity)[0]
 
 
-class _Canvas:
-    """Places shapes so that same-colored objects never touch under the grid's connectivity, and keeps the books."""
-
-    def __init__(self, height: int, width: int, connectivity: int, background: int):
-        self.height, self.width, self.connectivity, self.background = height, width, connectivity, background
-        self.taken = 0                 # bits of the cells objects cover
-        self.near = [0] * N_COLORS     # bits where color c may not go: its objects and their neighbors
-        self.placed: list[tuple[int, int, int, _Shape]] = []  # (color, top, left, shape)
-        self.by_color: list[list[tuple[int, int]]] = [[] for _ in range(N_COLORS)]  # (index, bits), for joins
-        self.joins: list[tuple[int, int]] = []  # same-colored placed objects that touch at a corner
-        self.filled = 0
-
-    def place(self, shape: _Shape, color: int, rng: random.Random, attempts: int) -> bool:
-        """Place ``shape`` at the first of ``attempts`` random positions where it fits; False if none does."""
-        rows, cols = self.height - shape.height + 1, self.width - shape.width + 1
-        if rows <= 0 or cols <= 0:
-            return False
-        blocked, bits, draw = self.taken | self.near[color], shape.bits, rng.random
-        for _ in range(attempts):
-            top, left = int(draw() * rows), int(draw() * cols)
-            moved = bits << (top * _STRIDE + left)
-            if not moved & blocked:
-                break
-        else:
-            return False
-        shift = top * _STRIDE + left
-        index = len(self.placed)
-        if self.connectivity == 4:
-            # Side neighbors of the color are blocked, so a same-colored object within reach touches at a corner:
-            # the two are one object under 8-connectivity.
-            reach = shape.reach << shift
-            self.joins += [(other, index) for other, other_bits in self.by_color[color] if other_bits & reach]
-            self.by_color[color].append((index, moved))
-        self.taken |= moved
-        self.near[color] |= shape.halo << shift
-        self.placed.append((color, top, left, shape))
-        self.filled += shape.area
-        return True
-
-    def count_grid(self) -> CountGrid:
-        placed = [GridObject(color, _shift(shape.cells, top, left),
-                             (top, left, top + shape.height - 1, left + shape.width - 1))
-                  for color, top, left, shape in self.placed]
-        # The grid is written out as lists anyway; painting the few object cells into them beats a numpy round trip.
-        grid = [[self.background] * self.width for _ in range(self.height)]
-        for obj in placed:
-            for row, col in obj.cells:
-                grid[row][col] = obj.color
-        if self.connectivity == 4:
-            objects = {4: placed, 8: _join(placed, self.joins)}
-        else:  # an 8-connected object splits into its 4-connected parts (most shapes have one: the object itself)
-            objects = {8: placed, 4: [
-                obj if len(shape.parts) == 1 else
-                GridObject(color, _shift(cells, top, left), (top + t, left + l, top + b, left + r))
-                for obj, (color, top, left, shape) in zip(placed, self.placed) for cells, (t, l, b, r) in shape.parts]}
-        for found in objects.values():
-            found.sort(key=lambda o: o.cells[0])
-        return CountGrid(grid, self.background, self.connectivity, {k: objects[k] for k in CONNECTIVITIES})
 
 
-def _shift(cells: tuple[tuple[int, int], ...], top: int, left: int) -> tuple[tuple[int, int], ...]:
-    return tuple([(top + r, left + c) for r, c in cells])
 
 
-def _join(placed: list[GridObject], joins: list[tuple[int, int]]) -> list[GridObject]:
-    """Merge the objects that touch at a corner (same color) into the objects they form under 8-connectivity."""
-    if not joins:
-        return list(placed)
-    root = list(range(len(placed)))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    for a, b in joins:
-        root[find(a)] = find(b)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(placed)):
-        groups.setdefault(find(i), []).append(i)
-    return [placed[g[0]] if len(g) == 1 else
-            GridObject.from_cells(placed[g[0]].color, [cell for i in g for cell in placed[i].cells])
-            for g in groups.values()]
 
 
 def randint(rng: random.Random, low: int, high: int) -> int:

@@ -18,7 +18,8 @@ from arc_exp.data.prompts import render_prompt
 from arc_exp.synthetic.questions import chat_from_record
 
 
-def qa_requests(record: dict, tokenizer, encoder=None, max_new_tokens: int = 48) -> list[tuple[GenerationRequest, str, str]]:
+def qa_requests(record: dict, tokenizer, encoder=None,
+                max_new_tokens: int = 48) -> list[tuple[GenerationRequest, str, str]]:
     """``(request, question type, expected answer)`` for every question of a generated record."""
     messages = chat_from_record(record, encoder)
     answer_turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]

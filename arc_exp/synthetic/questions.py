@@ -29,14 +29,8 @@ from typing import NamedTuple, Optional, Sequence, Union
 
 from arc_exp.data.encoders import DEFAULT_ENCODER, GridEncoder, ReplaceNumberEncoder, create_grid_encoder
 from arc_exp.data.grid import N_COLORS
-from arc_exp.synthetic.count import (
-    CONNECTIVITIES,
-    CountConfig,
-    CountGrid,
-    CountGridGenerator,
-    GeneratorSettingsError,
-    randint,
-)
+from arc_exp.synthetic.count import CountConfig, CountGridGenerator, GeneratorSettingsError, randint
+from arc_exp.synthetic.objects import CONNECTIVITIES, CountGrid
 
 QUESTION_TYPES = ("count", "areas", "biggest_area", "smallest_area", "count_color", "background", "shape",
                   "most_common_color")

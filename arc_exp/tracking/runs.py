@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 6000
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 
 
 def flatten(config: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -73,24 +74,13 @@ def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(experiment_name)
+        # a model-training experiment: the MLflow UI opens on its runs, not on its GenAI (traces) view
+        return client.create_experiment(experiment_name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
     except MlflowException:  # lost a race with a parallel job: the experiment exists now
         experiment = client.get_experiment_by_name(experiment_name)
         if experiment is None:
             raise
         return experiment.experiment_id
-
-
-def log_artifact_files(logger, paths: Iterable[str | os.PathLike], artifact_path: Optional[str] = None) -> None:
-    """Log files to the run behind a Lightning ``MLFlowLogger`` (a no-op for other loggers)."""
-    run_id = getattr(logger, "run_id", None)
-    if run_id is None:
-        return
-    for path in paths:
-        if Path(path).is_dir():
-            logger.experiment.log_artifacts(run_id, str(path), artifact_path)
-        elif Path(path).exists():
-            logger.experiment.log_artifact(run_id, str(path), artifact_path)
 
 
 try:
@@ -115,41 +105,61 @@ class MLflowStoreCallback(_HydraCallback):
         log.info("MLflow store ready at %s", self.tracking_uri)
 
 
-class EvaluationTracker:
-    """An MLflow run of an evaluation, through ``MlflowClient`` (no Lightning): params, tags, metrics per step
-    (the training step of the checkpoint, so several checkpoints draw a curve) and artifacts."""
+def choice_tags(choices: Mapping[str, Any]) -> dict[str, str]:
+    """``choice/<group>`` tags from Hydra's ``runtime.choices`` (which option of each config group ran), the same for
+    every run type, so the MLflow UI can filter any run by ``tags.`choice/lora` = 'dora'``.
+
+    >>> choice_tags({"lora": "dora", "hydra/launcher": "basic", "debug": None})
+    {'choice/lora': 'dora', 'choice/debug': 'None'}
+    """
+    return {f"choice/{group}": str(option) for group, option in choices.items() if not group.startswith("hydra")}
+
+
+class MLflowRun:
+    """One MLflow run, through MLflow's own ``MlflowClient``: the single path by which every run type (training,
+    evaluation, solve and its stage children, generate) logs params (in batches), tags, metrics per step and artifacts.
+    Training hands :meth:`lightning_logger` to Lightning, which then logs its per-step metrics into this same run."""
 
     def __init__(self, tracking_uri: str, experiment_name: str, run_name: str, tags: Optional[Mapping] = None):
         import mlflow
 
-        from arc_exp.tracking.runs import ensure_experiment
-
         experiment_id = ensure_experiment(tracking_uri, experiment_name)
         self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         tags = {str(k): str(v) for k, v in (tags or {}).items() if v is not None and v != ""}
         self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
 
     @classmethod
-    def start(cls, cfg, resolved: Mapping, overrides: Sequence[str], run_type: str, name_prefix: str,
-              config_file: str | Path, **tags: Any) -> Optional["EvaluationTracker"]:
-        """The MLflow run of an ``evaluate.py`` / ``solve.py`` / ``generate.py`` job, or ``None`` with ``logger=none``.
+    def start(cls, logger_cfg: Optional[Mapping], resolved: Mapping, overrides: Sequence[str], run_type: str,
+              files: Sequence[str | Path] = (), project_root: str | Path = ".", name_prefix: Optional[str] = None,
+              **tags: Any) -> Optional["MLflowRun"]:
+        """The MLflow run of a job, or ``None`` with ``logger=none`` (``logger_cfg`` without ``_target_``).
 
-        Tagged with ``run_type``, the logger's tags, the git commit, the overrides, ``experiment`` and ``tags``;
-        named ``logger.run_name`` or ``<name_prefix>:<overrides>``; the resolved config is logged as params and the
-        already written ``config_file`` as an artifact."""
-        from arc_exp.tracking.runs import flatten, git_commit, run_name_from_overrides
-
-        if cfg.logger.get("_target_") is None:
+        Tagged with ``run_type``, the logger's tags, the git commit, the overrides, ``experiment`` and ``tags``; named
+        ``logger.run_name`` or ``[<name_prefix>:]<overrides>``; the resolved config is logged as params and the
+        already written ``files`` (config.yaml, ...) as artifacts."""
+        if not logger_cfg or logger_cfg.get("_target_") is None:
             return None
-        tags = {**(resolved["logger"].get("tags") or {}), "run_type": run_type,
-                "git_commit": git_commit(cfg.project_root) or "unknown", "overrides": " ".join(overrides),
-                "experiment": str(cfg.get("experiment") or ""), **tags}
-        run_name = cfg.logger.get("run_name") or f"{name_prefix}:{run_name_from_overrides(overrides)}"
-        tracker = cls(cfg.logger.get("tracking_uri"), cfg.logger.experiment_name, run_name, tags)
-        tracker.log_params(flatten(resolved))
-        tracker.client.log_artifact(tracker.run_id, str(config_file))
-        return tracker
+        tags = {**(logger_cfg.get("tags") or {}), "run_type": run_type,
+                "git_commit": git_commit(project_root) or "unknown", "overrides": " ".join(overrides),
+                "experiment": str(resolved.get("experiment") or ""), **tags}
+        name = run_name_from_overrides(overrides)
+        run_name = logger_cfg.get("run_name") or (f"{name_prefix}:{name}" if name_prefix else name)
+        run = cls(logger_cfg.get("tracking_uri"), logger_cfg.get("experiment_name"), run_name, tags)
+        run.log_params(flatten(resolved))
+        run.log_files(files)
+        return run
+
+    def child(self, name: str, **tags: Any) -> "MLflowRun":
+        """A nested run (tag ``mlflow.parentRunId``) in the same experiment: solve.py's stages and per-task TTFT."""
+        return MLflowRun(self.tracking_uri, self.experiment_name, name, {"mlflow.parentRunId": self.run_id, **tags})
+
+    def lightning_logger(self):
+        """A Lightning ``MLFlowLogger`` that writes into this run (never creates one of its own)."""
+        from pytorch_lightning.loggers import MLFlowLogger
+
+        return MLFlowLogger(experiment_name=self.experiment_name, tracking_uri=self.tracking_uri, run_id=self.run_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -172,20 +182,29 @@ class EvaluationTracker:
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i:i + 500])
 
-    def log_artifacts(self, folder: str | Path, artifact_path: Optional[str] = None) -> None:
-        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
-
-    def log_result(self, result: EvaluationResult, paths: Mapping[str, Path], step: int = 0,
-                   artifact_path: Optional[str] = None) -> None:
-        """Metrics, counts and generation counters at ``step``; the files of :func:`write_outputs` as artifacts
-        (under ``artifact_path`` when several checkpoints share the run)."""
-        generation = {f"generation/{k}": v for k, v in result.generation_stats.items()}
-        self.log_metrics({**result.metrics, **result.summary(), **generation}, step=step)
-        for name, path in paths.items():
+    def log_files(self, paths: Iterable[str | os.PathLike], artifact_path: Optional[str] = None) -> None:
+        """Files as artifacts under ``artifact_path``; a folder keeps its name (``<artifact_path>/<folder>/...``)."""
+        for path in map(Path, paths):
             if path.is_dir():
                 self.log_artifacts(path, f"{artifact_path}/{path.name}" if artifact_path else path.name)
             elif path.exists():
                 self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, folder: str | Path, artifact_path: Optional[str] = None) -> None:
+        """The content of ``folder`` under ``artifact_path``."""
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def log_result(self, result: EvaluationResult, paths: Mapping[str, Path], step: int = 0,
+                   artifact_path: Optional[str] = None, prefix: str = "") -> dict[str, float]:
+        """An evaluation's metrics, counts and generation counters at ``step`` (named ``<prefix><metric>``), and the
+        files of :func:`~arc_exp.evaluation.outputs.write_outputs` as artifacts (under ``artifact_path`` when several
+        checkpoints share the run). Returns the logged metrics."""
+        generation = {f"generation/{k}": v for k, v in result.generation_stats.items()}
+        metrics = {f"{prefix}{k}": float(v) for k, v in {**result.metrics, **result.summary(), **generation}.items()
+                   if isinstance(v, (int, float))}
+        self.log_metrics(metrics, step=step)
+        self.log_files(paths.values(), artifact_path)
+        return metrics
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)

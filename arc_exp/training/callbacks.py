@@ -1,4 +1,5 @@
-"""Lightning callbacks: adapter folders every N steps (training), a deadline and a loss record (test-time fine-tuning)."""
+"""Lightning callbacks: adapter folders every N steps (training), a deadline and a loss record (test-time
+fine-tuning)."""
 from __future__ import annotations
 
 import logging

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -16,19 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from arc_exp.data.datamodule import ARCDataModule, TrainingDataset
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.model.adapters import AdapterConfig, trainable_parameters
-from arc_exp.training.callbacks import AdapterCheckpoint
 from arc_exp.model.loader import ModelSpec, load_for_training, load_tokenizer
 from arc_exp.model.vocabulary import (
     CHATS_FOR_VOCABULARY,
     ReducedVocabulary,
     build_reduced_vocabulary,
 )
-from arc_exp.tracking.runs import (
-    flatten,
-    git_commit,
-    log_artifact_files,
-    run_name_from_overrides,
-)
+from arc_exp.tracking.runs import MLflowRun
+from arc_exp.training.callbacks import AdapterCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +118,6 @@ def apply_limit(entries: list, limit: Optional[DictConfig]) -> list:
     return [entry if "chats" in entry else {**limit, **entry} for entry in entries]
 
 
-def build_logger(logger_cfg: DictConfig, overrides: Sequence[str], tags: dict):
-    """An MLflow logger named after the run's overrides, or None for ``logger=none``."""
-    if logger_cfg.get("_target_") is None:
-        return None
-    run_name = logger_cfg.get("run_name") or run_name_from_overrides(overrides)
-    all_tags = {**dict(logger_cfg.get("tags") or {}), **tags}
-    return instantiate(logger_cfg, run_name=run_name, tags=all_tags)
-
-
 def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback], root_dir: str | Path,
                   **overrides) -> pl.Trainer:
     """The one Trainer builder (train.py and TTFT): ``conf/trainer`` holds Trainer arguments only and is instantiated
@@ -166,37 +152,36 @@ def batches_done(checkpoint_path: Optional[str]) -> int:
     return int(progress.get("processed", state.get("global_step", 0)))
 
 
-def log_run_metadata(logger, resolved: dict, overrides: Sequence[str], output_dir: str, project_root: str) -> None:
-    """Params (flattened resolved config), the config as an artifact, overrides, git commit and the run folder."""
-    if logger is None:
-        return
-    logger.log_hyperparams(flatten(resolved))
-    client, run_id = logger.experiment, logger.run_id
-    config_file = Path(output_dir) / "config.yaml"
+def start_run(logger_cfg: Mapping, resolved: dict, overrides: Sequence[str], output_dir: str | Path,
+              project_root: str | Path, tags: Mapping[str, Any]) -> Optional[MLflowRun]:
+    """The training run's MLflow run (``None`` with ``logger=none``): ``config.yaml`` (resolved) and ``overrides.txt``
+    written to the run folder and logged, the flattened config as params, the git commit, overrides and run folder as
+    tags. Lightning logs into it through :meth:`MLflowRun.lightning_logger`."""
+    output_dir = Path(output_dir)
+    config_file, overrides_file = output_dir / "config.yaml", output_dir / "overrides.txt"
     config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    overrides_file = Path(output_dir) / "overrides.txt"
     overrides_file.write_text("\n".join(overrides) + "\n")
-    log_artifact_files(logger, [config_file, overrides_file])
-    client.set_tag(run_id, "git_commit", git_commit(project_root) or "unknown")
-    client.set_tag(run_id, "output_dir", str(Path(output_dir).resolve()))
-    client.set_tag(run_id, "overrides", " ".join(overrides))
+    return MLflowRun.start(logger_cfg, resolved, overrides, "training", [config_file, overrides_file], project_root,
+                           output_dir=str(output_dir.resolve()), **tags)
 
 
-def finish_run(logger, trainer: pl.Trainer, datamodule: ARCDataModule, adapter_cb: AdapterCheckpoint) -> dict:
+def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDataModule,
+               adapter_cb: AdapterCheckpoint) -> dict:
     """Log the counters and the final adapter, return the final metrics."""
     skips = datamodule.train_stream.skips
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    metrics.update({"train/skipped_tasks": skips.skipped_tasks, "val/skipped_test_inputs": datamodule.val_skips.skipped_tasks})
+    metrics.update({"train/skipped_tasks": skips.skipped_tasks,
+                    "val/skipped_test_inputs": datamodule.val_skips.skipped_tasks})
     if skips.skipped_tasks:
         log.warning("%d sampled tasks did not fit max_seq_len with a single example and were skipped (%s)",
                     skips.skipped_tasks, ", ".join(sorted(skips.skipped_ids)[:10]))
-    if logger is not None:
-        for key in ("train/skipped_tasks", "val/skipped_test_inputs"):
-            logger.log_metrics({key: metrics[key]}, step=trainer.global_step)
+    if run is not None:
+        run.log_metrics({key: metrics[key] for key in ("train/skipped_tasks", "val/skipped_test_inputs")},
+                        step=trainer.global_step)
         if adapter_cb.saved:
             final = adapter_cb.saved[-1]
-            log_artifact_files(logger, [final], artifact_path="adapter")
-            logger.experiment.set_tag(logger.run_id, "adapter_path", str(final.resolve()))
+            run.log_artifacts(final, "adapter")
+            run.set_tags({"adapter_path": str(final.resolve())})
     return metrics
 
 
@@ -207,12 +192,14 @@ def prepare_evaluation(cfg: DictConfig):
     from arc_exp.evaluation.settings import settings_from_config
 
     inference = instantiate(cfg.inference)
-    settings = settings_from_config(cfg, inference, cfg.evaluation.predictions_per_task)
+    settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
+                                    inference, cfg.evaluation.predictions_per_task, cfg.seed,
+                                    cfg.data.get("max_seq_len", 8192))
     tasks = load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
     return inference, settings, tasks
 
 
-def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_dir: str, logger,
+def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_dir: str, run: Optional[MLflowRun],
                             step: int) -> dict:
     """Predict ``data.eval`` with the model just trained (``evaluation.enabled=true``) and log ``eval/*`` metrics
     into the training run, so one MLflow run holds a whole row of an iteration table (losses and accuracies)."""
@@ -229,17 +216,14 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
                           cfg.evaluation.plots.successes, cfg.seed)
     metrics = {f"eval/{k}": float(v) for k, v in {**result.metrics, **result.summary()}.items()
                if isinstance(v, (int, float))}
-    if logger is not None:
-        logger.log_metrics(metrics, step=step)
-        log_artifact_files(logger, [p for p in paths.values() if not p.is_dir()], artifact_path="evaluation")
-        for name, folder in paths.items():  # folders keep their name: evaluation/plots/...
-            if folder.is_dir():
-                log_artifact_files(logger, [folder], artifact_path=f"evaluation/{folder.name}")
+    if run is not None:
+        run.log_metrics(metrics, step=step)
+        run.log_files(paths.values(), "evaluation")  # folders keep their name: evaluation/plots/...
     log.info("evaluation on %d tasks: %s", len(tasks), {k: round(v, 4) for k, v in metrics.items()})
     return metrics
 
 
-def evaluate_count_qa(model, tokenizer, cfg: DictConfig, logger, step: int) -> dict:
+def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int) -> dict:
     """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``), logged as
     ``qa/<type>`` metrics into the training run (seed iteration 2)."""
     from itertools import islice
@@ -260,7 +244,7 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, logger, step: int) -> d
                                         tokenizer, encoder=instantiate(cfg.encoder))
     finally:
         model.train(was_training)  # before training (evaluation.count_qa.before), dropout must come back on
-    if logger is not None:
-        logger.log_metrics(metrics, step=step)
+    if run is not None:
+        run.log_metrics(metrics, step=step)
     log.info("count QA on %d chats: %s", len(records), {k: round(v, 3) for k, v in metrics.items()})
     return metrics

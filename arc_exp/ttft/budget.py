@@ -1,4 +1,5 @@
-"""The solver's time budget: one clock shared by the TTFT and prediction stages, so short on time means fewer TTFT steps and fewer predictions, never a missing submission."""
+"""The solver's time budget: one clock shared by the TTFT and prediction stages, so short on time means fewer TTFT steps
+and fewer predictions, never a missing submission."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""The TTFT dataset: the test tasks' own train examples turned into training tasks (n-1: each example in turn the target, the others shown; n-2 as well with two left out), and the challenge tasks a solve run loads."""
+"""The TTFT dataset: the test tasks' own train examples turned into training tasks (n-1: each example in turn the
+target, the others shown; n-2 as well with two left out), and the challenge tasks a solve run loads."""
 from __future__ import annotations
 
 import json

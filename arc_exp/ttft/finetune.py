@@ -1,4 +1,5 @@
-"""Fine-tuning at test time: the model loaded from the starting checkpoint, trained on the TTFT dataset with Lightning within a deadline, losses recorded, the adapter saved."""
+"""Fine-tuning at test time: the model loaded from the starting checkpoint, trained on the TTFT dataset with Lightning
+within a deadline, losses recorded, the adapter saved."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
-"""TTFT settings (conf/ttft/): steps, learning rate, batch, augmentation and which TTFT tasks (n-1, n-2); checked when composed."""
+"""TTFT settings (conf/ttft/): steps, learning rate, batch, augmentation and which TTFT tasks (n-1, n-2); checked when
+composed."""
 from __future__ import annotations
 
 import dataclasses
@@ -24,7 +25,8 @@ class TTFTSettings:
     - ``n2``: add the n-2 tasks to the n-1 tasks; ``holdout``: hold out each task's last train example and report
       its answer loss before and after TTFT;
     - ``steps``: optimizer steps of each fine-tuning (the shared adapter's, or each task's);
-    - ``learning_rate``, ``weight_decay``, ``scheduler`` (a partial of :mod:`arc_exp.training.schedulers`), ``batch_size``,
+    - ``learning_rate``, ``weight_decay``, ``scheduler`` (a partial of :mod:`arc_exp.training.schedulers`),
+      ``batch_size``,
       ``bucket_batches``: as in training;
     - ``augmentation``: the :class:`AugmentationPolicy` sampled for every TTFT sample (D8, colors, example order).
     """
@@ -56,7 +58,8 @@ class TTFTSettings:
                 raise TTFTConfigError(f"ttft.{key} must be a number {'> 0' if key == 'learning_rate' else '>= 0'}"
                                       f", got {value!r}")
         if not isinstance(self.augmentation, AugmentationPolicy):
-            raise TTFTConfigError(f"ttft.augmentation must build an arc_exp.data.augmentation_policy.AugmentationPolicy, got "
+            raise TTFTConfigError(f"ttft.augmentation must build an AugmentationPolicy "
+                                  f"(arc_exp.data.augmentation_policy), got "
                                   f"{type(self.augmentation).__name__}")
 
     def describe(self) -> dict:

@@ -75,7 +75,7 @@ from arc_exp.model.adapters import AdapterConfig
 from arc_exp.model.checkpoints import read_checkpoint_config, save_checkpoint
 from arc_exp.model.loader import ModelSpec
 from arc_exp.model.tokenizer import vocabulary_of
-from arc_exp.tracking.runs import EvaluationTracker
+from arc_exp.tracking.runs import MLflowRun
 from arc_exp.ttft.budget import Budget, predictions_for_next, steps_within
 from arc_exp.ttft.dataset import TTFTDataset, build_ttft_dataset, ids_text
 from arc_exp.ttft.ensemble import MODEL, ensemble_submission
@@ -86,9 +86,6 @@ from arc_exp.ttft.finetune import (
 )
 from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
 from arc_exp.ttft.stages import (
-    child_run,
-    finish_child_run,
-    lightning_logger,
     read_marker,
     write_marker,
 )
@@ -242,7 +239,7 @@ class Solver:
     progress: bool = True
 
     def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget,
-            tracker: Optional[EvaluationTracker] = None,
+            tracker: Optional[MLflowRun] = None,
             ensemble: Sequence[tuple[str, Optional[dict]]] = ((MODEL, None),)) -> SolveResult:
         """Run (or resume) the stages on ``tasks`` in ``run_dir`` and write ``submission.json`` there."""
         if not tasks:
@@ -306,11 +303,11 @@ class Solver:
             note = "no task has 2 or more train examples: there is nothing to fine-tune on"
             log.warning("dataset: %s", note)
             result.notes.append(note)
-        run = child_run(tracker, "dataset", stage="dataset")
+        run = tracker and tracker.child("dataset", stage="dataset")
         if run is not None:
             run.log_metrics(summary)
             run.client.log_artifact(run.run_id, str(folder / "report.json"))
-        finish_child_run(run)
+        _finish(run, "FINISHED")
         write_marker(folder, {"stage": "dataset", "summary": summary, "ttft": self.ttft.describe()})
         return dataset
 
@@ -341,7 +338,7 @@ class Solver:
             result.notes.append(note)
             return none  # no marker: a resume with more time fine-tunes
         deadline = budget.clock() + seconds if budget.limited else None
-        run = child_run(tracker, "ttft", stage="ttft", mode="per_task" if self.ttft.per_task else "shared")
+        run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.ttft.per_task else "shared")
         status = "FAILED"
         try:
             if self.ttft.per_task:
@@ -353,7 +350,7 @@ class Solver:
             info = self._ttft_report(adapters, outcomes, run)
             status = "FINISHED"
         finally:
-            finish_child_run(run, status)
+            _finish(run, status)
         if complete:
             write_marker(folder, info)
         else:  # tasks left untrained for lack of time: a resume trains them
@@ -392,7 +389,7 @@ class Solver:
         outcome = fine_tune(model, self.tokenizer, datasets, self.ttft, self.evaluation.encoder,
                             self.evaluation.prompt_version, self.evaluation.max_seq_len, self.evaluation.seed,
                             self.trainer_options, self.ttft.steps, folder, deadline, budget.clock,
-                            lightning_logger(run), list(dataset.holdout.values()), self.progress)
+                            run and run.lightning_logger(), list(dataset.holdout.values()), self.progress)
         outcome.adapter = str(self._save(model, folder / "adapter"))
         self._log_outcome(outcome, "shared adapter")
         del model
@@ -420,7 +417,7 @@ class Solver:
                 log.warning("ttft %d/%d task %s: no time left in the budget, predicted with the checkpoint", number,
                             len(todo), task_id)
                 continue
-            task_run = child_run(run, f"ttft:{task_id}", stage="ttft", task_id=task_id)
+            task_run = run and run.child(f"ttft:{task_id}", stage="ttft", task_id=task_id)
             status = "FAILED"
             try:
                 model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed,
@@ -432,7 +429,7 @@ class Solver:
                 outcome = fine_tune(model, self.tokenizer, datasets, self.ttft, self.evaluation.encoder,
                                     self.evaluation.prompt_version, self.evaluation.max_seq_len,
                                     self.evaluation.seed, self.trainer_options, steps, task_folder, task_deadline,
-                                    budget.clock, lightning_logger(task_run), holdout, progress=False,
+                                    budget.clock, task_run and task_run.lightning_logger(), holdout, progress=False,
                                     task_id=task_id)
                 outcome.planned_steps = self.ttft.steps
                 outcome.adapter = str(self._save(model, task_folder / "adapter"))
@@ -444,7 +441,7 @@ class Solver:
                 outcome = FineTuneOutcome(task_id, note=str(error))
                 status = "FINISHED"
             finally:
-                finish_child_run(task_run, status)
+                _finish(task_run, status)
                 gc.collect()
             spent, steps_done = spent + outcome.seconds, steps_done + outcome.steps
             adapters[task_id] = outcome.adapter
@@ -492,7 +489,7 @@ class Solver:
         generators, skipped, failed = [], [], []
         spent, made, test_left = 0.0, 0, sum(len(t.test) for t in tasks)
         bar = tqdm(total=len(tasks), desc="predict", unit="task", disable=not self.progress, dynamic_ncols=True)
-        run = child_run(tracker, "predict", stage="predict")
+        run = tracker and tracker.child("predict", stage="predict")
         status = "FAILED"
         try:
             for adapter, group in groups.items():
@@ -541,7 +538,7 @@ class Solver:
             status = "FINISHED"
         finally:
             bar.close()
-            finish_child_run(run, status)
+            _finish(run, status)
         if skipped:
             note = (f"time budget: {len(skipped)} of {len(tasks)} tasks got no prediction (fallback attempts): "
                     f"{ids_text(skipped)}")
@@ -597,5 +594,6 @@ class Solver:
             log.error("worked around: %s", error)
 
 
-
-
+def _finish(run: Optional[MLflowRun], status: str) -> None:
+    if run is not None:
+        run.finish(status)
