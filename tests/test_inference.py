@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from arc_exp.data.selection import select_tasks
 from arc_exp.data.sources import load_source
 from arc_exp.data.encoders import create_grid_encoder
-from arc_exp.inference.generator import HFGenerator, greedy_reference, sample_token
+from arc_exp.inference.generator import HFGenerator, greedy_reference
+from arc_exp.inference.decoding import sample_token
 from arc_exp.inference.batching import common_prefix_length, length_batches, prefill_groups
 from arc_exp.inference.config import InferenceConfig, InferenceConfigError, create_generator
 from arc_exp.inference.requests import FunctionGenerator, Generation, GenerationRequest, Generator, finite_or_none

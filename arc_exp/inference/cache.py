@@ -1,4 +1,12 @@
-"""The key/value cache of a shared prompt prefix, grown in place across batches."""
+"""The key/value cache of batched decoding, grown in place: the one adapter between arc_exp and transformers' cache API.
+
+Why not a public cache class as it is: ``DynamicCache`` concatenates at every decode step (``torch.cat`` took a quarter
+of a decode step at batch 8 with SmolLM2-135M on CPU), and ``StaticCache`` preallocates but for a batch size and
+length fixed at creation, while here the batch is assembled from prefix groups prefilled apart (:func:`join_prefills`)
+and shrinks as answers finish (``batch_select_indices``) or backtracks (DFS ``truncate``). :class:`GrowingCache` keeps
+``DynamicCache``'s public interface and only replaces how a layer stores its keys and values; tests/test_inference.py
+checks that decoding with it gives the tokens of plain ``generate`` (greedy reference).
+"""
 from __future__ import annotations
 
 from typing import Optional

@@ -127,7 +127,9 @@ class MLflowRun:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-        tags = {str(k): str(v) for k, v in (tags or {}).items() if v is not None and v != ""}
+        # empty values are left out, but for sweep_id: a run outside a sweep is tagged sweep_id='' so the UI's
+        # filter tags.sweep_id = '' finds the single runs
+        tags = {str(k): str(v) for k, v in (tags or {}).items() if v is not None and (v != "" or k == "sweep_id")}
         self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
 
     @classmethod
