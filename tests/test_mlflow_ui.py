@@ -205,7 +205,7 @@ def test_run_page_shows_the_run_its_params_and_metrics(page, smoke_run, mlflow_s
 
     # the run: its name (the overrides that made it) as the heading, finished, its id
     assert page.get_by_test_id("runs-header").inner_text() == run.info.run_name
-    assert run.info.run_name.startswith("augmentation=none,data.eval.first_n=1,")
+    assert run.info.run_name.startswith("augmentation=none,callbacks.checkpoint_every_n_steps=2,data.eval.first_n=1,")
     page.get_by_text("Finished", exact=True).first.wait_for()
     page.get_by_text(run.info.run_id, exact=True).first.wait_for()
 

@@ -400,7 +400,7 @@ def test_challenges_without_train_examples_are_predicted_anyway(store, caplog):
 
 def test_a_failing_task_gets_fallback_attempts(store, caplog, monkeypatch):
     """A generation error in one task (say, out of memory on its long prompt) costs that task only."""
-    import arc_exp.inference.generator
+    import arc_exp.inference.config
     from arc_exp.inference.requests import FunctionGenerator
 
     def answer(request):
@@ -408,7 +408,7 @@ def test_a_failing_task_gets_fallback_attempts(store, caplog, monkeypatch):
             raise RuntimeError("out of memory")
         return "not a grid"
 
-    monkeypatch.setattr(arc_exp.inference.generator, "create_generator", lambda config, model, tokenizer: FunctionGenerator(answer))
+    monkeypatch.setattr(arc_exp.inference.config, "create_generator", lambda config, model, tokenizer: FunctionGenerator(answer))
     folder, _ = store
     run_dir = folder / "failing"
     with caplog.at_level(logging.ERROR, logger="arc_exp.ttft"):
