@@ -152,3 +152,42 @@ def test_datamodule_refuses_a_max_seq_len_no_task_fits(tokenizer):
                       bucket_batches=1)
     with pytest.raises(ValueError, match="data.max_seq_len must be at least 16, got 8"):
         ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=8)
+
+
+def test_without_dropping_examples_a_task_that_does_not_fit_whole_is_skipped(tokenizer):
+    """data.drop_examples_to_fit=false (the seeds without --remove_train_samples_to_fit_max_seq_len)."""
+    assert len(task_sample(THREE, ENCODER, VERSION, tokenizer, 161, drop_examples=False)) == 161
+    assert task_sample(THREE, ENCODER, VERSION, tokenizer, 160, drop_examples=False) is None
+    # at 150 THREE fits only by dropping an example: every sample of it is now a skip, counted as such
+    whole = stream(tokenizer, [THREE, TASK], max_seq_len=150, drop_examples_to_fit=False)
+    samples = [whole.sample(k) for k in range(8)]
+    assert {s.task_id for s in samples if s is not None} == {"0a1b2c3d"}
+    assert all(s.dropped_examples == 0 for s in samples if s is not None)
+    assert whole.skips.skipped_tasks == sum(s is None for s in samples) > 0
+    assert (whole.skips.skipped_ids, whole.skips.dropped_examples) == ({"3e3e3e3e"}, 0)
+    # the default drops instead: the same draws, no skip
+    dropping = stream(tokenizer, [THREE, TASK], max_seq_len=150)
+    assert all(dropping.sample(k) is not None for k in range(8)) and dropping.skips.skipped_tasks == 0
+    assert dropping.skips.dropped_examples == whole.skips.skipped_tasks
+
+
+def test_datamodule_without_dropping_examples_names_the_key(tokenizer):
+    dataset = TrainingDataset(name="tiny", tasks=[THREE], prompt=VERSION, swap_train_test=False)
+    with pytest.raises(ValueError, match=r"none fits with all its train examples \(data.drop_examples_to_fit=false\)"):
+        ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=150, batch_size=1,
+                      bucket_batches=1, drop_examples_to_fit=False)
+    with pytest.raises(ValueError, match="data.drop_examples_to_fit must be true or false, got 'no'"):
+        ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=150,
+                      drop_examples_to_fit="no")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("loss_weight", -1, "data.train[0].loss_weight must be a number >= 0, got -1"),
+    ("loss_weight", "2", "data.train[0].loss_weight must be a number >= 0, got '2'"),
+    ("weight", 0, "data.train[0].weight must be a number > 0, got 0"),
+])
+def test_bad_entry_weights_name_the_key(key, value, message):
+    entry = {"source": "arc1-training", "first_n": 1, "prompt": VERSION, key: value}
+    with pytest.raises(ValueError) as error:
+        TrainingDataset.from_config(entry, where="data.train[0]")
+    assert str(error.value) == message

@@ -108,7 +108,8 @@ def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int
     val_tasks = TaskSetSpec.from_config(val).load() if val else []
     return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
                          max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
-                         bucket_batches=data_cfg.get("bucket_batches", 64))
+                         bucket_batches=data_cfg.get("bucket_batches", 64),
+                         drop_examples_to_fit=data_cfg.get("drop_examples_to_fit", True))
 
 
 def apply_limit(entries: list, limit: Optional[DictConfig]) -> list:
@@ -173,8 +174,10 @@ def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDat
     metrics.update({"train/skipped_tasks": skips.skipped_tasks,
                     "val/skipped_test_inputs": datamodule.val_skips.skipped_tasks})
     if skips.skipped_tasks:
-        log.warning("%d sampled tasks did not fit max_seq_len with a single example and were skipped (%s)",
-                    skips.skipped_tasks, ", ".join(sorted(skips.skipped_ids)[:10]))
+        fit = "with a single example" if datamodule.train_stream.drop_examples_to_fit else \
+            "with all their examples (data.drop_examples_to_fit=false)"
+        log.warning("%d sampled tasks did not fit max_seq_len %s and were skipped (%s)", skips.skipped_tasks, fit,
+                    ", ".join(sorted(skips.skipped_ids)[:10]))
     if run is not None:
         run.log_metrics({key: metrics[key] for key in ("train/skipped_tasks", "val/skipped_test_inputs")},
                         step=trainer.global_step)
