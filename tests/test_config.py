@@ -174,8 +174,8 @@ def test_schedulers_build_on_an_optimizer(option):
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     scheduler = instantiate(compose_train([f"scheduler={option}"]).scheduler)(optimizer, total_steps=100)
     assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
-    # warmup 5% of 100 = 5 steps for all but constant; the first step starts at 1/6 of the rate
-    expected = 1e-3 if option == "constant" else 1e-3 / 6
+    # warmup 5% of 100 = 5 steps (cyclic: 5% of each 25-step cycle, 1 step) for all but constant, from 0
+    expected = 1e-3 if option == "constant" else 0.0
     assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
 
 
