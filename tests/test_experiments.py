@@ -16,7 +16,7 @@ def test_the_seed_iterations_are_presets():
 
 
 @pytest.mark.parametrize("scale, options", [("smoke", "none,n1"),
-                                            ("gpu", "none,n1,n1_geometric,n1_color_keep_original,n2")])
+                                            ("gpu", "none,n1_plain,n1_geometric,n1,n1_color_keep_original,n2")])
 def test_ttft_preset_sweeps_solve_options(scale, options):
     from hydra import compose, initialize_config_dir
 
