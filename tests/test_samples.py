@@ -191,3 +191,68 @@ def test_bad_entry_weights_name_the_key(key, value, message):
     with pytest.raises(ValueError) as error:
         TrainingDataset.from_config(entry, where="data.train[0]")
     assert str(error.value) == message
+
+
+# a task as it is at test time: train pairs and a test input whose output is unknown
+UNSOLVED = Task.from_dict("5e5e5e5e", {
+    "train": [{"input": [[1]], "output": [[2]]}, {"input": [[3]], "output": [[4]]}],
+    "test": [{"input": [[9, 9]]}],
+})
+
+
+def answer_text(tokenizer, sample: Sample) -> str:
+    return tokenizer.decode(unmasked(sample))
+
+
+def test_input_from_inputs_trains_on_test_inputs_of_tasks_without_outputs(tokenizer):
+    """Seed iteration 22: every input of a task, its test inputs too, is a target; no test output is needed."""
+    dataset = TrainingDataset(name="unsolved", tasks=[UNSOLVED], prompt="input-from-inputs-v0", swap_train_test=False)
+    stream = TrainingStream([dataset], ENCODER, tokenizer, NO_AUGMENTATION, 4096, batch_size=2, seed=3,
+                            bucket_batches=2)
+    answers = [answer_text(tokenizer, stream.sample(k)) for k in range(12)]
+    assert set(answers) == {"1<|im_end|>\n", "3<|im_end|>\n", "99<|im_end|>\n"}
+    # the test input as target: both train inputs shown, in order
+    test_target = next(stream.sample(k) for k in range(12) if answers[k] == "99<|im_end|>\n")
+    assert "## Input 1\n\n1\n\n## Input 2\n\n3\n\n## New input" in tokenizer.decode(test_target.input_ids)
+
+
+def test_dropping_examples_keeps_the_new_input_target(tokenizer):
+    """Fitting max_seq_len drops shown grids, never the target (before, a dropped train example moved the index
+    past the last grid and the sample had no answer)."""
+    dataset = TrainingDataset(name="three", tasks=[THREE], prompt="input-from-inputs-v0", swap_train_test=False)
+    full = TrainingStream([dataset], ENCODER, tokenizer, NO_AUGMENTATION, 4096, batch_size=1, seed=0,
+                          bucket_batches=1)
+    lengths = {len(full.sample(k)) for k in range(8)}
+    assert len(lengths) == 1
+    tight = TrainingStream([dataset], ENCODER, tokenizer, NO_AUGMENTATION, max(lengths) - 1, batch_size=1, seed=0,
+                           bucket_batches=1)
+    for k in range(8):
+        whole, fitted = full.sample(k), tight.sample(k)
+        assert fitted.dropped_examples == 1
+        assert answer_text(tokenizer, fitted) == answer_text(tokenizer, whole) != ""
+
+
+def test_output_from_examples_needs_known_test_outputs(tmp_path):
+    from arc_exp.data.sources import save_tasks
+
+    save_tasks([UNSOLVED], tmp_path / "unsolved.json")
+    entry = {"source": str(tmp_path / "unsolved.json"), "prompt": "output-from-examples-v0", "swap_train_test": True}
+    with pytest.raises(ValueError) as error:
+        TrainingDataset.from_config(entry, where="data.train[1]")
+    assert str(error.value) == (
+        f"data.train[1]: 1 tasks of '{tmp_path / 'unsolved.json'}' have no known test output to train prompt "
+        f"'output-from-examples-v0' on (5e5e5e5e); train input-from-inputs-v0 on them, or use a source with solutions")
+    inputs = TrainingDataset.from_config({**entry, "prompt": "input-from-inputs-v0"})
+    assert [t.task_id for t in inputs.tasks] == ["5e5e5e5e"]
+
+
+def test_test_outputs_false_trains_on_the_evaluation_set_as_at_test_time():
+    entry = {"source": "arc1-evaluation", "first_n": 3, "test_outputs": False, "prompt": "input-from-inputs-v0"}
+    dataset = TrainingDataset.from_config(entry)
+    assert [t.task_id for t in dataset.tasks] == ["00576224", "009d5c81", "00dbd492"]
+    assert all(e.output is None for t in dataset.tasks for e in t.test)
+    assert all(e.output is not None for t in dataset.tasks for e in t.train)
+    with pytest.raises(ValueError, match="have no known test output to train prompt 'output-from-examples-v1'"):
+        TrainingDataset.from_config({**entry, "prompt": "output-from-examples-v1"})
+    with pytest.raises(ValueError, match="test_outputs must be true or false, got 'no'"):
+        TrainingDataset.from_config({**entry, "test_outputs": "no"})

@@ -223,7 +223,7 @@ def one_sample_batch(weight: float) -> dict:
 def test_default_weights_give_the_unweighted_mean_bit_for_bit(tiny_model):
     """All weights 1 (every data entry's default): exactly the loss of before weights stopped cancelling out
     (sum of weighted terms / sum of weights), so the pinned losses and the seeds' runs do not move."""
-    from arc_exp.lit_module import answer_loss
+    from arc_exp.training.module import answer_loss
 
     batch = {"input_ids": torch.tensor([[5, 6, 7, 8, 2], [9, 10, 11, 2, 2]]),
              "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]),
@@ -242,7 +242,7 @@ def test_default_weights_give_the_unweighted_mean_bit_for_bit(tiny_model):
 
 
 def test_a_weight_of_2_doubles_the_gradient_of_a_one_sample_batch(tiny_model):
-    from arc_exp.lit_module import answer_loss
+    from arc_exp.training.module import answer_loss
 
     params = [p for p in tiny_model.parameters() if p.requires_grad]
     grads = {}
@@ -260,7 +260,7 @@ def test_a_weight_of_2_doubles_the_gradient_of_a_one_sample_batch(tiny_model):
 def test_a_batch_from_one_entry_keeps_its_weight(tiny_model):
     """Two samples of the same entry (weight 0.5): half the unweighted loss, where dividing by the weights gave it
     back unchanged."""
-    from arc_exp.lit_module import answer_loss
+    from arc_exp.training.module import answer_loss
 
     batch = {"input_ids": torch.tensor([[5, 6, 7, 8, 2], [9, 10, 11, 2, 2]]),
              "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]),
@@ -432,3 +432,19 @@ def test_joblib_multirun_logs_one_run_per_job(background):
     for run in runs:  # the same data and seed: the first step (before any update) has the reference's loss
         history = metric_history(f"sqlite:///{background.folder}/multirun.db", run.info.run_id, "train/loss")
         assert history[0] == pytest.approx(PINNED_TRAIN_LOSS[0], abs=TOLERANCE)
+
+
+def test_task_of_interest_steps_sets_max_steps_before_the_config_is_logged(store):
+    """data.task_of_interest_steps=2 on a mixture of output-from-examples (weight 1) and input-from-inputs (weight
+    0.5, the evaluation set's inputs without its test outputs): 3 steps, as the logged params and the run show."""
+    folder, uri = store
+    run_dir = folder / "task_of_interest"
+    mixture = (f"data.train=[{{source:arc1-training,max_grid_side:4,first_n:8,prompt:{PROMPT},weight:1.0}},"
+               "{source:arc1-evaluation,max_grid_side:4,first_n:8,test_outputs:false,prompt:input-from-inputs-v0,"
+               "weight:0.5,swap_train_test:false}]")
+    run_train(run_dir, train_overrides(uri, mixture, "data.task_of_interest_steps=2", "trainer.max_steps=100",
+                                       "trainer.checkpoint_every_n_steps=0"))
+    run = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id_of(uri, run_dir))
+    assert (run.data.params["trainer.max_steps"], run.data.params["data.task_of_interest_steps"]) == ("3", "2")
+    assert sorted(losses(uri, run_dir)) == [0, 1, 2]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["max_steps"] == 3

@@ -20,7 +20,7 @@ from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Task
-from arc_exp.data.prompts import check_prompt_version
+from arc_exp.data.prompts import answer_indices, check_prompt_version, training_view
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ class TrainingDataset:
         tasks = spec.load()
         if not tasks:
             raise ValueError(f"{where}: source '{spec.source}' with this selection holds no task")
+        unanswered = [t.task_id for t in tasks if not answer_indices(t, options["prompt"])]
+        if unanswered:
+            raise ValueError(f"{where}: {len(unanswered)} tasks of '{spec.source}' have no known test output to "
+                             f"train prompt '{options['prompt']}' on ({', '.join(unanswered[:5])}"
+                             f"{', ...' if len(unanswered) > 5 else ''}); train input-from-inputs-v0 on them, or "
+                             f"use a source with solutions")
         check_weights(options, where)
         return cls(name=spec.source, tasks=tasks, **options)
 
@@ -126,9 +132,10 @@ class TrainingStream(IterableDataset):
         if dataset.swap_train_test and task.has_solutions:
             task = rng.choice(swap_train_test(task))
         task, _ = self.policy(task, rng)
-        test_index = rng.randrange(len(task.test)) if task.has_solutions else 0
-        if task.test[test_index].output is None:
+        targets = answer_indices(task, dataset.prompt)  # input-from-inputs: test inputs too, outputs or not
+        if not targets:
             raise ValueError(f"task {task.task_id} from '{dataset.name}' has no known test output to train on")
+        task, test_index = training_view(task, dataset.prompt, rng.choice(targets))
         sample = task_sample(task, self.encoder, dataset.prompt, self.tokenizer, self.max_seq_len, test_index,
                              dataset.loss_weight, drop_examples=self.drop_examples_to_fit)
         if sample is None:
