@@ -443,7 +443,7 @@ def test_task_of_interest_steps_sets_max_steps_before_the_config_is_logged(store
                "{source:arc1-evaluation,max_grid_side:4,first_n:8,test_outputs:false,prompt:input-from-inputs-v0,"
                "weight:0.5,swap_train_test:false}]")
     run_train(run_dir, train_overrides(uri, mixture, "data.task_of_interest_steps=2", "trainer.max_steps=100",
-                                       "trainer.checkpoint_every_n_steps=0"))
+                                       "callbacks.checkpoint_every_n_steps=0"))
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id_of(uri, run_dir))
     assert (run.data.params["trainer.max_steps"], run.data.params["data.task_of_interest_steps"]) == ("3", "2")
     assert sorted(losses(uri, run_dir)) == [0, 1, 2]
