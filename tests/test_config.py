@@ -174,8 +174,8 @@ def test_schedulers_build_on_an_optimizer(option):
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     scheduler = instantiate(compose_train([f"scheduler={option}"]).scheduler)(optimizer, total_steps=100)
     assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
-    # warmup 5% of 100 = 5 steps for all but constant; the first step starts at 1/6 of the rate
-    expected = 1e-3 if option == "constant" else 1e-3 / 6
+    # warmup 5% of 100 = 5 steps (cyclic: 5% of each 25-step cycle, 1 step) for all but constant, from 0
+    expected = 1e-3 if option == "constant" else 0.0
     assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
 
 
@@ -186,6 +186,20 @@ DATA = {  # option -> ([(source, tasks, prompt, weight, swap_train_test)], val t
                             ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
                             ("arc1-training", 400, "output-from-outputs-v0", 0.5, False)], 50, 400),
     "arc-agi-2-training": ([("arc-agi-2-training", 1000, "output-from-examples-v1", 1.0, True)], 30, 120),
+    # seed iteration 22's mixtures: new inputs also from the evaluation set (train and test inputs, no test outputs)
+    "arc1-inputs": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+                     ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
+                     ("arc1-evaluation", 400, "input-from-inputs-v0", 0.5, False)], 50, 400),
+    "arc1-inputs-outputs": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+                             ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
+                             ("arc1-evaluation", 400, "input-from-inputs-v0", 0.5, False),
+                             ("arc1-training", 400, "output-from-outputs-v0", 1.0, False)], 50, 400),
+    "arc1-half-inputs-outputs": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+                                  ("arc1-training", 400, "input-from-inputs-v0", 0.25, False),
+                                  ("arc1-evaluation", 400, "input-from-inputs-v0", 0.25, False),
+                                  ("arc1-training", 400, "output-from-outputs-v0", 0.5, False)], 50, 400),
+    "arc1-inputs-only": ([("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
+                          ("arc1-evaluation", 400, "input-from-inputs-v0", 0.5, False)], 50, 400),
 }
 
 
@@ -201,6 +215,10 @@ def test_data_options_load_their_task_sets(option):
     assert [(d.name, len(d.tasks), d.prompt, d.weight, d.swap_train_test) for d in train] == expected_train
     assert (len(val), len(evaluation)) == (expected_val, expected_eval)
     assert (cfg.data.max_seq_len, cfg.data.batch_size) == (8192, 1)
+    assert (cfg.data.drop_examples_to_fit, cfg.data.task_of_interest_steps) == (True, None)
+    # new inputs from the evaluation set: its test outputs are dropped
+    assert all(e.output is None for d in train if d.name == "arc1-evaluation" and d.prompt == "input-from-inputs-v0"
+               for t in d.tasks for e in t.test)
 
 
 def test_debug_smoke_selects_a_handful_of_small_tasks():

@@ -16,7 +16,7 @@ def test_the_seed_iterations_are_presets():
 
 
 @pytest.mark.parametrize("scale, options", [("smoke", "none,n1"),
-                                            ("gpu", "none,n1,n1_geometric,n1_color_keep_original,n2")])
+                                            ("gpu", "none,n1_plain,n1_geometric,n1,n1_color_keep_original,n2")])
 def test_ttft_preset_sweeps_solve_options(scale, options):
     from hydra import compose, initialize_config_dir
 
@@ -64,3 +64,48 @@ def test_iter12_gpu_sweep_is_the_seeds():
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     assert params["lora.r"] == "16,32,64,128,256" and params["learning_rate"] == "1e-4,2e-4,4e-4"
     assert params["model"] == "qwen2-0.5b,qwen2-1.5b"
+
+
+@pytest.mark.parametrize("scale, steps", [("smoke", 5), ("gpu", 5000)])
+def test_iter22_rows_take_the_same_steps_on_the_task_of_interest(scale, steps):
+    """Seed iteration 22's fairness rule: every row trains the same steps on output-from-examples; the new-input
+    and new-output tasks add their steps (5k inputs: 2x, 5k inputs + 5k outputs: 3x, 2.5k + 2.5k: 2x)."""
+    from arc_exp.training import recipe as training
+
+    cfg = compose_train(["experiment=iter22_inputs_distribution", f"scale={scale}"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    rows = params["data"].split(",")
+    assert rows == ["arc1-training", "arc1-inputs", "arc1-inputs-outputs", "arc1-half-inputs-outputs"]
+    assert params.get("data.task_of_interest_steps") == ("5000,10000" if scale == "gpu" else None)
+    assert cfg.data.task_of_interest_steps == steps
+    max_steps = {}
+    for row in rows:
+        row_cfg = compose_train(["experiment=iter22_inputs_distribution", f"scale={scale}", f"data={row}"])
+        entries = OmegaConf.to_container(row_cfg.data.train, resolve=True)
+        max_steps[row] = training.steps_for_task_of_interest(entries, row_cfg.data.task_of_interest_steps)
+        inputs = [e for e in entries if e["prompt"] == "input-from-inputs-v0"]
+        # the new inputs come from the evaluation set's inputs too, never from its test outputs
+        assert not inputs or {"source": "arc1-evaluation", "test_outputs": False}.items() <= inputs[-1].items()
+    assert max_steps == {"arc1-training": steps, "arc1-inputs": 2 * steps, "arc1-inputs-outputs": 3 * steps,
+                         "arc1-half-inputs-outputs": 2 * steps}
+
+
+@pytest.mark.parametrize("entries, steps, message", [
+    ([{"prompt": "input-from-inputs-v0", "weight": 1.0}], 10,
+     "data.task_of_interest_steps: data.train has no output-from-examples entry (the task of interest); set it to "
+     "null and give trainer.max_steps"),
+    ([{"prompt": "output-from-examples-v0"}], 0, "data.task_of_interest_steps must be an integer >= 1 or null, got 0"),
+])
+def test_task_of_interest_steps_bad_settings(entries, steps, message):
+    from arc_exp.training import recipe as training
+
+    with pytest.raises(ValueError) as error:
+        training.steps_for_task_of_interest(entries, steps)
+    assert str(error.value) == message
+
+
+def test_task_of_interest_steps_counts_chats_as_other_tasks():
+    from arc_exp.training import recipe as training
+
+    entries = [{"chats": "data/count", "weight": 1.0}, {"prompt": "output-from-examples-v1", "weight": 3.0}]
+    assert training.steps_for_task_of_interest(entries, 300) == 400

@@ -4,17 +4,19 @@ import doctest
 import pytest
 
 import arc_exp.data.prompts
-from arc_exp.data.tasks import Task
+from arc_exp.data.tasks import Example, Task
 from arc_exp.data.encoders import MinimalGridEncoder
 from arc_exp.data.prompts import (
     PROMPT_VERSIONS,
     SYSTEM_PROMPT,
     Segment,
     UnknownPromptError,
+    answer_indices,
     build_messages,
     check_prompt_version,
     render_prompt,
     render_segments,
+    training_view,
 )
 from conftest import CHAT
 
@@ -88,6 +90,30 @@ def test_new_grid_prompts_pick_the_target_by_index():
                                      "the same distribution.\n\n## Output 1\n\n21\n\n## Output 2\n\n4\n\n"
                                      "## Output 3\n\n65\n87\n\n## New output")
     assert len(outputs) == 2
+
+
+def test_answer_indices_of_each_version():
+    # TASK: 2 train examples and 1 test input with its output; the same task without its test output
+    unsolved = TASK.replace(test=[Example(TASK.test[0].input)])
+    expected = {"output-from-examples-v0": ([0], []), "output-from-examples-v1": ([0], []),
+                "input-from-inputs-v0": ([0, 1, 2], [0, 1, 2]), "output-from-outputs-v0": ([0, 1, 2], [0, 1])}
+    assert {v: (answer_indices(TASK, v), answer_indices(unsolved, v)) for v in PROMPT_VERSIONS} == expected
+
+
+@pytest.mark.parametrize("version", sorted(PINNED))
+def test_training_view_gives_the_same_chat_with_the_target_last(version):
+    for index in answer_indices(TASK, version):
+        view, test_index = training_view(TASK, version, index)
+        assert build_messages(view, ENCODER, version, test_index) == build_messages(TASK, ENCODER, version, index)
+    # new-grid prompts: the target (here the test input, index 2) is the view's only test example, so dropping the
+    # last train examples to fit max_seq_len drops shown grids, never the target
+    if version == "input-from-inputs-v0":
+        view, test_index = training_view(TASK, version, 2)
+        assert (view.train, view.test, test_index) == (TASK.train, TASK.test, -1)
+        view, _ = training_view(TASK, version, 0)
+        assert (view.train, view.test) == ((TASK.train[1], TASK.test[0]), (TASK.train[0],))
+        assert build_messages(view.replace(train=view.train[:1]), ENCODER, version, -1)[2] == \
+            {"role": "assistant", "content": "12"}
 
 
 def test_unknown_version_lists_the_known_ones():

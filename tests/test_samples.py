@@ -152,3 +152,107 @@ def test_datamodule_refuses_a_max_seq_len_no_task_fits(tokenizer):
                       bucket_batches=1)
     with pytest.raises(ValueError, match="data.max_seq_len must be at least 16, got 8"):
         ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=8)
+
+
+def test_without_dropping_examples_a_task_that_does_not_fit_whole_is_skipped(tokenizer):
+    """data.drop_examples_to_fit=false (the seeds without --remove_train_samples_to_fit_max_seq_len)."""
+    assert len(task_sample(THREE, ENCODER, VERSION, tokenizer, 161, drop_examples=False)) == 161
+    assert task_sample(THREE, ENCODER, VERSION, tokenizer, 160, drop_examples=False) is None
+    # at 150 THREE fits only by dropping an example: every sample of it is now a skip, counted as such
+    whole = stream(tokenizer, [THREE, TASK], max_seq_len=150, drop_examples_to_fit=False)
+    samples = [whole.sample(k) for k in range(8)]
+    assert {s.task_id for s in samples if s is not None} == {"0a1b2c3d"}
+    assert all(s.dropped_examples == 0 for s in samples if s is not None)
+    assert whole.skips.skipped_tasks == sum(s is None for s in samples) > 0
+    assert (whole.skips.skipped_ids, whole.skips.dropped_examples) == ({"3e3e3e3e"}, 0)
+    # the default drops instead: the same draws, no skip
+    dropping = stream(tokenizer, [THREE, TASK], max_seq_len=150)
+    assert all(dropping.sample(k) is not None for k in range(8)) and dropping.skips.skipped_tasks == 0
+    assert dropping.skips.dropped_examples == whole.skips.skipped_tasks
+
+
+def test_datamodule_without_dropping_examples_names_the_key(tokenizer):
+    dataset = TrainingDataset(name="tiny", tasks=[THREE], prompt=VERSION, swap_train_test=False)
+    with pytest.raises(ValueError, match=r"none fits with all its train examples \(data.drop_examples_to_fit=false\)"):
+        ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=150, batch_size=1,
+                      bucket_batches=1, drop_examples_to_fit=False)
+    with pytest.raises(ValueError, match="data.drop_examples_to_fit must be true or false, got 'no'"):
+        ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=150,
+                      drop_examples_to_fit="no")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("loss_weight", -1, "data.train[0].loss_weight must be a number >= 0, got -1"),
+    ("loss_weight", "2", "data.train[0].loss_weight must be a number >= 0, got '2'"),
+    ("weight", 0, "data.train[0].weight must be a number > 0, got 0"),
+])
+def test_bad_entry_weights_name_the_key(key, value, message):
+    entry = {"source": "arc1-training", "first_n": 1, "prompt": VERSION, key: value}
+    with pytest.raises(ValueError) as error:
+        TrainingDataset.from_config(entry, where="data.train[0]")
+    assert str(error.value) == message
+
+
+# a task as it is at test time: train pairs and a test input whose output is unknown
+UNSOLVED = Task.from_dict("5e5e5e5e", {
+    "train": [{"input": [[1]], "output": [[2]]}, {"input": [[3]], "output": [[4]]}],
+    "test": [{"input": [[9, 9]]}],
+})
+
+
+def answer_text(tokenizer, sample: Sample) -> str:
+    return tokenizer.decode(unmasked(sample))
+
+
+def test_input_from_inputs_trains_on_test_inputs_of_tasks_without_outputs(tokenizer):
+    """Seed iteration 22: every input of a task, its test inputs too, is a target; no test output is needed."""
+    dataset = TrainingDataset(name="unsolved", tasks=[UNSOLVED], prompt="input-from-inputs-v0", swap_train_test=False)
+    stream = TrainingStream([dataset], ENCODER, tokenizer, NO_AUGMENTATION, 4096, batch_size=2, seed=3,
+                            bucket_batches=2)
+    answers = [answer_text(tokenizer, stream.sample(k)) for k in range(12)]
+    assert set(answers) == {"1<|im_end|>\n", "3<|im_end|>\n", "99<|im_end|>\n"}
+    # the test input as target: both train inputs shown, in order
+    test_target = next(stream.sample(k) for k in range(12) if answers[k] == "99<|im_end|>\n")
+    assert "## Input 1\n\n1\n\n## Input 2\n\n3\n\n## New input" in tokenizer.decode(test_target.input_ids)
+
+
+def test_dropping_examples_keeps_the_new_input_target(tokenizer):
+    """Fitting max_seq_len drops shown grids, never the target (before, a dropped train example moved the index
+    past the last grid and the sample had no answer)."""
+    dataset = TrainingDataset(name="three", tasks=[THREE], prompt="input-from-inputs-v0", swap_train_test=False)
+    full = TrainingStream([dataset], ENCODER, tokenizer, NO_AUGMENTATION, 4096, batch_size=1, seed=0,
+                          bucket_batches=1)
+    lengths = {len(full.sample(k)) for k in range(8)}
+    assert len(lengths) == 1
+    tight = TrainingStream([dataset], ENCODER, tokenizer, NO_AUGMENTATION, max(lengths) - 1, batch_size=1, seed=0,
+                           bucket_batches=1)
+    for k in range(8):
+        whole, fitted = full.sample(k), tight.sample(k)
+        assert fitted.dropped_examples == 1
+        assert answer_text(tokenizer, fitted) == answer_text(tokenizer, whole) != ""
+
+
+def test_output_from_examples_needs_known_test_outputs(tmp_path):
+    from arc_exp.data.sources import save_tasks
+
+    save_tasks([UNSOLVED], tmp_path / "unsolved.json")
+    entry = {"source": str(tmp_path / "unsolved.json"), "prompt": "output-from-examples-v0", "swap_train_test": True}
+    with pytest.raises(ValueError) as error:
+        TrainingDataset.from_config(entry, where="data.train[1]")
+    assert str(error.value) == (
+        f"data.train[1]: 1 tasks of '{tmp_path / 'unsolved.json'}' have no known test output to train prompt "
+        f"'output-from-examples-v0' on (5e5e5e5e); train input-from-inputs-v0 on them, or use a source with solutions")
+    inputs = TrainingDataset.from_config({**entry, "prompt": "input-from-inputs-v0"})
+    assert [t.task_id for t in inputs.tasks] == ["5e5e5e5e"]
+
+
+def test_test_outputs_false_trains_on_the_evaluation_set_as_at_test_time():
+    entry = {"source": "arc1-evaluation", "first_n": 3, "test_outputs": False, "prompt": "input-from-inputs-v0"}
+    dataset = TrainingDataset.from_config(entry)
+    assert [t.task_id for t in dataset.tasks] == ["00576224", "009d5c81", "00dbd492"]
+    assert all(e.output is None for t in dataset.tasks for e in t.test)
+    assert all(e.output is not None for t in dataset.tasks for e in t.train)
+    with pytest.raises(ValueError, match="have no known test output to train prompt 'output-from-examples-v1'"):
+        TrainingDataset.from_config({**entry, "prompt": "output-from-examples-v1"})
+    with pytest.raises(ValueError, match="test_outputs must be true or false, got 'no'"):
+        TrainingDataset.from_config({**entry, "test_outputs": "no"})

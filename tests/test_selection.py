@@ -191,7 +191,7 @@ def test_spec_unknown_key_names_it_and_the_allowed_keys():
         TaskSetSpec.from_config({"source": "arc1-training", "n_first": 3})
     assert str(error.value) == (
         "unknown task set key 'n_first'; allowed keys: source, task_ids, first_n, sample_n, seed, split, "
-        "val_fraction, max_grid_side, prompt, weight"
+        "val_fraction, max_grid_side, test_outputs, prompt, weight"
     )
 
 
@@ -209,3 +209,14 @@ def test_spec_missing_source_and_bad_values_fail_before_loading():
         TaskSetSpec.from_config({"source": "no-such-set", "split": "validation"})
     with pytest.raises(ValueError, match="^a task set config must be a mapping"):
         TaskSetSpec.from_config(["arc1-training"])
+
+
+def test_spec_test_outputs_false_drops_them_after_selection():
+    spec = TaskSetSpec.from_config({"source": "arc1-evaluation", "max_grid_side": 4, "test_outputs": False})
+    with_outputs = TaskSetSpec.from_config({"source": "arc1-evaluation", "max_grid_side": 4}).load()
+    tasks = spec.load()
+    # the same tasks (selected with their outputs known), the same inputs and train pairs, no test output
+    assert [t.task_id for t in tasks] == [t.task_id for t in with_outputs] and len(tasks) == 3
+    assert [t.train for t in tasks] == [t.train for t in with_outputs]
+    assert [t.test_inputs for t in tasks] == [t.test_inputs for t in with_outputs]
+    assert not any(t.has_solutions for t in tasks)

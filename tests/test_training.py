@@ -192,7 +192,7 @@ def test_unknown_group_option_lists_the_available_ones(background):
     assert "Traceback" not in result.stderr
 
 
-def test_answer_loss_is_the_weighted_mean_over_answer_tokens(tiny_model):
+def test_answer_loss_is_the_weighted_sum_over_answer_tokens_divided_by_their_number(tiny_model):
     import torch.nn.functional as F
 
     from arc_exp.training.module import answer_loss
@@ -208,10 +208,67 @@ def test_answer_loss_is_the_weighted_mean_over_answer_tokens(tiny_model):
     # position t predicts token t+1: the answer tokens 7, 8 of row 0 and 10, 11 of row 1 (weighted 3x)
     nll = [-log_probs[0, 1, 7], -log_probs[0, 2, 8], -log_probs[1, 0, 10], -log_probs[1, 1, 11]]
     assert [float(x) for x in nll] == pytest.approx([10.737086, 10.836070, 10.801615, 10.925418], abs=1e-5)
-    expected = (nll[0] + nll[1] + 3 * (nll[2] + nll[3])) / 8
+    # divided by the 4 answer tokens, not by the weights' sum (8): the weights do not cancel out
+    expected = (nll[0] + nll[1] + 3 * (nll[2] + nll[3])) / 4
     assert float(loss) == pytest.approx(float(expected), abs=1e-5)
-    assert float(loss) == pytest.approx(10.844282, abs=1e-5)
+    assert float(loss) == pytest.approx(21.688564, abs=1e-5)
     assert int(count) == 4
+
+
+def one_sample_batch(weight: float) -> dict:
+    return {"input_ids": torch.tensor([[5, 6, 7, 8, 2]]), "attention_mask": torch.ones(1, 5, dtype=torch.long),
+            "labels": torch.tensor([[-100, -100, 7, 8, 2]]), "loss_weight": torch.tensor([weight])}
+
+
+def test_default_weights_give_the_unweighted_mean_bit_for_bit(tiny_model):
+    """All weights 1 (every data entry's default): exactly the loss of before weights stopped cancelling out
+    (sum of weighted terms / sum of weights), so the pinned losses and the seeds' runs do not move."""
+    from arc_exp.training.module import answer_loss
+
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 8, 2], [9, 10, 11, 2, 2]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]),
+             "labels": torch.tensor([[-100, -100, 7, 8, 2], [-100, 10, 11, 2, -100]]),
+             "loss_weight": torch.tensor([1.0, 1.0])}
+    with torch.no_grad():
+        loss, count = answer_loss(tiny_model, batch)
+        logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    keep = targets != -100
+    per_token = torch.nn.functional.cross_entropy(logits[:, :-1][keep].float(), targets[keep], reduction="none")
+    weights = torch.ones_like(per_token)
+    assert int(count) == 6
+    assert torch.equal(loss, (per_token * weights).sum() / weights.sum())  # the former formula, bit for bit
+    assert float(loss) == pytest.approx(10.821872, abs=1e-5)
+
+
+def test_a_weight_of_2_doubles_the_gradient_of_a_one_sample_batch(tiny_model):
+    from arc_exp.training.module import answer_loss
+
+    params = [p for p in tiny_model.parameters() if p.requires_grad]
+    grads = {}
+    for weight in (1.0, 2.0):
+        loss, _ = answer_loss(tiny_model, one_sample_batch(weight))
+        grads[weight] = torch.autograd.grad(loss, params)
+        grads[f"loss{weight}"] = float(loss)
+    assert grads["loss2.0"] == 2 * grads["loss1.0"]
+    assert grads["loss1.0"] == pytest.approx(10.796121, abs=1e-5)
+    # scaling by 2 is exact in floating point: every gradient entry is exactly twice as large
+    assert all(torch.equal(g2, 2 * g1) for g1, g2 in zip(grads[1.0], grads[2.0]))
+    assert any(float(g.abs().sum()) > 0 for g in grads[1.0])
+
+
+def test_a_batch_from_one_entry_keeps_its_weight(tiny_model):
+    """Two samples of the same entry (weight 0.5): half the unweighted loss, where dividing by the weights gave it
+    back unchanged."""
+    from arc_exp.training.module import answer_loss
+
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 8, 2], [9, 10, 11, 2, 2]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]),
+             "labels": torch.tensor([[-100, -100, 7, 8, 2], [-100, 10, 11, 2, -100]])}
+    with torch.no_grad():
+        plain, _ = answer_loss(tiny_model, {**batch, "loss_weight": torch.tensor([1.0, 1.0])})
+        half, _ = answer_loss(tiny_model, {**batch, "loss_weight": torch.tensor([0.5, 0.5])})
+    assert torch.equal(half, plain / 2)
 
 
 def test_run_logs_params_metrics_and_config(store, reference):
@@ -375,3 +432,19 @@ def test_joblib_multirun_logs_one_run_per_job(background):
     for run in runs:  # the same data and seed: the first step (before any update) has the reference's loss
         history = metric_history(f"sqlite:///{background.folder}/multirun.db", run.info.run_id, "train/loss")
         assert history[0] == pytest.approx(PINNED_TRAIN_LOSS[0], abs=TOLERANCE)
+
+
+def test_task_of_interest_steps_sets_max_steps_before_the_config_is_logged(store):
+    """data.task_of_interest_steps=2 on a mixture of output-from-examples (weight 1) and input-from-inputs (weight
+    0.5, the evaluation set's inputs without its test outputs): 3 steps, as the logged params and the run show."""
+    folder, uri = store
+    run_dir = folder / "task_of_interest"
+    mixture = (f"data.train=[{{source:arc1-training,max_grid_side:4,first_n:8,prompt:{PROMPT},weight:1.0}},"
+               "{source:arc1-evaluation,max_grid_side:4,first_n:8,test_outputs:false,prompt:input-from-inputs-v0,"
+               "weight:0.5,swap_train_test:false}]")
+    run_train(run_dir, train_overrides(uri, mixture, "data.task_of_interest_steps=2", "trainer.max_steps=100",
+                                       "callbacks.checkpoint_every_n_steps=0"))
+    run = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id_of(uri, run_dir))
+    assert (run.data.params["trainer.max_steps"], run.data.params["data.task_of_interest_steps"]) == ("3", "2")
+    assert sorted(losses(uri, run_dir)) == [0, 1, 2]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["max_steps"] == 3

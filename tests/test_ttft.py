@@ -56,10 +56,17 @@ def test_n1_and_n2_tasks_of_a_hand_made_task():
     assert dataset.summary() == {"tasks": 3, "tasks_with_ttft": 1, "ttft_tasks": 3, "n1_tasks": 3, "n2_tasks": 0,
                                  "single_example_tasks": 1, "no_example_tasks": 1, "holdout_tasks": 0}
 
-    n2 = build_ttft_dataset(tasks, n2=True).tasks["abc"]
-    assert [t.task_id for t in n2] == ["abc:loo0", "abc:loo1", "abc:loo2", "abc:l2o0-1", "abc:l2o0-2", "abc:l2o1-0",
-                                       "abc:l2o1-2", "abc:l2o2-0", "abc:l2o2-1"]
-    assert (n2[3].train, n2[3].test) == ((C,), (A,))  # target A, B dropped: only C is shown
+    # n-2 (the seeds' "train with n-2 samples"): instead of the n-1 tasks, every target is shown one example fewer
+    n2_dataset = build_ttft_dataset(tasks + [Task("two", (A, B), TEST)], n2=True)
+    n2 = n2_dataset.tasks["abc"]
+    assert [(t.task_id, t.train, t.test) for t in n2] == [
+        ("abc:l2o0-1", (C,), (A,)), ("abc:l2o0-2", (B,), (A,)), ("abc:l2o1-0", (C,), (B,)),
+        ("abc:l2o1-2", (A,), (B,)), ("abc:l2o2-0", (B,), (C,)), ("abc:l2o2-1", (A,), (C,))]
+    # a task of 2 examples has no n-2 task (it would show none): it keeps its n-1 tasks
+    assert [(t.task_id, t.train, t.test) for t in n2_dataset.tasks["two"]] == [
+        ("two:loo0", (B,), (A,)), ("two:loo1", (A,), (B,))]
+    assert n2_dataset.summary() == {"tasks": 4, "tasks_with_ttft": 2, "ttft_tasks": 8, "n1_tasks": 2, "n2_tasks": 6,
+                                    "single_example_tasks": 1, "no_example_tasks": 1, "holdout_tasks": 0}
     # the test inputs are never a TTFT target
     assert all(t.test[0] in (A, B, C) for t in n2)
 
@@ -114,7 +121,7 @@ def test_ttft_options_and_bad_settings():
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="solve"):
         built = {name: instantiate(compose("solve", overrides=[f"ttft={name}"]).ttft)
-                 for name in ("none", "n1", "n1_geometric", "n1_color_keep_original", "n2")}
+                 for name in ("none", "n1_plain", "n1", "n1_geometric", "n1_color_keep_original", "n2")}
     described = {name: s.describe() for name, s in built.items()}
     assert described["n1"] == {
         "enabled": True, "per_task": False, "n2": False, "holdout": False, "steps": 100, "learning_rate": 1e-4,
@@ -127,6 +134,8 @@ def test_ttft_options_and_bad_settings():
     n1_policy = described["n1"]["augmentation"]
     assert differences == {
         "none": {"enabled": False}, "n1": {}, "n2": {"n2": True},
+        "n1_plain": {"augmentation": {**n1_policy, "dihedral": False, "color_permutation": False,
+                                      "shuffle_train": False}},
         "n1_geometric": {"augmentation": {**n1_policy, "color_permutation": False}},
         "n1_color_keep_original": {"augmentation": {**n1_policy, "color_probability": 0.5}}}
 

@@ -20,7 +20,7 @@ from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Task
-from arc_exp.data.prompts import check_prompt_version
+from arc_exp.data.prompts import answer_indices, check_prompt_version, training_view
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,13 @@ class TrainingDataset:
         tasks = spec.load()
         if not tasks:
             raise ValueError(f"{where}: source '{spec.source}' with this selection holds no task")
-        if options.get("weight", 1.0) <= 0:
-            raise ValueError(f"{where}.weight must be > 0, got {options['weight']}")
+        unanswered = [t.task_id for t in tasks if not answer_indices(t, options["prompt"])]
+        if unanswered:
+            raise ValueError(f"{where}: {len(unanswered)} tasks of '{spec.source}' have no known test output to "
+                             f"train prompt '{options['prompt']}' on ({', '.join(unanswered[:5])}"
+                             f"{', ...' if len(unanswered) > 5 else ''}); train input-from-inputs-v0 on them, or "
+                             f"use a source with solutions")
+        check_weights(options, where)
         return cls(name=spec.source, tasks=tasks, **options)
 
     @classmethod
@@ -70,11 +75,21 @@ class TrainingDataset:
         unknown = sorted(set(entry) - set(CHAT_KEYS))
         if unknown:
             raise ValueError(f"{where}: unknown keys {unknown} for a chats entry; allowed: {', '.join(CHAT_KEYS)}")
+        check_weights(entry, where)
         chats = list(islice(load_chats(entry["chats"], encoder=encoder), entry.get("max_chats")))
         if not chats:
             raise ValueError(f"{where}: no chats found at '{entry['chats']}'")
         return cls(name=str(entry["chats"]), tasks=[], prompt="chat", weight=entry.get("weight", 1.0),
                    loss_weight=entry.get("loss_weight", 1.0), swap_train_test=False, chats=chats)
+
+
+def check_weights(entry: dict, where: str) -> None:
+    """``weight`` (sampling share) must be > 0; ``loss_weight`` (multiplies the entry's answer-token loss) >= 0."""
+    for key, low in (("weight", 0.0), ("loss_weight", 0.0)):
+        value = entry.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or \
+                (key == "weight" and value == low):
+            raise ValueError(f"{where}.{key} must be a number {'> 0' if key == 'weight' else '>= 0'}, got {value!r}")
 
 
 @dataclass
@@ -90,7 +105,8 @@ class TrainingStream(IterableDataset):
     """Endless batches (already collated) of augmented samples; ``start_batch`` skips batches already trained on."""
 
     def __init__(self, datasets: Sequence[TrainingDataset], encoder, tokenizer, policy: AugmentationPolicy,
-                 max_seq_len: int, batch_size: int, seed: int = 0, bucket_batches: int = 64, start_batch: int = 0):
+                 max_seq_len: int, batch_size: int, seed: int = 0, bucket_batches: int = 64, start_batch: int = 0,
+                 drop_examples_to_fit: bool = True):
         self.datasets = list(datasets)
         self.encoder = encoder
         self.tokenizer = tokenizer
@@ -100,6 +116,9 @@ class TrainingStream(IterableDataset):
         self.seed = seed
         self.bucket_batches = bucket_batches
         self.start_batch = start_batch
+        # false: a task too long with all its examples is skipped (counted), as the journal's runs without
+        # --remove_train_samples_to_fit_max_seq_len did, instead of dropping its last examples until it fits
+        self.drop_examples_to_fit = drop_examples_to_fit
         self.skips = SkipCounter()
         self._weights = [d.weight for d in self.datasets]
 
@@ -113,11 +132,12 @@ class TrainingStream(IterableDataset):
         if dataset.swap_train_test and task.has_solutions:
             task = rng.choice(swap_train_test(task))
         task, _ = self.policy(task, rng)
-        test_index = rng.randrange(len(task.test)) if task.has_solutions else 0
-        if task.test[test_index].output is None:
+        targets = answer_indices(task, dataset.prompt)  # input-from-inputs: test inputs too, outputs or not
+        if not targets:
             raise ValueError(f"task {task.task_id} from '{dataset.name}' has no known test output to train on")
+        task, test_index = training_view(task, dataset.prompt, rng.choice(targets))
         sample = task_sample(task, self.encoder, dataset.prompt, self.tokenizer, self.max_seq_len, test_index,
-                             dataset.loss_weight)
+                             dataset.loss_weight, drop_examples=self.drop_examples_to_fit)
         if sample is None:
             self.skips.skipped_tasks += 1
             self.skips.skipped_ids.add(task.task_id.split(":")[0])
@@ -146,8 +166,10 @@ class TrainingStream(IterableDataset):
             if sample is not None:
                 samples.append(sample)
             elif attempts > 50 * size and not samples:
+                fit = "with a single train example" if self.drop_examples_to_fit else \
+                    "with all its train examples (data.drop_examples_to_fit=false)"
                 raise ValueError(f"data.max_seq_len={self.max_seq_len} is too small for every sampled task: "
-                                 f"none fits with a single train example")
+                                 f"none fits {fit}")
         # keep sample order keyed by index so a bucket is the same whatever was skipped before it
         batches = batches_by_length(samples, self.batch_size)
         random.Random(f"{self.seed}:bucket:{index}").shuffle(batches)
@@ -182,12 +204,14 @@ def validation_samples(tasks: Sequence[Task], encoder, prompt: str, tokenizer, m
 class ARCDataModule(pl.LightningDataModule):
     def __init__(self, train: Sequence[TrainingDataset], val_tasks: Sequence[Task], val_prompt: str, encoder,
                  tokenizer, policy: AugmentationPolicy, max_seq_len: int, batch_size: int = 1, seed: int = 0,
-                 bucket_batches: int = 64):
+                 bucket_batches: int = 64, drop_examples_to_fit: bool = True):
         super().__init__()
         if max_seq_len < 16:
             raise ValueError(f"data.max_seq_len must be at least 16, got {max_seq_len}")
+        if not isinstance(drop_examples_to_fit, bool):
+            raise ValueError(f"data.drop_examples_to_fit must be true or false, got {drop_examples_to_fit!r}")
         self.train_stream = TrainingStream(train, encoder, tokenizer, policy, max_seq_len, batch_size, seed,
-                                           bucket_batches)
+                                           bucket_batches, drop_examples_to_fit=drop_examples_to_fit)
         self.val_skips = SkipCounter()
         self.val_batches = [collate(b, tokenizer.pad_token_id) for b in batches_by_length(
             validation_samples(val_tasks, encoder, val_prompt, tokenizer, max_seq_len, self.val_skips), batch_size)]

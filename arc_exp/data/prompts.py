@@ -76,12 +76,15 @@ def _all_grids(task: Task, which: str) -> list:
 def _new_grid_prompt(which: str) -> Callable[[Task, object, int], tuple[str, Optional[str]]]:
     """Given some inputs (or outputs) of a task, write a new one of the same distribution.
 
-    The target is the grid at position ``test_index`` among all of the task's inputs (outputs); for generation
-    (``test_index`` == number of grids) there is no answer.
+    The target is the grid at position ``test_index`` among all of the task's inputs (outputs): train examples
+    first, then test inputs (known test outputs); a negative index counts from the end (-1: the last grid). For
+    generation (``test_index`` == number of grids) there is no answer.
     """
 
     def build(task: Task, encoder, test_index: int) -> tuple[str, Optional[str]]:
         grids = _all_grids(task, which)
+        if test_index < 0:
+            test_index += len(grids)
         if test_index >= len(grids):
             shown, answer = grids, None
         else:
@@ -97,11 +100,13 @@ def _new_grid_prompt(which: str) -> Callable[[Task, object, int], tuple[str, Opt
     return build
 
 
+# prompt version -> the kind of grid it asks for a new one of, given the task's other grids of that kind
+NEW_GRID_VERSIONS = {"input-from-inputs-v0": "input", "output-from-outputs-v0": "output"}
+
 PROMPT_VERSIONS: dict[str, Callable[[Task, object, int], tuple[str, Optional[str]]]] = {
     "output-from-examples-v0": _output_from_examples_v0,
     "output-from-examples-v1": _output_from_examples_v1,
-    "input-from-inputs-v0": _new_grid_prompt("input"),
-    "output-from-outputs-v0": _new_grid_prompt("output"),
+    **{version: _new_grid_prompt(which) for version, which in NEW_GRID_VERSIONS.items()},
 }
 
 
@@ -111,6 +116,35 @@ def check_prompt_version(version: str) -> str:
             f"unknown prompt version '{version}'; known versions: {', '.join(sorted(PROMPT_VERSIONS))}"
         )
     return version
+
+
+def answer_indices(task: Task, version: str) -> list[int]:
+    """The ``test_index`` values whose chat has an answer to train on: the test inputs with a known output for
+    output-from-examples; every input (train and test inputs: tasks without known outputs too) for
+    input-from-inputs; every known output for output-from-outputs.
+
+    >>> task = Task.from_dict("t", {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]})
+    >>> [answer_indices(task, v) for v in ("output-from-examples-v0", "input-from-inputs-v0", "output-from-outputs-v0")]
+    [[], [0, 1], [0]]
+    """
+    which = NEW_GRID_VERSIONS.get(check_prompt_version(version))
+    if which is not None:
+        return list(range(len(_all_grids(task, which))))
+    return [i for i, example in enumerate(task.test) if example.output is not None]
+
+
+def training_view(task: Task, version: str, index: int) -> tuple[Task, int]:
+    """``(task, test_index)`` that trains ``version`` on answer number ``index`` (one of :func:`answer_indices`)
+    with the same chat as ``build_messages(task, version, index)``, arranged so that dropping the last train
+    examples to fit ``max_seq_len`` never drops the target: for the new-grid prompts the target's example becomes
+    the only test example (the others, test inputs included, are the train examples, in order) and the index is -1.
+    """
+    which = NEW_GRID_VERSIONS.get(check_prompt_version(version))
+    if which is None:
+        return task, index
+    examples = task.train + task.test
+    target = [i for i, e in enumerate(examples) if getattr(e, which) is not None][index]
+    return task.replace(train=examples[:target] + examples[target + 1:], test=examples[target:target + 1]), -1
 
 
 def build_messages(task: Task, encoder, version: str, test_index: int = 0,

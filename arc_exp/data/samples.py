@@ -52,13 +52,15 @@ def chat_sample(messages: list[dict], tokenizer, task_id: str = "", loss_weight:
 
 
 def task_sample(task: Task, encoder, prompt_version: str, tokenizer, max_seq_len: int, test_index: int = 0,
-                loss_weight: float = 1.0) -> Optional[Sample]:
+                loss_weight: float = 1.0, drop_examples: bool = True) -> Optional[Sample]:
     """The sample for one test input of ``task``, fitted to ``max_seq_len`` by dropping train examples.
 
-    Returns None when even a single train example does not fit (the caller counts the skip).
+    Returns None when even a single train example does not fit (the caller counts the skip); with
+    ``drop_examples=False`` (``data.drop_examples_to_fit=false``) when the whole task does not fit.
     """
     train = list(task.train)
-    for keep in range(len(train), 0, -1):
+    fewest = 1 if drop_examples else max(len(train), 1)
+    for keep in range(len(train), fewest - 1, -1):
         view = task.replace(train=train[:keep]) if keep < len(train) else task
         messages = build_messages(view, encoder, prompt_version, test_index=test_index)
         input_ids, labels = tokenize_segments(render_segments(messages, tokenizer), tokenizer)

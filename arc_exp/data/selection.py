@@ -6,7 +6,8 @@ The Hydra data configs describe each task set as a mapping; :class:`TaskSetSpec`
       - {source: arc1-training, prompt: predict_output, weight: 1.0, split: train, max_grid_side: 10}
     val: {source: arc1-training, split: val, first_n: 8}
 
-``prompt`` and ``weight`` belong to the caller; everything else is a :func:`select_tasks` argument.
+``prompt`` and ``weight`` belong to the caller; ``test_outputs: false`` drops the test outputs after selection (the
+tasks as they are at test time); everything else is a :func:`select_tasks` argument.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Optional, Sequence
 
 from arc_exp.data.sources import load_source
-from arc_exp.data.tasks import Task
+from arc_exp.data.tasks import Example, Task
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +172,26 @@ class TaskSetSpec:
     split: Optional[str] = None
     val_fraction: float = 0.2
     max_grid_side: Optional[int] = None
+    test_outputs: bool = True  # false: drop the test outputs after selection, as the tasks are at test time
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
             raise ValueError(f"source must be a task set name or path, got {self.source!r}")
+        if not isinstance(self.test_outputs, bool):
+            raise ValueError(f"test_outputs must be true or false, got {self.test_outputs!r}")
         if self.task_ids is not None:
             self.task_ids = _as_id_list(self.task_ids)  # also turns an OmegaConf ListConfig into a list
         check_selection(**self.selection())
 
     def selection(self) -> dict[str, Any]:
         """The :func:`select_tasks` keyword arguments of this spec."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "test_outputs")}
 
     def load(self) -> list[Task]:
-        return select_tasks(load_source(self.source), source=self.source, **self.selection())
+        tasks = select_tasks(load_source(self.source), source=self.source, **self.selection())
+        if not self.test_outputs:
+            tasks = [task.replace(test=[Example(e.input) for e in task.test]) for task in tasks]
+        return tasks
 
     @classmethod
     def from_config(cls, config: Mapping, ignore: Iterable[str] = ("prompt", "weight")) -> "TaskSetSpec":

@@ -12,7 +12,9 @@ from arc_exp.data.samples import IGNORE_INDEX
 
 
 def answer_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted cross-entropy over answer tokens; returns (loss, number of answer tokens).
+    """Cross-entropy over answer tokens, each token's term times its sample's ``loss_weight``, divided by the number
+    of answer tokens (not by the weights, so a weight of 2 doubles a sample's gradient even alone in its batch);
+    returns (loss, number of answer tokens). With all weights 1 it is the plain mean over answer tokens.
 
     The output layer runs only on positions whose next token is an answer token: ARC prompts are mostly examples, so
     this skips most of the (batch x length x vocabulary) logits without changing the loss.
@@ -26,7 +28,7 @@ def answer_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     per_token = F.cross_entropy(logits, targets[keep], reduction="none")
     weights = batch["loss_weight"].to(per_token.dtype)[:, None].expand_as(targets)[keep]
     count = keep.sum()
-    return (per_token * weights).sum() / weights.sum().clamp_min(1e-8), count
+    return (per_token * weights).sum() / count.clamp_min(1), count
 
 
 class ARCLitModule(pl.LightningModule):

@@ -5,6 +5,7 @@ Functions take config sections and plain values, never Hydra globals, so tests c
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -108,7 +109,32 @@ def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int
     val_tasks = TaskSetSpec.from_config(val).load() if val else []
     return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
                          max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
-                         bucket_batches=data_cfg.get("bucket_batches", 64))
+                         bucket_batches=data_cfg.get("bucket_batches", 64),
+                         drop_examples_to_fit=data_cfg.get("drop_examples_to_fit", True))
+
+
+def steps_for_task_of_interest(entries: list, steps: int) -> int:
+    """``trainer.max_steps`` for ``data.task_of_interest_steps=steps``: the run trains ``steps`` steps (in expectation,
+    entries are drawn by ``weight``) on the task of interest, the output-from-examples entries of ``data.train``,
+    plus the steps its other entries (new-input and new-output tasks, chats) take on top. Seed iteration 22's fair
+    comparison: "the same number of steps on the task of interest", so extra tasks add steps instead of taking them.
+
+    >>> steps_for_task_of_interest([{"prompt": "output-from-examples-v0", "weight": 1.0},
+    ...                             {"prompt": "input-from-inputs-v0", "weight": 0.5},
+    ...                             {"prompt": "output-from-outputs-v0", "weight": 0.5}], 5000)
+    10000
+    """
+    from arc_exp.data.prompts import NEW_GRID_VERSIONS
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"data.task_of_interest_steps must be an integer >= 1 or null, got {steps!r}")
+    total = sum(entry.get("weight", 1.0) for entry in entries)
+    interest = sum(entry.get("weight", 1.0) for entry in entries
+                   if "chats" not in entry and entry.get("prompt") not in NEW_GRID_VERSIONS)
+    if not interest:
+        raise ValueError("data.task_of_interest_steps: data.train has no output-from-examples entry (the task of "
+                         "interest); set it to null and give trainer.max_steps")
+    return math.ceil(round(steps * total / interest, 6))
 
 
 def apply_limit(entries: list, limit: Optional[DictConfig]) -> list:
@@ -173,8 +199,10 @@ def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDat
     metrics.update({"train/skipped_tasks": skips.skipped_tasks,
                     "val/skipped_test_inputs": datamodule.val_skips.skipped_tasks})
     if skips.skipped_tasks:
-        log.warning("%d sampled tasks did not fit max_seq_len with a single example and were skipped (%s)",
-                    skips.skipped_tasks, ", ".join(sorted(skips.skipped_ids)[:10]))
+        fit = "with a single example" if datamodule.train_stream.drop_examples_to_fit else \
+            "with all their examples (data.drop_examples_to_fit=false)"
+        log.warning("%d sampled tasks did not fit max_seq_len %s and were skipped (%s)", skips.skipped_tasks, fit,
+                    ", ".join(sorted(skips.skipped_ids)[:10]))
     if run is not None:
         run.log_metrics({key: metrics[key] for key in ("train/skipped_tasks", "val/skipped_test_inputs")},
                         step=trainer.global_step)

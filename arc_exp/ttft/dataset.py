@@ -22,7 +22,7 @@ NO_EXAMPLES = "no train examples"
 class TTFTDataset:
     """The TTFT tasks of each test task, in task order.
 
-    ``tasks`` maps a task id to its TTFT tasks (n-1 first, then n-2) and holds only tasks that have some;
+    ``tasks`` maps a task id to its TTFT tasks (n-1, or n-2 with ``n2``) and holds only tasks that have some;
     ``holdout`` maps a task id to its held-out example as a task (``ttft.holdout``); ``skipped`` maps the id of each
     task without TTFT tasks to the reason.
     """
@@ -67,21 +67,24 @@ class TTFTDataset:
 
 def build_ttft_dataset(tasks: Sequence[Task], n2: bool = False, holdout: bool = False) -> TTFTDataset:
     """The TTFT tasks of ``tasks`` (see the module docstring); with ``holdout`` the last train example of each task
-    with at least 2 is held out first (and the n-1 tasks come from the others).
+    with at least 2 is held out first (and the TTFT tasks come from the others). With ``n2`` each task gives its
+    n-2 tasks instead of its n-1 tasks; one with only 2 train examples (no n-2 task: it would show no example)
+    keeps its n-1 tasks.
 
     >>> from arc_exp.data.tasks import Example
     >>> pair = lambda c: Example([[c]], [[c, c]])
     >>> task = Task("abc", (pair(1), pair(2), pair(3)), (Example([[4]]),))
-    >>> dataset = build_ttft_dataset([task], n2=True)
-    >>> [t.task_id for t in dataset.tasks["abc"]][:4], len(dataset.tasks["abc"])
-    (['abc:loo0', 'abc:loo1', 'abc:loo2', 'abc:l2o0-1'], 9)
+    >>> [t.task_id for t in build_ttft_dataset([task]).tasks["abc"]]
+    ['abc:loo0', 'abc:loo1', 'abc:loo2']
+    >>> [t.task_id for t in build_ttft_dataset([task], n2=True).tasks["abc"]]
+    ['abc:l2o0-1', 'abc:l2o0-2', 'abc:l2o1-0', 'abc:l2o1-2', 'abc:l2o2-0', 'abc:l2o2-1']
     """
     dataset = TTFTDataset([t.task_id for t in tasks])
     for task in tasks:
         if holdout and len(task.train) >= 2:
             dataset.holdout[task.task_id] = task.replace(train=task.train[:-1], test=task.train[-1:])
             task = task.replace(train=task.train[:-1])
-        made = leave_one_out(task) + (leave_two_out(task) if n2 else [])
+        made = (n2 and leave_two_out(task)) or leave_one_out(task)
         if made:
             dataset.tasks[task.task_id] = made
         else:

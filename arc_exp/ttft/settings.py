@@ -22,8 +22,8 @@ class TTFTSettings:
 
     - ``enabled``: false (``ttft=none``) predicts with the checkpoint as it is;
     - ``per_task``: one adapter per task instead of one shared by all tasks;
-    - ``n2``: add the n-2 tasks to the n-1 tasks; ``holdout``: hold out each task's last train example and report
-      its answer loss before and after TTFT;
+    - ``n2``: train on the n-2 tasks instead of the n-1 tasks (tasks with 2 train examples keep their n-1 tasks);
+      ``holdout``: hold out each task's last train example and report its answer loss before and after TTFT;
     - ``steps``: optimizer steps of each fine-tuning (the shared adapter's, or each task's);
     - ``learning_rate``, ``weight_decay``, ``scheduler`` (a partial of :mod:`arc_exp.training.schedulers`),
       ``batch_size``,

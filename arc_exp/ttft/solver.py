@@ -5,7 +5,8 @@ done, and ``resume=<run dir>`` skips the stages (and, in per-task mode, the task
 
 1. **dataset** (``dataset/``): the TTFT tasks made from each test task's own train examples. n-1
    (:func:`~arc_exp.data.augmentation.leave_one_out`): each train example in turn is the target, the others are shown;
-   n-2 (``ttft.n2``, :func:`~arc_exp.data.augmentation.leave_two_out`) adds the tasks with one more example left out.
+   n-2 (``ttft.n2``, :func:`~arc_exp.data.augmentation.leave_two_out`, the seeds' "train with n-2 samples") replaces
+   them by the tasks with one more example left out (a task with 2 train examples keeps its n-1 tasks).
    The test inputs are never trained on. For a task with train examples A, B, C::
 
        abc:loo0   shown B, C  ->  target A
