@@ -15,7 +15,7 @@ from arc_exp.data.encoders import create_grid_encoder
 from arc_exp.inference.generator import HFGenerator, greedy_reference
 from arc_exp.inference.decoding import sample_token
 from arc_exp.inference.batching import common_prefix_length, length_batches, prefill_groups
-from arc_exp.inference.config import InferenceConfig, InferenceConfigError, create_generator
+from arc_exp.inference.config import InferenceConfig, InferenceConfigError
 from arc_exp.inference.requests import FunctionGenerator, Generation, GenerationRequest, Generator, finite_or_none
 from arc_exp.model.loader import load_model
 from arc_exp.data.prompts import build_messages, render_prompt
@@ -167,7 +167,8 @@ def test_function_generator_is_a_generator():
     ({"top_p": 1.5}, "inference.top_p must be in (0, 1], got 1.5"),
     ({"threads": 0}, "inference.threads must be an integer >= 1 or null, got 0"),
     ({"max_prefill_padding": 1.0}, "inference.max_prefill_padding must be in [0, 1), got 1.0"),
-    ({"backend": "tgi"}, "inference.backend: unknown value 'tgi'; use one of hf, vllm"),
+    ({"backend": "tgi"}, "inference.backend: unknown value 'tgi'; use one of hf"),
+    ({"backend": "vllm"}, "inference.backend: unknown value 'vllm'; use one of hf"),  # not implemented: no option
     ({"sampler": "beam"}, "inference.sampler: unknown value 'beam'; use one of greedy, sampling, dfs"),
     ({"selection": "best"}, "inference.selection: unknown value 'best'; use one of vote, poe"),
     ({"poe_reduce": "max"}, "inference.poe_reduce: unknown value 'max'; use one of sum, mean"),
@@ -179,11 +180,6 @@ def test_bad_inference_settings(kwargs, message):
     with pytest.raises(InferenceConfigError) as error:
         InferenceConfig(**kwargs)
     assert str(error.value) == message
-
-
-def test_vllm_backend_says_it_is_not_here(varied_model, tokenizer):
-    with pytest.raises(InferenceConfigError, match="inference.backend=vllm is not available here"):
-        create_generator(InferenceConfig(backend="vllm"), varied_model, tokenizer)
 
 
 def test_inference_configs_build():

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from arc_exp.inference.generator import HFGenerator
 
 
-BACKENDS = ("hf", "vllm")
+BACKENDS = ("hf",)  # the only one implemented; a new backend is added here with its generator
 
 
 SAMPLERS = ("greedy", "sampling", "dfs")
@@ -48,7 +48,7 @@ class InferenceConfig:
       of the tokens; longer or shorter ones get their own prefill and join the batch for decoding;
     - ``threads``: torch CPU threads while generating (``null`` = torch's default, one per core). On a CPU shared
       with other jobs, 1 thread can be several times faster than 2 that wait for each other;
-    - ``backend``: ``hf`` (transformers, CPU or GPU); ``vllm`` is reserved for GPU machines and not built in.
+    - ``backend``: ``hf`` (transformers, CPU or GPU), the only backend implemented.
     """
 
     backend: str = "hf"
@@ -103,9 +103,6 @@ class InferenceConfig:
 
 def create_generator(config: InferenceConfig, model, tokenizer) -> "HFGenerator":
     """The generator of ``config.backend`` for ``model``."""
-    if config.backend == "vllm":
-        raise InferenceConfigError("inference.backend=vllm is not available here: it needs a GPU machine with the "
-                                   "vllm package and a merged model folder; use inference.backend=hf")
     from arc_exp.inference.generator import HFGenerator  # torch and transformers: only when a model is there
 
     return HFGenerator(model, tokenizer, config)
