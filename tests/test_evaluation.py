@@ -24,7 +24,9 @@ from arc_exp.evaluation.views import (
     inference_views,
     view_prompt,
 )
-from arc_exp.evaluation.checkpoints import Checkpoint, CheckpointError, check_checkpoint, resolve_checkpoints
+from arc_exp.evaluation.checkpoints import (
+    Checkpoint, CheckpointError, check_checkpoint, find_training_run, resolve_checkpoints,
+)
 from arc_exp.inference.requests import FunctionGenerator
 from arc_exp.evaluation.submission import validate_submission
 from conftest import CONF, metric_history, mlflow_runs, run_recipe
@@ -232,6 +234,22 @@ def test_resolve_checkpoints(tmp_path, store):
         resolve_checkpoints(str(tmp_path))
     with pytest.raises(CheckpointError, match="all_checkpoints=true needs checkpoint="):
         resolve_checkpoints(None, all_checkpoints=True)
+
+
+def test_a_training_run_lookup_that_the_store_refuses_is_a_warning(tmp_path, tracking_uri, caplog):
+    """The link to the training run is a convenience: a store that cannot answer (here the file store current MLflow
+    refuses) costs the link with a warning; a bug in the lookup is not hidden."""
+    import logging
+
+    import mlflow
+
+    uri = f"file://{tmp_path}/mlruns"
+    with caplog.at_level(logging.WARNING, logger="arc_exp.evaluation"):
+        assert find_training_run(uri, tmp_path) is None
+    assert [m.split(": ")[0] for m in caplog.messages] == [f"could not look up the training run of {tmp_path} in {uri}"]
+    mlflow.MlflowClient(tracking_uri=tracking_uri).create_experiment("train")
+    with pytest.raises(TypeError):
+        find_training_run(tracking_uri, None)  # a bug (no folder given) is not a missing link
 
 
 def test_checkpoint_mismatch_names_the_override(tmp_path):

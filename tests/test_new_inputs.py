@@ -110,6 +110,19 @@ def test_an_answer_cut_short_is_unanswered():
         == ("unanswered", None)
 
 
+def test_an_encoder_bug_is_not_counted_as_unanswered():
+    """Only a GridParseError means the text is not a grid; any other error of the encoder is a bug and surfaces."""
+
+    class BrokenEncoder(JsonGridEncoder):
+        def decode(self, text):
+            return {"0": 1}[text]  # KeyError: a bug, not a verdict on the text
+
+    with pytest.raises(KeyError):
+        classify(Generation("[[1]]", 0.0), Augmentation(), BrokenEncoder(), set(), set())
+    assert classify(Generation("[[1]", 0.0), Augmentation(), JsonGridEncoder(), set(), set()) == ("unanswered", None)
+    assert classify(Generation("[[1, 10]]", 0.0), Augmentation(), JsonGridEncoder(), set(), set()) == ("invalid", None)
+
+
 def test_no_model_output_raises():
     """Seeded mutations of encoded grids (and plain noise) through every encoder: always one of the outcomes."""
     rng = random.Random(0)

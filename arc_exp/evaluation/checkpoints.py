@@ -126,9 +126,10 @@ def _folder_of_mlflow_run(run_id: str, tracking_uri: Optional[str]) -> Path:
 
 def find_training_run(tracking_uri: str, run_dir: Path) -> Optional[str]:
     """The id of the MLflow run whose ``output_dir`` tag is ``run_dir``, or ``None``."""
-    try:
-        import mlflow
+    import mlflow
+    from mlflow.exceptions import MlflowException
 
+    try:
         client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         experiments = [e.experiment_id for e in client.search_experiments()]
         if not experiments:
@@ -136,8 +137,8 @@ def find_training_run(tracking_uri: str, run_dir: Path) -> Optional[str]:
         folder = str(Path(run_dir).resolve()).replace("'", "\\'")
         runs = client.search_runs(experiments, f"tags.output_dir = '{folder}'", max_results=1)
         return runs[0].info.run_id if runs else None
-    except Exception as error:  # noqa: BLE001 - the link is a convenience; never fail an evaluation on it
-        log.warning("could not look up the training run of %s: %s", run_dir, error)
+    except MlflowException as error:  # the link is a convenience: a store that cannot answer costs only the link
+        log.warning("could not look up the training run of %s in %s: %s", run_dir, tracking_uri, error)
         return None
 
 

@@ -49,7 +49,7 @@ def _key_or_none(grid: Any) -> Optional[tuple]:
     """grid_key of a well-formed grid, ``None`` for anything else (so malformed attempts never match)."""
     try:
         return grid_key(validate_grid(grid))
-    except (InvalidGridError, TypeError):
+    except InvalidGridError:  # validate_grid names every malformed form; anything else is a bug
         return None
 
 

@@ -70,7 +70,7 @@ class AdapterConfig:
 def check_bitsandbytes() -> None:
     try:
         import bitsandbytes  # noqa: F401
-    except Exception as error:  # noqa: BLE001 - an import of a native library can fail in many ways
+    except (ImportError, OSError, RuntimeError) as error:  # not installed, no native library, no usable backend
         raise AdapterError(
             f"lora=qlora needs a usable bitsandbytes backend, and importing it failed ({error}); "
             "install bitsandbytes (`pip install bitsandbytes`) or use lora=lora") from None

@@ -158,22 +158,65 @@ def _converted_gguf_folder(spec: ModelSpec) -> Path:
 
 def _hub_folder(spec: ModelSpec) -> Path:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, HTTPError, LocalEntryNotFoundError
 
     how = (f"download it on a machine with internet access (`hf download {spec.path} --local-dir <folder>`) and "
            f"run with model.path=<folder>, or set model.allow_download=true where the hub is reachable")
     try:
         return Path(snapshot_download(spec.path, local_files_only=True))
-    except Exception:  # noqa: BLE001 - every hub failure becomes the same clear message
+    except LocalEntryNotFoundError:  # not cached (a subclass of OSError, so caught before it)
         if not spec.allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
             raise ModelNotAvailableError(
                 f"model '{spec.name}': weights for '{spec.path}' are not in the local cache and "
                 f"'{spec.path}' is not a local folder; {how}") from None
+    except (OSError, HTTPError, HFValidationError) as error:  # a bad id, or the cache folder cannot be read
+        raise hub_error(spec, error, how) from None
     try:
         return Path(snapshot_download(spec.path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt",
                                                                  "*.jinja"]))
-    except Exception as error:  # noqa: BLE001
-        raise ModelNotAvailableError(
-            f"model '{spec.name}': could not download '{spec.path}' ({type(error).__name__}); {how}") from None
+    except (OSError, HTTPError, HFValidationError) as error:  # every failure of the hub client is one of these
+        raise hub_error(spec, error, how) from None
+
+
+def hub_error(spec: ModelSpec, error: BaseException, how: str = "") -> ModelNotAvailableError:
+    """Why the hub client could not provide ``spec``'s weights, in one line that starts with the kind of failure:
+    the model is missing, access is unauthorised, the network failed, or the disk did.
+
+    >>> print(hub_error(ModelSpec("m", path="org/m"), PermissionError(13, "Permission denied", "/cache")))
+    model 'm': disk error while reading or writing the weights of 'org/m': [Errno 13] Permission denied: '/cache'
+    """
+    from huggingface_hub.errors import (
+        GatedRepoError, HFValidationError, HfHubHTTPError, HTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+        RepositoryNotFoundError, RevisionNotFoundError,
+    )
+
+    # the client wraps a failed look-up in LocalEntryNotFoundError ("not cached"); its cause says why it failed
+    cause = error.__cause__ if isinstance(error, LocalEntryNotFoundError) and error.__cause__ is not None else error
+    status = getattr(getattr(cause, "response", None), "status_code", None)
+    path = spec.path
+    if isinstance(cause, HFValidationError):
+        what = f"missing: '{path}' is not a local folder, nor a valid hub repository id ({cause})"
+    elif isinstance(cause, GatedRepoError):
+        what = (f"unauthorised: '{path}' is a gated repository; accept its terms on the hub with your account and log "
+                f"in (`hf auth login`, or set HF_TOKEN)")
+    elif isinstance(cause, RevisionNotFoundError):
+        what = f"missing: the hub has no such revision of '{path}'"
+    elif isinstance(cause, RepositoryNotFoundError):
+        what = (f"missing: the hub has no repository '{path}' (or it is private and your token, if any, cannot see "
+                f"it); check model.path")
+    elif isinstance(cause, HfHubHTTPError) and status in (401, 403):
+        what = f"unauthorised: the hub refused access to '{path}' (HTTP {status}); log in (`hf auth login`)"
+    elif isinstance(cause, HfHubHTTPError):
+        what = f"network failure: the hub answered HTTP {status} for '{path}'; try again later"
+    elif isinstance(cause, OfflineModeIsEnabled):
+        what = f"missing: '{path}' is not in the local cache and HF_HUB_OFFLINE=1 forbids downloading it"
+    elif isinstance(cause, (HTTPError, ConnectionError)):
+        what = f"network failure: the hub could not be reached for '{path}' ({type(cause).__name__}: {cause})"
+    elif isinstance(cause, LocalEntryNotFoundError):
+        what = f"missing: '{path}' is not (completely) in the local cache"
+    else:  # any other OSError: a full disk, a cache folder without permission, a read-only file system
+        what = f"disk error while reading or writing the weights of '{path}': {cause}"
+    return ModelNotAvailableError(f"model '{spec.name}': {what}" + (f"; {how}" if how else ""))
 
 
 def load_for_training(spec: ModelSpec, adapter, checkpoint_folder: Optional[str | Path] = None, seed: int = 0,
