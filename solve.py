@@ -70,7 +70,7 @@ def main(cfg: DictConfig) -> float:
     status = "FAILED"
     try:
         result = solver.run(tasks, run_dir, budget, tracker, ensemble)
-        status = "FINISHED"
+        status = result.status  # FAILED when errors left nothing predicted; the submission is written all the same
     finally:
         if tracker is not None:
             tracker.finish(status)

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from arc_exp.data.augmentation_policy import AugmentationPolicy
-from arc_exp.data.datamodule import ARCDataModule, SkipCounter, TrainingDataset, TrainingStream, validation_samples
+from arc_exp.data.datamodule import (
+    ARCDataModule, NoSampleFitsError, SkipCounter, TrainingDataset, TrainingStream, validation_samples,
+)
 from arc_exp.data.samples import IGNORE_INDEX, Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.tasks import Task
 from arc_exp.data.encoders import MinimalGridEncoder
@@ -147,7 +149,7 @@ def test_validation_samples_skip_what_does_not_fit(tokenizer):
 
 def test_datamodule_refuses_a_max_seq_len_no_task_fits(tokenizer):
     dataset = TrainingDataset(name="tiny", tasks=[THREE], prompt=VERSION, swap_train_test=False)
-    with pytest.raises(ValueError, match="data.max_seq_len=100 is too small for every sampled task"):
+    with pytest.raises(NoSampleFitsError, match="data.max_seq_len=100 is too small for every sampled task"):
         ARCDataModule([dataset], [], VERSION, ENCODER, tokenizer, NO_AUGMENTATION, max_seq_len=100, batch_size=1,
                       bucket_batches=1)
     with pytest.raises(ValueError, match="data.max_seq_len must be at least 16, got 8"):

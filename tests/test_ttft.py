@@ -287,6 +287,10 @@ def test_shared_adapter_end_to_end(shared, store):
     assert list(losses) == [0, 1] and list(losses.values()) == pytest.approx(PINNED_SHARED_LOSSES, abs=TOLERANCE)
     assert children["predict"].data.metrics["pass_2"] == 0.0
     assert (parent.data.metrics["score"], parent.data.tags["ttft"], parent.info.status) == (0.0, "n1", "FINISHED")
+    # a clean run: nothing failed, nothing worked around (the unanswered attempts are the model's answers)
+    assert (parent.data.tags["degraded"], "errors" in parent.data.tags) == ("false", False)
+    assert {k: parent.data.metrics[k] for k in ("errors", "failed_tasks", "fallback_attempts")} == dict.fromkeys(
+        ("errors", "failed_tasks", "fallback_attempts"), 0.0)
 
 
 def test_one_adapter_per_task_end_to_end(per_task, store):
@@ -409,15 +413,7 @@ def test_challenges_without_train_examples_are_predicted_anyway(store, caplog):
 
 def test_a_failing_task_gets_fallback_attempts(store, caplog, monkeypatch):
     """A generation error in one task (say, out of memory on its long prompt) costs that task only."""
-    import arc_exp.inference.config
-    from arc_exp.inference.requests import FunctionGenerator
-
-    def answer(request):
-        if request.key.task_id == "66e6c45b":
-            raise RuntimeError("out of memory")
-        return "not a grid"
-
-    monkeypatch.setattr(arc_exp.inference.config, "create_generator", lambda config, model, tokenizer: FunctionGenerator(answer))
+    failing_generator(monkeypatch, {"66e6c45b"})
     folder, _ = store
     run_dir = folder / "failing"
     with caplog.at_level(logging.ERROR, logger="arc_exp.ttft"):
@@ -430,3 +426,73 @@ def test_a_failing_task_gets_fallback_attempts(store, caplog, monkeypatch):
     assert read(run_dir / "submission.json") == build_submission({}, small_tasks())
     assert not (run_dir / "predict" / "stage.json").exists()  # a resume tries the failed task again
     assert not (run_dir / "dataset").exists() and not (run_dir / "ttft").exists()  # ttft=none
+
+
+def failing_generator(monkeypatch, failing: set):
+    """Predictions raise for the tasks in ``failing`` (say, out of memory on their long prompts); the other tasks get
+    an answer that is not a grid (unanswered: a model's answer, not a failure)."""
+    import arc_exp.inference.config
+    from arc_exp.inference.requests import FunctionGenerator
+
+    def answer(request):
+        if request.key.task_id in failing:
+            raise RuntimeError("out of memory")
+        return "not a grid"
+
+    monkeypatch.setattr(arc_exp.inference.config, "create_generator",
+                        lambda config, model, tokenizer: FunctionGenerator(answer))
+
+
+def test_a_failed_ttft_stage_and_a_failed_task_mark_the_run_degraded(store, caplog, monkeypatch):
+    """TTFT raises (injected) and one task's prediction raises: the run still predicts from the checkpoint and
+    submits, but it is tagged degraded=true with the counts, never a clean FINISHED result."""
+    import arc_exp.ttft.solver
+
+    def fine_tune(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(arc_exp.ttft.solver, "fine_tune", fine_tune)
+    failing_generator(monkeypatch, {"66e6c45b"})
+    folder, uri = store
+    run_dir = folder / "degraded"
+    with caplog.at_level(logging.WARNING, logger="arc_exp.ttft.solver"):
+        score = run_solve(run_dir, [*TINY_SOLVE, f"logger.tracking_uri={uri}"])
+    assert score == 0.0
+    assert read(run_dir / "submission.json") == build_submission({}, small_tasks())
+    assert [m for m in caplog.messages if m.startswith(("TTFT failed", "solve "))] == [
+        "TTFT failed; predicting with the checkpoint instead",
+        "solve degraded: 2 errors worked around (1 tasks failed, 2 fallback attempts); the run is tagged degraded=true"]
+
+    parent = solve_run(uri, run_dir)
+    assert parent.info.status == "FINISHED"
+    assert (parent.data.tags["degraded"], parent.data.tags["errors"]) == (
+        "true", "ttft: RuntimeError: CUDA error: an illegal memory access was encountered | "
+                "predict 66e6c45b: RuntimeError: out of memory")
+    # unanswered: the two predicted tasks' answers are not grids, and the failed task has no prediction at all (the
+    # metrics' convention); failed_tasks and the degraded tag tell the failure apart from the model's answers
+    assert {k: parent.data.metrics[k] for k in ("errors", "failed_tasks", "fallback_attempts", "unanswered")} == {
+        "errors": 2.0, "failed_tasks": 1.0, "fallback_attempts": 2.0, "unanswered": 1.0}
+    children = runs_by_name(uri, parent.info.run_id)
+    assert {name: run.info.status for name, run in children.items()} == {
+        "dataset": "FINISHED", "ttft": "FAILED", "predict": "FINISHED"}
+    assert children["predict"].data.tags["degraded"] == "true"
+    assert (children["predict"].data.metrics["failed_tasks"], children["predict"].data.metrics["fallback_attempts"]) \
+        == (1.0, 2.0)
+    assert read(run_dir / "predict" / "predictions.json")["4cd1b7b2"]["test_inputs"][0]["predictions"][0]["text"] \
+        == "not a grid"  # predicted, with the checkpoint: an unanswered answer, not a fallback
+
+
+def test_when_every_task_fails_the_run_is_failed_and_still_submits(store, caplog, monkeypatch):
+    failing_generator(monkeypatch, set(SMALL))
+    folder, uri = store
+    run_dir = folder / "all_failed"
+    with caplog.at_level(logging.ERROR, logger="arc_exp.ttft.solver"):
+        run_solve(run_dir, [*TINY_SOLVE, f"logger.tracking_uri={uri}", "ttft=none"])
+    assert read(run_dir / "submission.json") == build_submission({}, small_tasks())
+    assert caplog.messages[-1] == (f"solve FAILED: no task was predicted by the model (3 errors); "
+                                   f"{run_dir / 'submission.json'} holds fallback attempts")
+    parent = solve_run(uri, run_dir)
+    assert (parent.info.status, parent.data.tags["degraded"]) == ("FAILED", "true")
+    assert {k: parent.data.metrics[k] for k in ("failed_tasks", "fallback_attempts")} == {
+        "failed_tasks": 3.0, "fallback_attempts": 8.0}  # 6ea4a07e has two test inputs
+    assert runs_by_name(uri, parent.info.run_id)["predict"].info.status == "FAILED"

@@ -24,6 +24,10 @@ from arc_exp.data.prompts import answer_indices, check_prompt_version, training_
 
 log = logging.getLogger(__name__)
 
+
+class NoSampleFitsError(ValueError):
+    """``data.max_seq_len`` is too small for every sampled task (TTFT skips such a task; training stops)."""
+
 ENTRY_KEYS = ("prompt", "weight", "loss_weight", "swap_train_test")
 CHAT_KEYS = ("chats", "max_chats", "weight", "loss_weight")
 
@@ -168,8 +172,8 @@ class TrainingStream(IterableDataset):
             elif attempts > 50 * size and not samples:
                 fit = "with a single train example" if self.drop_examples_to_fit else \
                     "with all its train examples (data.drop_examples_to_fit=false)"
-                raise ValueError(f"data.max_seq_len={self.max_seq_len} is too small for every sampled task: "
-                                 f"none fits {fit}")
+                raise NoSampleFitsError(f"data.max_seq_len={self.max_seq_len} is too small for every sampled task: "
+                                        f"none fits {fit}")
         # keep sample order keyed by index so a bucket is the same whatever was skipped before it
         batches = batches_by_length(samples, self.batch_size)
         random.Random(f"{self.seed}:bucket:{index}").shuffle(batches)

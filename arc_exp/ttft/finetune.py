@@ -84,7 +84,7 @@ def fine_tune(model, tokenizer, datasets: Sequence[TrainingDataset], settings: T
               holdout: Sequence[Task] = (), progress: bool = True, task_id: Optional[str] = None) -> FineTuneOutcome:
     """Train ``model`` in place for ``steps`` optimizer steps (fewer when ``deadline`` passes) on ``datasets``.
 
-    Raises ``ValueError`` when no TTFT sample fits ``max_seq_len`` (from :class:`ARCDataModule`).
+    Raises :class:`~arc_exp.data.datamodule.NoSampleFitsError` when no TTFT sample fits ``max_seq_len``.
     """
     from arc_exp.training.recipe import seed_everything
 

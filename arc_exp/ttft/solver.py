@@ -36,6 +36,12 @@ short (:func:`predictions_for_next`), and fallback attempts for the tasks there 
 **MLflow**: one parent run (``run_type=solve``) with a child run per stage (``dataset``, ``ttft``, ``predict``), and
 in per-task mode a child of the ``ttft`` run per task; Lightning logs the TTFT losses into its child run.
 
+**Failures** never cost the submission, and never pass for results: a TTFT stage that raises is logged with its
+traceback and prediction goes on from the starting checkpoint; a task whose prediction raises gets fallback attempts.
+Either marks the parent run ``degraded=true`` (tag, with the ``errors``) and counts ``failed_tasks`` and
+``fallback_attempts`` (metrics); when errors leave no task predicted by the model the run ends ``FAILED``
+(:attr:`SolveResult.status`). A model answer that is not a grid is no failure: it is scored as unanswered.
+
 **Held-out loss** (``ttft.holdout=true``): the last train example of each task is held out of the TTFT dataset, and
 the answer loss of its output (shown the other examples) is measured before and after TTFT: a check that TTFT helps
 that needs no test outputs.
@@ -54,7 +60,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from tqdm.auto import tqdm
 
-from arc_exp.data.datamodule import TrainingDataset
+from arc_exp.data.datamodule import NoSampleFitsError, TrainingDataset
 from arc_exp.data.tasks import Task
 from arc_exp.evaluation.checkpoints import Checkpoint, load_model_for_evaluation
 from arc_exp.evaluation.metrics import (
@@ -209,7 +215,16 @@ def _mean(values: Iterable[float]) -> Optional[float]:
 @dataclass
 class SolveResult:
     """What a solve run produced: the final submission file, its score (``None`` without solutions), the model's
-    prediction metrics, the stages skipped on resume and the errors that were worked around."""
+    prediction metrics, the stages skipped on resume and the errors that were worked around: the tasks whose
+    prediction raised (``failed_tasks``, given ``fallback_attempts``) and a failed TTFT stage.
+
+    >>> result = SolveResult(Path("submission.json"), errors=["predict abc: RuntimeError: out of memory"],
+    ...                      failed_tasks=["abc"], fallback_attempts=2, predicted_tasks=3)
+    >>> result.degraded, result.status
+    (True, 'FINISHED')
+    >>> dataclasses.replace(result, predicted_tasks=0).status  # errors left nothing predicted by the model
+    'FAILED'
+    """
 
     submission: Path
     score: Optional[float] = None
@@ -217,6 +232,21 @@ class SolveResult:
     skipped_stages: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failed_tasks: list[str] = field(default_factory=list)
+    fallback_attempts: int = 0  # attempts of the model's submission that are fallbacks because their task failed
+    predicted_tasks: int = 0  # tasks predicted by the model (not failed, not cut by the budget)
+
+    @property
+    def degraded(self) -> bool:
+        """A stage failed and was worked around (TTFT, or some tasks' predictions): the run's figures are not those of
+        the configured method. A model answer that is not a grid is no failure: it is scored as unanswered."""
+        return bool(self.errors)
+
+    @property
+    def status(self) -> str:
+        """The MLflow status of the solve run: ``FAILED`` when errors left no task predicted by the model (the
+        submission holds fallback attempts only), else ``FINISHED`` (tagged ``degraded=true`` when degraded)."""
+        return "FAILED" if self.errors and not self.predicted_tasks else "FINISHED"
 
 
 @dataclass
@@ -259,6 +289,7 @@ class Solver:
         try:
             adapters = self.ttft_stage(tasks, dataset, run_dir / "ttft", budget, tracker, result)
         except Exception as error:  # noqa: BLE001 - a failed TTFT must not cost the submission: predict without it
+            # (the run is marked degraded, the error is logged with its traceback and tagged: never a silent result)
             log.exception("TTFT failed; predicting with the checkpoint instead")
             result.errors.append(f"ttft: {type(error).__name__}: {error}")
             adapters = {t.task_id: None for t in tasks}
@@ -436,7 +467,7 @@ class Solver:
                 outcome.adapter = str(self._save(model, task_folder / "adapter"))
                 del model
                 status = "FINISHED"
-            except ValueError as error:  # e.g. no TTFT sample of this task fits data.max_seq_len
+            except NoSampleFitsError as error:  # no TTFT sample of this task fits data.max_seq_len
                 log.warning("ttft %d/%d task %s: %s; predicted with the checkpoint", number, len(todo), task_id, error)
                 result.notes.append(f"task {task_id}: no TTFT ({error})")
                 outcome = FineTuneOutcome(task_id, note=str(error))
@@ -481,6 +512,7 @@ class Solver:
             log.info("predict: done in an earlier run (%s), skipped", folder)
             result.skipped_stages.append("predict")
             result.metrics = json.loads((folder / "metrics.json").read_text()).get("metrics", {})
+            result.predicted_tasks = len(tasks)  # the marker is written only when every task was predicted
             return json.loads((folder / "submission.json").read_text())
         n = self.evaluation.predictions_per_task
         groups: dict[Optional[str], list[Task]] = {}
@@ -513,9 +545,13 @@ class Solver:
                         done = evaluate_tasks([task], generator, self.tokenizer, settings, progress=False)
                         results[task.task_id] = _with_pass_n(done.tasks[task.task_id], n)
                         made += per_input * len(task.test)
+                        result.predicted_tasks += 1
                     except Exception as error:  # noqa: BLE001 - one task's failure must not cost the submission
+                        # (counted: failed_tasks, fallback_attempts, and the run is marked degraded or FAILED)
                         log.exception("predict: task %s failed; its attempts are the fallbacks", task.task_id)
                         failed.append(task.task_id)
+                        result.failed_tasks.append(task.task_id)
+                        result.fallback_attempts += 2 * len(task.test)
                         result.errors.append(f"predict {task.task_id}: {type(error).__name__}: {error}")
                         results[task.task_id] = unpredicted_result(task, n)
                     spent += time.perf_counter() - began
@@ -535,8 +571,10 @@ class Solver:
             paths = write_outputs(evaluation, tasks, folder, self.plots[0], self.plots[1], self.evaluation.seed)
             if run is not None:
                 run.log_result(evaluation, paths)
-                run.log_metrics({"skipped_tasks": len(skipped), "failed_tasks": len(failed)})
-            status = "FINISHED"
+                run.log_metrics({"skipped_tasks": len(skipped), "failed_tasks": len(failed),
+                                 "fallback_attempts": 2 * sum(len(t.test) for t in tasks if t.task_id in failed)})
+                run.set_tags({"degraded": str(bool(failed)).lower()})
+            status = "FAILED" if failed and len(failed) + len(skipped) == len(tasks) else "FINISHED"
         finally:
             bar.close()
             _finish(run, status)
@@ -571,7 +609,8 @@ class Solver:
     def _score(self, submission: Mapping, own: Mapping, ensemble, tasks: Sequence[Task], run_dir: Path, tracker,
                result: SolveResult, timings: Mapping[str, float]) -> None:
         metrics = {f"seconds/{stage}": value for stage, value in timings.items()}
-        metrics["errors"] = len(result.errors)
+        metrics.update(errors=len(result.errors), failed_tasks=len(result.failed_tasks),
+                       fallback_attempts=result.fallback_attempts)
         if any(t.has_solutions for t in tasks):
             score = score_submission(submission, tasks)
             parts = {name: score_submission(own if name == MODEL else sub, tasks)["score"] for name, sub in ensemble}
@@ -586,13 +625,21 @@ class Solver:
         if tracker is not None:
             tracker.log_metrics({**metrics, **result.metrics})
             tracker.set_tags({"skipped_stages": ",".join(result.skipped_stages), "run_dir": str(run_dir.resolve()),
-                              "notes": " | ".join(result.notes)[:5000]})
+                              "notes": " | ".join(result.notes)[:5000], "degraded": str(result.degraded).lower(),
+                              "errors": " | ".join(result.errors)[:5000]})
             for name in ("submission.json", "score.json", "dataset/report.json", "ttft/stage.json"):
                 if (run_dir / name).exists():
                     tracker.client.log_artifact(tracker.run_id, str(run_dir / name),
                                                 str(Path(name).parent) if "/" in name else None)
         for error in result.errors:
             log.error("worked around: %s", error)
+        if result.status == "FAILED":
+            merged = "" if len(ensemble) == 1 else " merged with the ensemble's"
+            log.error("solve FAILED: no task was predicted by the model (%d errors); %s holds fallback attempts%s",
+                      len(result.errors), result.submission, merged)
+        elif result.degraded:
+            log.warning("solve degraded: %d errors worked around (%d tasks failed, %d fallback attempts); the run is "
+                        "tagged degraded=true", len(result.errors), len(result.failed_tasks), result.fallback_attempts)
 
 
 def _finish(run: Optional[MLflowRun], status: str) -> None:
