@@ -33,6 +33,27 @@ def test_compare_runs_shows_only_differing_params():
     ]
 
 
+def test_degraded_runs_are_never_a_clean_row():
+    """A run tagged degraded=true (a failed stage worked around) gets its own marked row, apart from the clean runs
+    of its setting, in Markdown, CSV and the side-by-side comparison."""
+    degraded = RunRecord("d" * 32, "r16-s2", {"lora.r": "16", "seed": "2"}, {"train/loss": 0.9, "eval/accuracy": 0.0},
+                         {"degraded": "true"})
+    clean = RunRecord("e" * 32, "r16-s3", {"lora.r": "16", "seed": "3"}, {"train/loss": 0.4}, {"degraded": "false"})
+    table = iteration_table([*RUNS, degraded, clean], ["lora.r"], COLUMNS)
+    assert to_markdown(table, ["lora.r"], COLUMNS).splitlines() == [
+        "| lora.r | train loss | accuracy | runs |",
+        "|---|---|---|---|",
+        "| 16 | 0.400 | 15.0% | 3 |",
+        "| 16 (degraded) | 0.900 | 0.0% | 1 |",
+        "| 128 | 0.250 | - | 1 |",
+    ]
+    assert [row.get("degraded", False) for row in table] == [False, True, False]
+    assert to_csv(table, ["lora.r"], COLUMNS).splitlines()[2] == "16 (degraded),0.9,0.0,1"
+    assert iteration_table([degraded], [], COLUMNS)[0]["runs"] == "1 (degraded)"  # no row key: the count is marked
+    assert compare_runs([RUNS[0], degraded], metrics=[]).splitlines()[0] == \
+        "|  | r16-s0 (aaaaaaaa) | r16-s2 (dddddddd) (degraded) |"
+
+
 def test_column_formats():
     assert Column("eval/pass_8").kind() == "percent"
     assert Column("val/loss").kind() == "loss"

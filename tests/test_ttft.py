@@ -480,6 +480,11 @@ def test_a_failed_ttft_stage_and_a_failed_task_mark_the_run_degraded(store, capl
         == (1.0, 2.0)
     assert read(run_dir / "predict" / "predictions.json")["4cd1b7b2"]["test_inputs"][0]["predictions"][0]["text"] \
         == "not a grid"  # predicted, with the checkpoint: an unanswered answer, not a fallback
+    # report.py's tables mark it
+    from arc_exp.tracking.report import Column, fetch_runs, iteration_table, to_markdown
+
+    table = iteration_table(fetch_runs(uri, run_ids=[parent.info.run_id]), ["ttft"], [Column("score")])
+    assert to_markdown(table, ["ttft"], [Column("score")]).splitlines()[-1] == "| n1 (degraded) | 0.0% | 1 |"
 
 
 def test_when_every_task_fails_the_run_is_failed_and_still_submits(store, caplog, monkeypatch):

@@ -6,6 +6,8 @@
 
 Runs are found by their ``experiment`` tag (set by ``python train.py experiment=<name>``), not by folder, so the
 table does not need ``multirun/``. Repeated runs of one setting show the mean and count; a missing value is a dash.
+A degraded run (tag ``degraded=true``: a stage failed and was worked around, see ``solve.py``) is never averaged into
+a clean row: it gets its own row, marked ``(degraded)`` after its first row key.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+DEGRADED = " (degraded)"
 PERCENT_METRICS = ("accuracy", "correct_pixels", "max_correct_pixels", "correct_size", "any_correct_size", "pass_",
                    "vote_", "unanswered", "score")
 
@@ -74,6 +77,23 @@ class RunRecord:
         return {key.lstrip("+~"): value for key, value in pairs}
 
 
+def is_degraded(run: RunRecord) -> bool:
+    """A run tagged ``degraded=true``: a stage failed and was worked around, so its figures are no clean result."""
+    return run.tags.get("degraded") == "true"
+
+
+def mark_degraded(row: dict, rows: Sequence[str]) -> dict:
+    """Mark a table row of degraded runs: its first row key (else its run count) is suffixed ``(degraded)``.
+
+    >>> mark_degraded({"lora.r": "16", "runs": 1}, ["lora.r"])
+    {'lora.r': '16 (degraded)', 'runs': 1, 'degraded': True}
+    """
+    key = rows[0] if rows else "runs"
+    row[key] = f"{row[key]}{DEGRADED}"
+    row["degraded"] = True
+    return row
+
+
 def format_value(value: Any, kind: str) -> str:
     if value is None:
         return "-"
@@ -102,19 +122,20 @@ def iteration_table(runs: Sequence[RunRecord], rows: Sequence[str], columns: Seq
         return "-" if value is None else str(value)
 
     groups: dict[tuple, list[RunRecord]] = {}
-    for run in runs:
-        groups.setdefault(tuple(setting_value(run, key) for key in rows), []).append(run)
+    for run in runs:  # degraded runs group apart (the last item of the key), so no clean row hides one
+        key = (*(setting_value(run, k) for k in rows), "degraded" if is_degraded(run) else "")
+        groups.setdefault(key, []).append(run)
     table = []
     for setting in sorted(groups, key=_natural_key):
         members = groups[setting]
-        row: dict[str, Any] = dict(zip(rows, setting))
+        row: dict[str, Any] = dict(zip(rows, setting[:-1]))
         for column in columns:
             values = [m.value(column.metric) for m in members]
             numbers = [v for v in values if isinstance(v, (int, float))]
             texts = [v for v in values if isinstance(v, str)]
             row[column.title] = mean(numbers) if numbers else (texts[0] if texts else None)
         row["runs"] = len(members)
-        table.append(row)
+        table.append(mark_degraded(row, rows) if setting[-1] else row)
     return table
 
 
@@ -158,7 +179,7 @@ def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = N
     keys = sorted({k for r in runs for k in r.params})
     differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
     metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
-    header = ["", *(f"{r.name} ({r.run_id[:8]})" for r in runs)]
+    header = ["", *(f"{r.name} ({r.run_id[:8]}){DEGRADED if is_degraded(r) else ''}" for r in runs)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in differing:
         lines.append("| " + " | ".join([key, *(str(r.params.get(key, "-")) for r in runs)]) + " |")
