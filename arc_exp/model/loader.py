@@ -133,6 +133,10 @@ def _converted_gguf_folder(spec: ModelSpec) -> Path:
         raise ModelNotAvailableError(f"model '{spec.name}': no GGUF file in {package_dir}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    try:  # before the slow conversion: a cache folder that cannot be written fails at once
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _cache_error(spec, target, error) from None
     log.info("converting %s once into %s", gguf_files[0], target)
     tokenizer = AutoTokenizer.from_pretrained(str(package_dir), gguf_file=gguf_files[0].name)
     model = AutoModelForCausalLM.from_pretrained(str(package_dir), gguf_file=gguf_files[0].name,
@@ -140,10 +144,10 @@ def _converted_gguf_folder(spec: ModelSpec) -> Path:
     if getattr(model, "hf_quantizer", None) is not None:
         # transformers 5 keeps the GGUF quantization config; save_pretrained refuses it otherwise
         model.hf_quantizer.remove_quantization_config(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
     # write into a temporary folder then rename, so a parallel or interrupted conversion never leaves half a model
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         try:
@@ -151,9 +155,18 @@ def _converted_gguf_folder(spec: ModelSpec) -> Path:
         except OSError:  # another process finished first
             if not (target / "model.safetensors").exists():
                 raise
+    except OSError as error:  # a full disk, a cache folder without write permission
+        raise _cache_error(spec, target, error) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _cache_error(spec: ModelSpec, target: Path, error: OSError) -> ModelNotAvailableError:
+    return ModelNotAvailableError(
+        f"model '{spec.name}': disk error while writing its converted weights into '{target}': {error}; free some "
+        f"space or point ARC_EXP_CACHE (or model.cache_dir) at a writable folder")
 
 
 def _hub_folder(spec: ModelSpec) -> Path:
