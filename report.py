@@ -1,7 +1,8 @@
-"""Rebuild an iteration's results table from MLflow, or compare chosen runs.
+"""Rebuild an iteration's tables from MLflow, or compare chosen runs.
 
-    python report.py experiment=iter12_grid_representation     # Markdown + CSV + curves, logged to MLflow
-    python report.py runs=3f2a...,9c1b...                       # side by side
+    python report.py experiment=iter12_grid_representation                  # every table: Markdown + CSV, one MLflow run
+    python report.py experiment=iter12_grid_representation table=lora_rank  # one table
+    python report.py runs=3f2a...,9c1b...                                   # side by side
 """
 import logging
 import os
@@ -32,29 +33,54 @@ def main(cfg: DictConfig) -> None:
     if not cfg.get("experiment") or not cfg.get("report"):
         known = ", ".join(sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
         raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=<id>,<id>")
-    spec = OmegaConf.to_container(cfg.report, resolve=False)
-    rows, columns = spec["rows"], [report.Column(**c) for c in spec["columns"]]
-    entry = {"solve": "solve.py", "evaluation": "evaluate.py"}.get(spec.get("run_type"), "train.py")
-    runs = report.fetch_runs(uri, experiment=cfg.experiment, run_type=spec.get("run_type", "training"))
-    if not runs:
-        raise SystemExit(f"report.py: no {spec.get('run_type', 'training')} run tagged experiment={cfg.experiment} in {uri}; "
-                         f"run `python {entry} -m experiment={cfg.experiment}` first")
-    table = report.iteration_table(runs, rows, columns, spec.get("only_when"))
-    markdown = report.to_markdown(table, rows, columns)
-    print(f"{cfg.experiment}: {len(runs)} runs\n\n{markdown}")
-    files = [output_dir / f"{cfg.experiment}.md", output_dir / f"{cfg.experiment}.csv"]
-    files[0].write_text(markdown + "\n")
-    files[1].write_text(report.to_csv(table, rows, columns))
-    files.append(report.plot_metric_curves(uri, runs, list(cfg.plot_metrics), output_dir / f"{cfg.experiment}.png",
-                                           label_keys=rows))
+    try:
+        tables = report.table_specs(OmegaConf.to_container(cfg.report, resolve=False), cfg.experiment)
+    except report.ReportError as error:
+        raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
+    if cfg.get("table"):
+        chosen = [t for t in tables if t.name == cfg.table]
+        if not chosen:
+            raise SystemExit(f"report.py: experiment={cfg.experiment} has no table '{cfg.table}'; "
+                             f"its tables: {', '.join(t.name for t in tables)}")
+        tables = chosen
+    first = sorted({c.metric for t in tables for c in t.columns if c.step == "first"}
+                   | {m["metric"] for t in tables for m in t.metric_rows
+                      if any(c.step == "first" for c in t.columns)})
+    runs = report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
+    if not any(report.select_runs(runs, t) for t in tables):
+        raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
+                         f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "
+                         f"run `{tables[0].command or f'python train.py -m experiment={cfg.experiment}'}` first")
+    files, printed = [], [f"{cfg.experiment}: {len(runs)} runs"]
+    for table in tables:
+        try:
+            built = report.build_table(runs, table)
+        except report.ReportError as error:
+            raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
+        heading = f"## {table.name}" + (f": {table.title}" if table.title else "")
+        if not built.records:
+            printed.append(f"{heading}\n\n(no run yet{f': `{table.command}`' if table.command else ''})")
+            continue
+        markdown = report.table_markdown(built)
+        printed.append(f"{heading}\n\n{markdown}")
+        stem = output_dir / f"{cfg.experiment}.{table.name}"
+        stem.with_suffix(".md").write_text(f"{heading}\n\n{markdown}\n")
+        stem.with_suffix(".csv").write_text(report.table_csv(built))
+        files += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
+    print("\n\n".join(printed))
+    training = [r for r in runs if r.tags.get("run_type") == "training"]
+    if training and cfg.plot_metrics:
+        files.append(report.plot_metric_curves(uri, training, list(cfg.plot_metrics),
+                                               output_dir / f"{cfg.experiment}.png"))
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment_id = tracking.ensure_experiment(uri, cfg.logger.experiment_name)
     run = client.create_run(experiment_id, run_name=f"report:{cfg.experiment}",
-                            tags={"run_type": "report", "experiment": cfg.experiment})
+                            tags={"run_type": "report", "experiment": cfg.experiment,
+                                  "tables": ",".join(t.name for t in tables)})
     for path in files:
         client.log_artifact(run.info.run_id, str(path))
     client.set_terminated(run.info.run_id)
-    log.info("table written to %s and logged to MLflow run %s", files[0], run.info.run_id)
+    log.info("%d tables written to %s and logged to MLflow run %s", len(files) // 2, output_dir, run.info.run_id)
 
 
 if __name__ == "__main__":

@@ -160,10 +160,17 @@ def test_function_generator_is_a_generator():
     assert generator.calls == [2]
 
 
+def test_sampling_at_temperature_zero_is_greedy():
+    """The seeds' temperature table starts at 0.0: the most likely token, with no sampling."""
+    config = InferenceConfig(sampler="sampling", temperature=0.0)
+    assert config.sampler == "greedy" and not config.do_sample
+    assert InferenceConfig(sampler="sampling", temperature=0.1).sampler == "sampling"
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"batch_size": 0}, "inference.batch_size must be an integer >= 1, got 0"),
     ({"max_new_tokens": 0}, "inference.max_new_tokens must be an integer >= 1 or null, got 0"),
-    ({"temperature": 0.0}, "inference.temperature must be > 0, got 0.0"),
+    ({"temperature": -1.0}, "inference.temperature must be >= 0 (0.0 with sampling = greedy), got -1.0"),
     ({"top_p": 1.5}, "inference.top_p must be in (0, 1], got 1.5"),
     ({"threads": 0}, "inference.threads must be an integer >= 1 or null, got 0"),
     ({"max_prefill_padding": 1.0}, "inference.max_prefill_padding must be in [0, 1), got 1.0"),

@@ -87,8 +87,11 @@ class InferenceConfig:
                                                         or value < 1):
                 raise InferenceConfigError(f"inference.{key} must be an integer >= 1{' or null' if optional else ''}"
                                            f", got {value!r}")
-        if not self.temperature > 0:
-            raise InferenceConfigError(f"inference.temperature must be > 0, got {self.temperature!r}")
+        if self.sampler == "sampling" and self.temperature == 0:
+            self.sampler = "greedy"  # the seeds' temperature 0.0: the most likely token (iteration 24's table)
+        if not self.temperature >= 0:
+            raise InferenceConfigError(f"inference.temperature must be >= 0 (0.0 with sampling = greedy), got "
+                                       f"{self.temperature!r}")
         if isinstance(self.max_prefill_padding, bool) or not 0 <= self.max_prefill_padding < 1:
             raise InferenceConfigError(f"inference.max_prefill_padding must be in [0, 1), got "
                                        f"{self.max_prefill_padding!r}")

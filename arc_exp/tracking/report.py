@@ -1,13 +1,17 @@
-"""Iteration tables rebuilt from MLflow alone: rows are the swept settings, columns the seeds' metric names.
+"""Iteration tables rebuilt from MLflow alone, in the shape of the journal's tables.
 
-    | model | lora.r | train loss | val loss | accuracy | correct_pixels | ... | runs |
+    | model | lora_rank | train loss | val loss | accuracy | correct_pixels | ... | runs |
     |---|---|---|---|---|---|---|---|
-    | smollm2-135m | 16 | 0.412 | 0.398 | 12.5% | 61.3% | ... | 2 |
+    | qwen2-0.5b | 16 | 0.412 | 0.398 | 12.5% | 61.3% | ... | 2 |
 
 Runs are found by their ``experiment`` tag (set by ``python train.py experiment=<name>``), not by folder, so the
-table does not need ``multirun/``. Repeated runs of one setting show the mean and count; a missing value is a dash.
-A degraded run (tag ``degraded=true``: a stage failed and was worked around, see ``solve.py``) is never averaged into
-a clean row: it gets its own row, marked ``(degraded)`` after its first row key.
+table does not need ``multirun/``. A preset's ``report.tables`` lists one :class:`TableSpec` per table of its journal
+document: its row keys, its columns (the journal's titles) and ``where``, the runs it takes (the journal's one-factor
+tables: the learning-rate table holds the runs at rank 32). Repeats of one setting (runs that differ only in
+``seed``) show the mean and their count; runs of one row that differ in anything else are an error naming the setting
+(:class:`ReportError`), unless the table keeps that setting apart (``keep_apart``: an extra column). A run tagged
+``degraded=true`` (a failed TTFT stage, fallback predictions) marks its row: cells with a dagger, the count with
+``(degraded)``, and never averaged with clean runs. A missing value is a dash.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ class Column:
     metric: str
     name: Optional[str] = None
     format: str = "auto"  # auto | percent | loss | number | text
+    scale: float = 1.0    # shown value = metric x scale: seconds per step x 10 / 60 = "10 steps time (min)"
+    step: str = "last"    # last: the final value; first: the value at the first logged step (before training)
 
     @property
     def title(self) -> str:
@@ -54,6 +60,12 @@ class RunRecord:
     params: dict[str, str]
     metrics: dict[str, float]
     tags: dict[str, str] = field(default_factory=dict)
+    first_metrics: dict[str, float] = field(default_factory=dict)  # a metric's value at its first logged step
+
+    @property
+    def degraded(self) -> bool:
+        """The run's pipeline degraded (a failed TTFT stage, fallback predictions): its figures are not clean."""
+        return str(self.tags.get("degraded", "")).lower() == "true"
 
     def value(self, key: str) -> Any:
         """A metric, param or tag by name; ``{param}`` in a key is filled from the run's params, so
@@ -92,6 +104,19 @@ def mark_degraded(row: dict, rows: Sequence[str]) -> dict:
     row[key] = f"{row[key]}{DEGRADED}"
     row["degraded"] = True
     return row
+def column_value(run: RunRecord, column: Column) -> Any:
+    """The run's value of a column: the metric (at its first step with ``step: first``) times ``scale``."""
+    key = column.metric
+    if column.step == "first":
+        value = run.first_metrics.get(re.sub(r"\{([^}]+)\}", lambda m: str(run.params.get(m.group(1), m.group(0))),
+                                             key))
+    elif column.step == "last":
+        value = run.value(key)
+    else:
+        raise ReportError(f"report column '{column.title}': step must be 'first' or 'last', got '{column.step}'")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and column.scale != 1.0:
+        value = value * column.scale
+    return value
 
 
 def format_value(value: Any, kind: str) -> str:
@@ -174,6 +199,274 @@ def to_csv(table: Sequence[Mapping], rows: Sequence[str], columns: Sequence[Colu
     return out.getvalue()
 
 
+class ReportError(ValueError):
+    """A table that cannot be built as asked; the message names the table and the setting or key at fault."""
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """``"0.0001"`` and ``"1e-4"`` are the same learning rate; ``"qwen2-0.5b"`` only equals itself."""
+    if a is None or b is None:
+        return a is None and b is None
+    a, b = str(a), str(b)
+    if a == b:
+        return True
+    if _is_number(a) and _is_number(b):
+        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)))
+    return a.lower() == b.lower() and a.lower() in ("true", "false")
+
+
+@dataclass
+class RowKey:
+    """A row-key column of a table: a run's setting ``key`` (param, tag or ``choice/<group>``) shown under ``name``.
+
+    - ``key`` may be a list: the first of them the run has (an ``evaluate.py`` run of the base model has no arm);
+    - ``map``: raw value -> shown text, in the journal's row order (unmapped values keep their text and come after);
+    - ``contains``: an x-marked flag, ``x`` when the raw value contains this text, else empty (iteration 12's
+      ``row numbers`` column is ``{key: choice/encoder, name: row numbers, contains: row_number}``);
+    - ``format: sci`` shows ``0.0001`` as ``1.00E-04``;
+    - ``only_when``: ``{other key: value}``: the key has an effect only then; elsewhere it shows ``-`` and runs are
+      grouped regardless of it.
+    """
+
+    key: Any
+    name: Optional[str] = None
+    map: Optional[dict] = None
+    contains: Optional[str] = None
+    format: str = "text"
+    only_when: Optional[dict] = None
+
+    def __post_init__(self) -> None:
+        self.map = None if self.map is None else {str(k): v for k, v in self.map.items()}
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else [str(k) for k in self.key]
+
+    @property
+    def title(self) -> str:
+        return self.name or self.keys[0]
+
+    def raw(self, run: RunRecord) -> Optional[str]:
+        if self.only_when and any(not same_value(run.value(k), v) for k, v in self.only_when.items()):
+            return "-"
+        for key in self.keys:
+            value = run.value(key)
+            if value is not None:
+                return str(value)
+        return None
+
+    def mapped(self, raw: Optional[str]) -> Optional[str]:
+        """The ``map`` key the raw value matches (numbers by value), or ``None``."""
+        if self.map is None or raw is None:
+            return None
+        return next((k for k in self.map if same_value(k, raw)), None)
+
+    def show(self, raw: Optional[str]) -> str:
+        if raw is None:
+            return "-"
+        if self.contains is not None:
+            return "x" if self.contains in raw else ""
+        key = self.mapped(raw)
+        if key is not None:
+            return str(self.map[key])
+        if self.format == "sci" and _is_number(raw):
+            return f"{float(raw):.2E}"
+        return raw
+
+    def order(self, raw: Optional[str]) -> tuple:
+        key = self.mapped(raw)
+        if key is not None:
+            return (0, list(self.map).index(key), 0.0, "")
+        text = "" if raw is None else raw
+        return (1, 0, *((0.0, text) if not _is_number(text) else (float(text), "")))
+
+
+@dataclass
+class TableSpec:
+    """One table of a preset's ``report.tables`` (one per table of the journal document).
+
+    ``rows``: the row-key columns (:class:`RowKey`); ``columns``: the metric columns (:class:`Column`), titled as the
+    journal titles them; ``where``: the runs the table takes, ``{setting: value or [values]}`` (a one-factor table:
+    the learning-rate table takes the runs at ``lora.r: 32``); ``run_type``: ``training`` (train.py), ``evaluation``
+    (evaluate.py) or ``solve`` (solve.py), or a list of them; ``keep_apart``: settings whose runs may share a row key
+    but are kept apart by an extra column; ``ignore``: settings allowed to differ within a row (besides ``seed``).
+    ``metric_rows`` turns the table around: one row per listed metric (``{metric, name}``) under ``row_title``, one
+    column per :class:`Column` (``metric`` unused there, ``step: first`` = before training), over all the runs it takes
+    (one setting). ``command`` is the command that makes its runs (shown when it has none)."""
+
+    name: str
+    columns: list[Column]
+    rows: list[RowKey] = field(default_factory=list)
+    title: Optional[str] = None
+    run_type: Any = "training"
+    where: dict = field(default_factory=dict)
+    keep_apart: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    metric_rows: list[dict] = field(default_factory=list)
+    row_title: str = "metric"
+    command: Optional[str] = None
+
+    @classmethod
+    def from_config(cls, spec: Mapping, where: str = "report.tables") -> "TableSpec":
+        """From a plain dict of the preset; an unknown key or a missing part is a :class:`ReportError`."""
+        known = set(cls.__dataclass_fields__)
+        name = spec.get("name")
+        if not name:
+            raise ReportError(f"{where}: a table needs a name (report.py table=<name> prints it alone)")
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ReportError(f"{where}: table '{name}' has unknown key(s) {', '.join(unknown)}; "
+                              f"use {', '.join(sorted(known))}")
+        if not spec.get("columns") or not (spec.get("rows") or spec.get("metric_rows")):
+            raise ReportError(f"{where}: table '{name}' needs columns and rows (or metric_rows)")
+        try:
+            columns = [Column(**c) if isinstance(c, Mapping) else Column(str(c)) for c in spec["columns"]]
+            rows = [RowKey(**r) if isinstance(r, Mapping) else RowKey(str(r)) for r in spec.get("rows") or []]
+        except TypeError as error:
+            raise ReportError(f"{where}: table '{name}': {error}") from None
+        return cls(**{**dict(spec), "columns": columns, "rows": rows,
+                      "where": dict(spec.get("where") or {}), "keep_apart": list(spec.get("keep_apart") or []),
+                      "ignore": list(spec.get("ignore") or []), "metric_rows": list(spec.get("metric_rows") or [])})
+
+    @property
+    def run_types(self) -> list[str]:
+        return [self.run_type] if isinstance(self.run_type, str) else list(self.run_type)
+
+    @property
+    def header(self) -> list[str]:
+        """The journal's titles: row keys (or ``row_title``), then the metric columns."""
+        if self.metric_rows:
+            return [self.row_title, *(c.title for c in self.columns)]
+        return [*(r.title for r in self.rows), *self.keep_apart, *(c.title for c in self.columns)]
+
+
+def table_specs(report: Mapping, experiment: str = "report") -> list[TableSpec]:
+    """A preset's ``report:`` as tables: ``report.tables`` (a list), or the older single table
+    (``report.rows``/``columns``/``only_when``/``run_type``) named after the experiment."""
+    if "tables" in report:
+        specs = [TableSpec.from_config(t, f"report.tables[{i}]") for i, t in enumerate(report["tables"] or [])]
+    elif report.get("rows"):
+        only_when = report.get("only_when") or {}
+        specs = [TableSpec(name=experiment, columns=[Column(**c) for c in report["columns"]],
+                           rows=[RowKey(k, only_when=only_when.get(k)) for k in report["rows"]],
+                           run_type=report.get("run_type", "training"))]
+    else:
+        specs = []
+    if not specs:
+        raise ReportError("report: the preset has no table (report.tables)")
+    names = [t.name for t in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ReportError(f"report.tables: table name(s) {', '.join(duplicates)} used twice")
+    return specs
+
+
+def select_runs(runs: Sequence[RunRecord], table: TableSpec) -> list[RunRecord]:
+    """The runs of the table: its run types, and every ``where`` setting matched (a list: any of its values)."""
+    chosen = []
+    for run in runs:
+        if run.tags.get("run_type", "training") not in table.run_types:
+            continue
+        if all(any(same_value(run.value(key), v) for v in (wanted if isinstance(wanted, (list, tuple)) else [wanted]))
+               for key, wanted in table.where.items()):
+            chosen.append(run)
+    return chosen
+
+
+def check_one_setting(members: Sequence[RunRecord], table: TableSpec, row: str) -> None:
+    """Runs averaged into one row must differ only in ``seed`` (and the table's ``ignore``): else a
+    :class:`ReportError` naming the setting that differs."""
+    if len(members) < 2:
+        return
+    allowed = {"seed", *table.ignore, *table.keep_apart, *(k for r in table.rows if r.only_when for k in r.keys)}
+    for key in sorted({k for m in members for k in m.params}):
+        if key in allowed or key.rsplit(".", 1)[-1] == "seed":
+            continue
+        values = {m.params.get(key) for m in members}
+        if len(values) > 1:
+            shown = ", ".join(sorted("(unset)" if v is None else str(v)[:60] for v in values))
+            raise ReportError(f"table '{table.name}', row {row}: its {len(members)} runs differ in '{key}' "
+                              f"({shown}), not only in seed; give the table where: {{{key}: <value>}} or "
+                              f"keep_apart: [{key}]")
+
+
+@dataclass
+class BuiltTable:
+    """A table filled from runs: ``records`` hold, per row, the shown row keys, the raw column values (means), the
+    number of runs and how many of them degraded."""
+
+    spec: TableSpec
+    records: list[dict]
+
+    @property
+    def header(self) -> list[str]:
+        return [*self.spec.header, "runs"]
+
+
+def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
+    """The table's rows from ``runs`` (all runs of the experiment: :func:`select_runs` picks the table's)."""
+    chosen = select_runs(runs, table)
+    if table.metric_rows:
+        check_one_setting(chosen, table, "(all)")
+        records = []
+        for item in table.metric_rows:
+            values = [_mean([column_value(r, Column(**{**c.__dict__, "metric": item["metric"]})) for r in chosen])
+                      for c in table.columns]
+            records.append({"keys": [item.get("name") or item["metric"]], "values": values, "runs": len(chosen),
+                            "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded]})
+        return BuiltTable(table, records if chosen else [])
+    keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]
+    groups: dict[tuple, list[RunRecord]] = {}
+    for run in chosen:
+        groups.setdefault(tuple(k.raw(run) for k in keys), []).append(run)
+    records = []
+    for setting in sorted(groups, key=lambda s: tuple(k.order(v) for k, v in zip(keys, s))):
+        members = groups[setting]
+        shown = [k.show(v) for k, v in zip(keys, setting)]
+        check_one_setting(members, table, "(" + ", ".join(f"{k.title}={v}" for k, v in zip(keys, setting)) + ")")
+        records.append({"keys": shown, "values": [_mean([column_value(m, c) for m in members]) for c in table.columns],
+                        "runs": len(members), "degraded": sum(m.degraded for m in members),
+                        "names": [m.name for m in members if m.degraded]})
+    return BuiltTable(table, records)
+
+
+def _mean(values: Sequence[Any]) -> Any:
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    texts = [v for v in values if isinstance(v, str)]
+    return mean(numbers) if numbers else (texts[0] if texts else None)
+
+
+DAGGER = "†"
+
+
+def table_markdown(built: BuiltTable) -> str:
+    """The table as the journal prints it (plus ``runs``); a row with degraded runs has daggered cells, its count
+    says how many degraded, and a note under the table names them."""
+    lines = ["| " + " | ".join(built.header) + " |", "|" + "---|" * len(built.header)]
+    for record in built.records:
+        mark = f" {DAGGER}" if record["degraded"] else ""
+        cells = [*record["keys"], *(format_value(v, c.kind()) + (mark if v is not None else "")
+                                     for v, c in zip(record["values"], built.spec.columns))]
+        cells.append(f"{record['runs']} ({record['degraded']} degraded)" if record["degraded"] else str(record["runs"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    degraded = [n for r in built.records for n in r["names"]]
+    if degraded:
+        lines.append(f"\n{DAGGER} degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean "
+                     f"results: {', '.join(sorted(set(degraded)))}")
+    return "\n".join(lines)
+
+
+def table_csv(built: BuiltTable) -> str:
+    """Raw numbers (not formatted), for spreadsheets and pandas; ``degraded`` counts the degraded runs of a row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*built.header, "degraded"])
+    for record in built.records:
+        writer.writerow([*record["keys"], *("" if v is None else v for v in record["values"]), record["runs"],
+                         record["degraded"]])
+    return out.getvalue()
+
+
 def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None) -> str:
     """Runs side by side: the params that differ between them, then their metrics (Markdown)."""
     keys = sorted({k for r in runs for k in r.params})
@@ -190,9 +483,10 @@ def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = N
 
 
 def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Iterable[str] = (),
-               run_type: Optional[str] = "training") -> list[RunRecord]:
-    """The finished runs of an iteration (by its ``experiment`` tag), or the given run ids, from any MLflow
-    experiment."""
+               run_type: Optional[str] = "training", first_step_metrics: Iterable[str] = ()) -> list[RunRecord]:
+    """The finished runs of an iteration (by its ``experiment`` tag; of every run type with ``run_type=None``), or
+    the given run ids, from any MLflow experiment. ``first_step_metrics``: metrics whose value at their first logged
+    step is read too (``qa/count`` at step 0: before training)."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -210,8 +504,15 @@ def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Ite
         if run_type:
             query += f" and tags.run_type = '{run_type}'"
         found = client.search_runs(ids, filter_string=query, max_results=5000) if ids else []
-    return [RunRecord(r.info.run_id, r.info.run_name or r.info.run_id, dict(r.data.params), dict(r.data.metrics),
-                      dict(r.data.tags)) for r in found]
+    records = [RunRecord(r.info.run_id, r.info.run_name or r.info.run_id, dict(r.data.params), dict(r.data.metrics),
+                         dict(r.data.tags)) for r in found]
+    for record in records:
+        for key in first_step_metrics:
+            key = re.sub(r"\{([^}]+)\}", lambda m: str(record.params.get(m.group(1), m.group(0))), key)
+            if key in record.metrics:
+                history = client.get_metric_history(record.run_id, key)
+                record.first_metrics[key] = min(history, key=lambda m: (m.step, m.timestamp)).value
+    return records
 
 
 def plot_metric_curves(tracking_uri: str, runs: Sequence[RunRecord], metrics: Sequence[str], path: str | Path,

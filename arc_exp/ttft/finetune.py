@@ -37,9 +37,21 @@ class FineTuneOutcome:
     holdout_before: dict[str, float] = field(default_factory=dict)  # held-out answer loss per task, before TTFT
     holdout_after: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    parameters: int = 0     # of the base model (an adapter's own not counted): the journal's timing table
+    max_context: int = 0    # the model's max_position_embeddings
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _model_size(model) -> tuple[int, int]:
+    """``(parameters of the base model, max context length)``; PEFT counts 4-bit weights at their full number."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+        parameters = total - trainable
+    else:
+        parameters = sum(p.numel() for p in model.parameters())
+    return int(parameters), int(getattr(getattr(model, "config", None), "max_position_embeddings", 0) or 0)
 
 
 def answer_losses(model, tasks: Sequence[Task], encoder, prompt_version: str, tokenizer,
@@ -107,6 +119,7 @@ def fine_tune(model, tokenizer, datasets: Sequence[TrainingDataset], settings: T
     trainer.fit(module, datamodule=datamodule)
     outcome.seconds = time.perf_counter() - began
     outcome.steps = trainer.global_step
+    outcome.parameters, outcome.max_context = _model_size(model)
     outcome.stopped_by_budget = outcome.steps < steps
     outcome.losses = losses.losses
     if holdout:

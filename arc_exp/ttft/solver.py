@@ -247,6 +247,7 @@ class SolveResult:
         """The MLflow status of the solve run: ``FAILED`` when errors left no task predicted by the model (the
         submission holds fallback attempts only), else ``FINISHED`` (tagged ``degraded=true`` when degraded)."""
         return "FAILED" if self.errors and not self.predicted_tasks else "FINISHED"
+    stage_metrics: dict[str, float] = field(default_factory=dict)  # ttft/*: steps, seconds per step, model size
 
 
 @dataclass
@@ -379,7 +380,7 @@ class Solver:
                 outcome = self._shared(dataset, folder, budget, deadline, run)
                 adapters = {task_id: outcome.adapter for task_id in dataset.task_ids}
                 outcomes, complete = [outcome], True
-            info = self._ttft_report(adapters, outcomes, run)
+            info = self._ttft_report(adapters, outcomes, run, result)
             status = "FINISHED"
         finally:
             _finish(run, status)
@@ -389,13 +390,19 @@ class Solver:
             write_json(folder / "partial.json", info, indent=1)
         return adapters
 
-    def _ttft_report(self, adapters: Mapping, outcomes: Sequence[FineTuneOutcome], run) -> dict:
+    def _ttft_report(self, adapters: Mapping, outcomes: Sequence[FineTuneOutcome], run,
+                     result: SolveResult) -> dict:
         """The stage's ``stage.json`` content, also logged to its MLflow run (with the held-out losses)."""
         info = {"stage": "ttft", "mode": "per_task" if self.ttft.per_task else "shared", "adapters": dict(adapters),
                 "ttft": self.ttft.describe(), "outcomes": [o.to_dict() for o in outcomes]}
         metrics = {"steps": sum(o.steps for o in outcomes), "seconds": sum(o.seconds for o in outcomes),
                    "stopped_by_budget": float(any(o.stopped_by_budget for o in outcomes)),
                    "adapters": float(len({a for a in adapters.values() if a}))}
+        if metrics["steps"]:  # measured step time and model size: iteration 4's timing table, from the parent run
+            metrics.update(seconds_per_step=metrics["seconds"] / metrics["steps"],
+                           parameters=float(max(o.parameters for o in outcomes)),
+                           max_context_length=float(max(o.max_context for o in outcomes)))
+        result.stage_metrics.update({f"ttft/{k}": v for k, v in metrics.items()})
         before = {k: v for o in outcomes for k, v in o.holdout_before.items()}
         after = {k: v for o in outcomes for k, v in o.holdout_after.items()}
         if before:
@@ -623,7 +630,7 @@ class Solver:
             log.info("score: %.4f over %d tasks with known test outputs%s", score["score"], score["n_tasks"],
                      "" if len(parts) == 1 else f" ({', '.join(f'{k}: {v:.4f}' for k, v in parts.items())})")
         if tracker is not None:
-            tracker.log_metrics({**metrics, **result.metrics})
+            tracker.log_metrics({**metrics, **result.stage_metrics, **result.metrics})
             tracker.set_tags({"skipped_stages": ",".join(result.skipped_stages), "run_dir": str(run_dir.resolve()),
                               "notes": " | ".join(result.notes)[:5000], "degraded": str(result.degraded).lower(),
                               "errors": " | ".join(result.errors)[:5000]})
