@@ -31,6 +31,7 @@ TINY_SOLVE = ("model=tiny-random", "data.eval.max_grid_side=4", "ttft=n1", "ttft
 # train/loss of the 2 TTFT steps of the shared adapter (seed 0, the 11 n-1 tasks, D8 + colors, batch 1, 1 thread)
 PINNED_SHARED_LOSSES = [10.699857711791992, 10.609771728515625]
 TOLERANCE = 1e-4
+PINNED_VAL_LOSS = 10.692873160044352  # answer loss of the 3 small tasks' test outputs after the 2 steps
 TINY_PARAMETERS = 3219776  # the tiny random model: 49152 x 64 tied embeddings + 2 layers of hidden 64
 
 
@@ -297,6 +298,8 @@ def test_shared_adapter_end_to_end(shared, store):
     assert (metrics["ttft/steps"], metrics["ttft/max_context_length"]) == (2.0, 8192.0)
     assert metrics["ttft/parameters"] == outcome["parameters"] == TINY_PARAMETERS
     assert metrics["ttft/seconds_per_step"] == pytest.approx(outcome["seconds"] / 2)
+    # the journal's val loss: the answer loss of the 3 tasks' known test outputs, under the TTFT adapter
+    assert metrics["val_loss"] == pytest.approx(PINNED_VAL_LOSS, abs=TOLERANCE)
 
 
 def test_one_adapter_per_task_end_to_end(per_task, store):

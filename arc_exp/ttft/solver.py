@@ -526,7 +526,7 @@ class Solver:
         for task in tasks:  # tasks sharing a model are predicted together: it loads once
             groups.setdefault(adapters.get(task.task_id), []).append(task)
         results: dict[str, TaskResult] = {}
-        generators, skipped, failed = [], [], []
+        generators, skipped, failed, val_losses = [], [], [], {}
         spent, made, test_left = 0.0, 0, sum(len(t.test) for t in tasks)
         bar = tqdm(total=len(tasks), desc="predict", unit="task", disable=not self.progress, dynamic_ncols=True)
         run = tracker and tracker.child("predict", stage="predict")
@@ -546,10 +546,14 @@ class Solver:
                     began = time.perf_counter()
                     try:
                         if generator is None:
-                            generator = self.make_generator(self._prediction_model(adapter))
+                            model = self._prediction_model(adapter)
+                            generator = self.make_generator(model)
                             generators.append(generator)
                         settings = dataclasses.replace(self.evaluation, predictions_per_task=per_input)
                         done = evaluate_tasks([task], generator, self.tokenizer, settings, progress=False)
+                        if task.has_solutions:  # the journal's val loss: the answer loss of the known test outputs
+                            val_losses.update(answer_losses(model, [task], settings.encoder, settings.prompt_version,
+                                                            self.tokenizer, settings.max_seq_len))
                         results[task.task_id] = _with_pass_n(done.tasks[task.task_id], n)
                         made += per_input * len(task.test)
                         result.predicted_tasks += 1
@@ -570,6 +574,8 @@ class Solver:
             bar.close()
             ordered = {t.task_id: results[t.task_id] for t in tasks}
             metrics = aggregate_metrics({k: r.metrics for k, r in ordered.items() if r.metrics is not None}, n)
+            if val_losses:
+                metrics["val_loss"] = _mean(val_losses.values())
             stats: dict[str, float] = {}
             for generator in generators:
                 for key, value in (getattr(getattr(generator, "stats", None), "as_dict", dict)()).items():
