@@ -2,6 +2,7 @@
 
     python report.py experiment=iter12_grid_representation                  # every table: Markdown + CSV, one MLflow run
     python report.py experiment=iter12_grid_representation table=lora_rank  # one table
+    python report.py experiment=iter12_grid_representation scale=gpu        # the runs of scale=gpu
     python report.py runs=3f2a...,9c1b...                                   # side by side
 """
 import logging
@@ -34,9 +35,12 @@ def main(cfg: DictConfig) -> None:
         known = ", ".join(sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
         raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=<id>,<id>")
     try:
-        tables = report.table_specs(OmegaConf.to_container(cfg.report, resolve=False), cfg.experiment)
+        tables = report.table_specs(OmegaConf.to_container(cfg.report, resolve=True), cfg.experiment)
     except report.ReportError as error:
         raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
+    if cfg.get("scale"):  # a preset's smoke and gpu runs never share a table: scale=gpu reports the gpu runs
+        for table in tables:
+            table.where.setdefault("scale", cfg.scale)
     if cfg.get("table"):
         chosen = [t for t in tables if t.name == cfg.table]
         if not chosen:

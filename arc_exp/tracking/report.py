@@ -219,7 +219,8 @@ def same_value(a: Any, b: Any) -> bool:
 class RowKey:
     """A row-key column of a table: a run's setting ``key`` (param, tag or ``choice/<group>``) shown under ``name``.
 
-    - ``key`` may be a list: the first of them the run has (an ``evaluate.py`` run of the base model has no arm);
+    - ``key`` may be a list: the first of them the run has (an ``evaluate.py`` run of the base model has no arm),
+      or a template of settings, ``"{model.name}/{lora.load_in_4bit}"``;
     - ``map``: raw value -> shown text, in the journal's row order (unmapped values keep their text and come after);
     - ``contains``: an x-marked flag, ``x`` when the raw value contains this text, else empty (iteration 12's
       ``row numbers`` column is ``{key: choice/encoder, name: row numbers, contains: row_number}``);
@@ -250,6 +251,11 @@ class RowKey:
         if self.only_when and any(not same_value(run.value(k), v) for k, v in self.only_when.items()):
             return "-"
         for key in self.keys:
+            if "{" in key:  # a template of settings: "{model.name}/{lora.load_in_4bit}"
+                names = re.findall(r"\{([^}]+)\}", key)
+                if all(run.value(n) is None for n in names):
+                    continue
+                return re.sub(r"\{([^}]+)\}", lambda m: str(run.value(m.group(1))), key)
             value = run.value(key)
             if value is not None:
                 return str(value)
@@ -305,6 +311,7 @@ class TableSpec:
     metric_rows: list[dict] = field(default_factory=list)
     row_title: str = "metric"
     command: Optional[str] = None
+    layout: list[tuple[str, int]] = field(default_factory=list)  # ("row" | "column", index) in header order
 
     @classmethod
     def from_config(cls, spec: Mapping, where: str = "report.tables") -> "TableSpec":
@@ -320,11 +327,19 @@ class TableSpec:
         if not spec.get("columns") or not (spec.get("rows") or spec.get("metric_rows")):
             raise ReportError(f"{where}: table '{name}' needs columns and rows (or metric_rows)")
         try:
-            columns = [Column(**c) if isinstance(c, Mapping) else Column(str(c)) for c in spec["columns"]]
             rows = [RowKey(**r) if isinstance(r, Mapping) else RowKey(str(r)) for r in spec.get("rows") or []]
+            layout = [("row", i) for i in range(len(rows))]
+            columns = []
+            for c in spec["columns"]:  # an entry with `key` is a row key shown at that place (the journal's order)
+                if isinstance(c, Mapping) and "key" in c:
+                    layout.append(("row", len(rows)))
+                    rows.append(RowKey(**c))
+                else:
+                    layout.append(("column", len(columns)))
+                    columns.append(Column(**c) if isinstance(c, Mapping) else Column(str(c)))
         except TypeError as error:
             raise ReportError(f"{where}: table '{name}': {error}") from None
-        return cls(**{**dict(spec), "columns": columns, "rows": rows,
+        return cls(**{**dict(spec), "columns": columns, "rows": rows, "layout": layout,
                       "where": dict(spec.get("where") or {}), "keep_apart": list(spec.get("keep_apart") or []),
                       "ignore": list(spec.get("ignore") or []), "metric_rows": list(spec.get("metric_rows") or [])})
 
@@ -337,7 +352,14 @@ class TableSpec:
         """The journal's titles: row keys (or ``row_title``), then the metric columns."""
         if self.metric_rows:
             return [self.row_title, *(c.title for c in self.columns)]
-        return [*(r.title for r in self.rows), *self.keep_apart, *(c.title for c in self.columns)]
+        return [*self.keep_apart, *(self.rows[i].title if kind == "row" else self.columns[i].title
+                                    for kind, i in self.cells)]
+
+    @property
+    def cells(self) -> list[tuple[str, int]]:
+        """``("row" | "column", index)`` of each cell after the ``keep_apart`` ones, in the header's order."""
+        return self.layout or [*(("row", i) for i in range(len(self.rows))),
+                               *(("column", i) for i in range(len(self.columns)))]
 
 
 def table_specs(report: Mapping, experiment: str = "report") -> list[TableSpec]:
@@ -415,7 +437,7 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
             records.append({"keys": [item.get("name") or item["metric"]], "values": values, "runs": len(chosen),
                             "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded]})
         return BuiltTable(table, records if chosen else [])
-    keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]
+    keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
     groups: dict[tuple, list[RunRecord]] = {}
     for run in chosen:
         groups.setdefault(tuple(k.raw(run) for k in keys), []).append(run)
@@ -445,8 +467,9 @@ def table_markdown(built: BuiltTable) -> str:
     lines = ["| " + " | ".join(built.header) + " |", "|" + "---|" * len(built.header)]
     for record in built.records:
         mark = f" {DAGGER}" if record["degraded"] else ""
-        cells = [*record["keys"], *(format_value(v, c.kind()) + (mark if v is not None else "")
-                                     for v, c in zip(record["values"], built.spec.columns))]
+        values = [format_value(v, c.kind()) + (mark if v is not None else "")
+                  for v, c in zip(record["values"], built.spec.columns)]
+        cells = _ordered(built.spec, record["keys"], values)
         cells.append(f"{record['runs']} ({record['degraded']} degraded)" if record["degraded"] else str(record["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
     degraded = [n for r in built.records for n in r["names"]]
@@ -456,14 +479,22 @@ def table_markdown(built: BuiltTable) -> str:
     return "\n".join(lines)
 
 
+def _ordered(spec: TableSpec, keys: Sequence[Any], values: Sequence[Any]) -> list[Any]:
+    """A record's cells in the header's order: keep_apart, then row keys and columns as the spec lays them out."""
+    if spec.metric_rows:
+        return [*keys, *values]
+    rows, apart = keys[:len(spec.rows)], keys[len(spec.rows):]
+    return [*apart, *(rows[i] if kind == "row" else values[i] for kind, i in spec.cells)]
+
+
 def table_csv(built: BuiltTable) -> str:
     """Raw numbers (not formatted), for spreadsheets and pandas; ``degraded`` counts the degraded runs of a row."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([*built.header, "degraded"])
     for record in built.records:
-        writer.writerow([*record["keys"], *("" if v is None else v for v in record["values"]), record["runs"],
-                         record["degraded"]])
+        values = ["" if v is None else v for v in record["values"]]
+        writer.writerow([*_ordered(built.spec, record["keys"], values), record["runs"], record["degraded"]])
     return out.getvalue()
 
 
