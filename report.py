@@ -47,9 +47,9 @@ def main(cfg: DictConfig) -> None:
             raise SystemExit(f"report.py: experiment={cfg.experiment} has no table '{cfg.table}'; "
                              f"its tables: {', '.join(t.name for t in tables)}")
         tables = chosen
-    first = sorted({c.metric for t in tables for c in t.columns if c.step == "first"}
-                   | {m["metric"] for t in tables for m in t.metric_rows
-                      if any(c.step == "first" for c in t.columns)})
+    first = sorted({k for t in tables for c in t.columns if c.step == "first" for k in c.metric.split("|")}
+                   | {k for t in tables for m in t.metric_rows if any(c.step == "first" for c in t.columns)
+                      for k in m["metric"].split("|")})
     runs = report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
     if not any(report.select_runs(runs, t) for t in tables):
         raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "

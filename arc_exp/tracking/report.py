@@ -30,7 +30,8 @@ PERCENT_METRICS = ("accuracy", "correct_pixels", "max_correct_pixels", "correct_
 
 @dataclass
 class Column:
-    """A table column: an MLflow metric (or param, ``param:<key>``) shown under ``name`` in ``format``."""
+    """A table column: an MLflow metric (or param, ``param:<key>``) shown under ``name`` in ``format``;
+    ``"eval/accuracy|accuracy"``: the first of these the run has (training and evaluate.py runs in one table)."""
 
     metric: str
     name: Optional[str] = None
@@ -40,12 +41,12 @@ class Column:
 
     @property
     def title(self) -> str:
-        return self.name or self.metric.split("/")[-1]
+        return self.name or self.metric.split("|")[0].split("/")[-1]
 
     def kind(self) -> str:
         if self.format != "auto":
             return self.format
-        base = self.metric.split("/")[-1]
+        base = self.metric.split("|")[0].split("/")[-1]
         if any(base.startswith(p) for p in PERCENT_METRICS):
             return "percent"
         return "loss" if "loss" in base else "number"
@@ -80,7 +81,32 @@ class RunRecord:
             return self.metrics[key]
         if key in self.params or key in self.tags:
             return self.params.get(key, self.tags.get(key))
-        return self.overrides().get(key)
+        item = self.list_item(key)
+        return item if item is not None else self.overrides().get(key)
+
+    def list_item(self, key: str) -> Any:
+        """A key inside a param logged whole as a list: ``data.train.1.weight`` from the ``data.train`` param
+        ``"[{'source': ..., 'weight': 1.0}, {...}]"``; ``None`` when there is no such param or it does not parse."""
+        import ast
+
+        parts = key.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            text = self.params.get(".".join(parts[:cut]))
+            if text is None:
+                continue
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return None
+            for part in parts[cut:]:
+                if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                    value = value[int(part)]
+                elif isinstance(value, dict) and part in value:
+                    value = value[part]
+                else:
+                    return None
+            return None if isinstance(value, (list, dict)) else str(value)
+        return None
 
     def overrides(self) -> dict[str, str]:
         """The run's command-line overrides (its ``overrides`` tag) by key: a swept key that is no param of its own,
@@ -106,14 +132,17 @@ def mark_degraded(row: dict, rows: Sequence[str]) -> dict:
     return row
 def column_value(run: RunRecord, column: Column) -> Any:
     """The run's value of a column: the metric (at its first step with ``step: first``) times ``scale``."""
-    key = column.metric
-    if column.step == "first":
-        value = run.first_metrics.get(re.sub(r"\{([^}]+)\}", lambda m: str(run.params.get(m.group(1), m.group(0))),
-                                             key))
-    elif column.step == "last":
-        value = run.value(key)
-    else:
+    if column.step not in ("first", "last"):
         raise ReportError(f"report column '{column.title}': step must be 'first' or 'last', got '{column.step}'")
+    value = None
+    for key in column.metric.split("|"):  # alternatives: "eval/accuracy|accuracy" (train.py or evaluate.py runs)
+        if column.step == "first":
+            value = run.first_metrics.get(re.sub(r"\{([^}]+)\}",
+                                                 lambda m: str(run.params.get(m.group(1), m.group(0))), key))
+        else:
+            value = run.value(key)
+        if value is not None:
+            break
     if isinstance(value, (int, float)) and not isinstance(value, bool) and column.scale != 1.0:
         value = value * column.scale
     return value
