@@ -14,4 +14,15 @@ One package per pipeline stage, in the order data flows:
 - ``synthetic``: generated training data (count grids with question/answer chats, new task inputs).
 - ``tracking``: MLflow runs, params, tags and artifacts; the iteration tables of report.py.
 """
+from omegaconf import OmegaConf
+
 __version__ = "0.1.0"
+
+
+def _required(key: str, what: str = "value") -> None:
+    """``checkpoint: ${required:checkpoint,training run id}`` in a preset: a value the user must give (a preset's
+    ``???`` would not replace the entry config's ``null``)."""
+    raise ValueError(f"{key} is required by this preset: give {key}=<{what}>")
+
+
+OmegaConf.register_new_resolver("required", _required, replace=True)
