@@ -67,10 +67,10 @@ def main(cfg: DictConfig) -> None:
             continue
         markdown = report.table_markdown(built)
         printed.append(f"{heading}\n\n{markdown}")
-        stem = output_dir / f"{cfg.experiment}.{table.name}"
-        stem.with_suffix(".md").write_text(f"{heading}\n\n{markdown}\n")
-        stem.with_suffix(".csv").write_text(report.table_csv(built))
-        files += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
+        md, csv = (output_dir / f"{cfg.experiment}.{table.name}.{suffix}" for suffix in ("md", "csv"))
+        md.write_text(f"{heading}\n\n{markdown}\n")
+        csv.write_text(report.table_csv(built))
+        files += [md, csv]
     print("\n\n".join(printed))
     training = [r for r in runs if r.tags.get("run_type") == "training"]
     if training and cfg.plot_metrics:

@@ -99,3 +99,184 @@ def test_a_row_key_is_shown_only_where_it_has_an_effect():
         "| dfs | 0.005 | 50.0% | 1 |\n"
         "| dfs | 0.1 | 100.0% | 1 |\n"
         "| greedy | - | 12.5% | 2 |")
+
+
+# -- journal-shaped tables (report.tables) ------------------------------------------------------------------------
+
+import subprocess  # noqa: E402
+
+import pytest  # noqa: E402
+
+from arc_exp.report import (ReportError, RowKey, TableSpec, build_table, fetch_runs, table_csv,  # noqa: E402
+                            table_markdown, table_specs)
+from conftest import PYTHON, REPO  # noqa: E402
+
+
+def run(letter, params, metrics, tags=None, first=None):
+    return RunRecord(letter * 32, f"run-{letter}", {"seed": "0", **params}, metrics,
+                     {"run_type": "training", **(tags or {})}, dict(first or {}))
+
+
+LR_TABLE = TableSpec.from_config({
+    "name": "learning_rate", "where": {"lora.r": 32},
+    "rows": [{"key": "model.name", "name": "model", "map": {"qwen2-0.5b": "Qwen2-0.5B"}},
+             {"key": "learning_rate", "name": "learning rate", "format": "sci"}],
+    "columns": [{"metric": "train/loss", "name": "train loss"},
+                {"metric": "eval/pass_{evaluation.predictions_per_task}", "name": "pass_64"}]})
+
+
+def lr_run(letter, lr, seed, loss, pass_n, r="32", **tags):
+    return run(letter, {"model.name": "qwen2-0.5b", "learning_rate": lr, "lora.r": r, "seed": seed,
+                        "evaluation.predictions_per_task": "64"}, {"train/loss": loss, "eval/pass_64": pass_n}, tags)
+
+
+def test_one_factor_table_takes_its_runs_and_averages_seeds():
+    runs = [lr_run("a", "0.0001", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5),  # same lr, two seeds
+            lr_run("c", "0.0004", "0", 0.2, 0.125), lr_run("d", "0.0001", "0", 0.1, 1.0, r="16")]  # d: rank table's
+    built = build_table(runs, LR_TABLE)
+    assert built.header == ["model", "learning rate", "train loss", "pass_64", "runs"]
+    assert table_markdown(built).splitlines() == [
+        "| model | learning rate | train loss | pass_64 | runs |",
+        "|---|---|---|---|---|",
+        "| Qwen2-0.5B | 1.00E-04 | 0.400 | 37.5% | 2 |",
+        "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |"]
+    assert table_csv(built).splitlines() == ["model,learning rate,train loss,pass_64,runs,degraded",
+                                             "Qwen2-0.5B,1.00E-04,0.4,0.375,2,0", "Qwen2-0.5B,4.00E-04,0.2,0.125,1,0"]
+
+
+def test_a_row_never_averages_runs_that_differ_in_more_than_seed():
+    runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5)]
+    runs[1].params["data.max_seq_len"] = "4096"
+    runs[0].params["data.max_seq_len"] = "8192"
+    with pytest.raises(ReportError) as error:
+        build_table(runs, LR_TABLE)
+    assert str(error.value) == (
+        "table 'learning_rate', row (model=Qwen2-0.5B, learning rate=1.00E-04): its 2 runs differ in "
+        "'data.max_seq_len' (4096, 8192), not only in seed; give the table where: {data.max_seq_len: <value>} or "
+        "keep_apart: [data.max_seq_len]")
+    apart = TableSpec.from_config({**{k: v for k, v in vars(LR_TABLE).items() if k in ("name", "where")},
+                                   "rows": [{"key": "learning_rate", "name": "learning rate"}],
+                                   "columns": [{"metric": "train/loss", "name": "train loss"}],
+                                   "keep_apart": ["data.max_seq_len"]})
+    assert table_markdown(build_table(runs, apart)).splitlines()[2:] == [
+        "| 4096 | 1e-4 | 0.300 | 1 |", "| 8192 | 1e-4 | 0.500 | 1 |"]
+
+
+def test_degraded_runs_are_marked_never_clean():
+    runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5, degraded="true"),
+            lr_run("c", "4e-4", "0", 0.2, 0.125)]
+    built = build_table(runs, LR_TABLE)
+    assert table_markdown(built).splitlines()[2:] == [
+        "| Qwen2-0.5B | 1.00E-04 | 0.400 \u2020 | 37.5% \u2020 | 2 (1 degraded) |",
+        "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |",
+        "",
+        "\u2020 degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean results: run-b"]
+    assert table_csv(built).splitlines()[1] == "Qwen2-0.5B,1.00E-04,0.4,0.375,2,1"
+
+
+def test_x_marked_flags_template_keys_and_scaled_columns():
+    flags = TableSpec.from_config({
+        "name": "encoders", "rows": [{"key": "choice/encoder", "name": "row numbers", "contains": "row_number"},
+                                     {"key": "choice/encoder", "name": "grid shape", "contains": "grid_shape"}],
+        "columns": [{"metric": "eval/accuracy", "name": "accuracy"}]})
+    runs = [run("a", {}, {"eval/accuracy": 0.5}, {"choice/encoder": "grid_shape_row_number"}),
+            run("b", {}, {"eval/accuracy": 0.25}, {"choice/encoder": "code_block"})]
+    assert table_markdown(build_table(runs, flags)).splitlines()[2:] == ["|  |  | 25.0% | 1 |",
+                                                                         "| x | x | 50.0% | 1 |"]
+    timing = TableSpec.from_config({
+        "name": "ttft_timing", "run_type": "solve",
+        "rows": [{"key": "{model.name}/{lora.load_in_4bit}", "name": "Model", "map": {"phi/True": "Phi-3 int4"}}],
+        "columns": [{"metric": "ttft/parameters", "name": "parameters (M)", "scale": 1e-6, "format": "number"},
+                    {"key": "data.max_seq_len", "name": "seq_len"},
+                    {"metric": "ttft/seconds_per_step", "name": "10 steps time (min)", "scale": 10 / 60}]})
+    solve = run("c", {"model.name": "phi", "lora.load_in_4bit": "True", "data.max_seq_len": "4096"},
+                {"ttft/parameters": 3.8e9, "ttft/seconds_per_step": 96.0}, {"run_type": "solve"})
+    assert timing.header == ["Model", "parameters (M)", "seq_len", "10 steps time (min)"]
+    assert table_markdown(build_table([solve], timing)).splitlines()[2:] == ["| Phi-3 int4 | 3800 | 4096 | 16 | 1 |"]
+
+
+def test_metric_rows_show_before_and_after_training():
+    table = TableSpec.from_config({
+        "name": "count_qa", "row_title": "question type", "where": {"data.train.1.weight": 1e-6},
+        "metric_rows": [{"metric": "qa/count", "name": "How many objects?"}, {"metric": "qa/areas", "name": "areas"}],
+        "columns": [{"metric": "qa", "name": "before training", "step": "first", "format": "percent"},
+                    {"metric": "qa", "name": "after training", "format": "percent"}]})
+    data = "[{'chats': 'data/count', 'weight': 1.0}, {'source': 'arc1-training', 'weight': %s}]"
+    count_only = [run(letter, {"data.train": data % "1e-06", "seed": seed}, {"qa/count": after},
+                      first={"qa/count": before}) for letter, seed, before, after in (("a", "0", 0.25, 0.75),
+                                                                                     ("b", "1", 0.5, 1.0))]
+    mixed = run("c", {"data.train": data % "1.0"}, {"qa/count": 0.0}, first={"qa/count": 0.0})
+    assert count_only[0].value("data.train.1.weight") == "1e-06" and mixed.value("data.train.0.source") is None
+    assert table_markdown(build_table([*count_only, mixed], table)).splitlines() == [
+        "| question type | before training | after training | runs |", "|---|---|---|---|",
+        "| How many objects? | 37.5% | 87.5% | 2 |", "| areas | - | - | 2 |"]
+
+
+def test_bad_table_specs_name_the_table_and_key():
+    with pytest.raises(ReportError, match=r"report.tables\[0\]: table 'x' has unknown key\(s\) colums"):
+        table_specs({"tables": [{"name": "x", "rows": ["a"], "colums": []}]})
+    with pytest.raises(ReportError, match="table name\\(s\\) x used twice"):
+        table_specs({"tables": [{"name": "x", "rows": ["a"], "columns": ["m"]}] * 2})
+    assert [t.name for t in table_specs({"rows": ["lora.r"], "columns": [{"metric": "m"}]}, "old")] == ["old"]
+    assert RowKey("learning_rate", map={"1e-4": "low"}).show("0.0001") == "low"
+
+
+def log_run(client, experiment_id, params, metrics, tags, steps=None):
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for key, value in metrics.items():
+        for step, item in enumerate(value if isinstance(value, list) else [value]):
+            client.log_metric(run_id, key, item, step=step)
+    client.set_terminated(run_id)
+    return run_id
+
+
+def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path):
+    """Runs logged as train.py tags them (experiment, run_type, scale, arm); report.py rebuilds iteration 12's tables
+    from the store alone, writes each as Markdown and CSV and logs them to one report run."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("arc_exp-smoke")
+    tags = {"run_type": "training", "experiment": "iter12_grid_representation"}
+    base = {"scale": "smoke", "model.name": "smollm2-135m", "learning_rate": "0.0004", "lora.r": "32",
+            "evaluation.predictions_per_task": "4", "trainer.max_steps": "10", "seed": "0"}
+    for arm, lr, r, seed, loss, accuracy in (("base", "0.0004", "32", "0", 0.5, 0.25),
+                                              ("base", "0.0004", "32", "1", 0.3, 0.5),
+                                              ("lr_x2", "0.0008", "32", "0", 0.2, 0.0),
+                                              ("r16", "0.0004", "16", "0", 0.6, 0.125)):
+        log_run(client, experiment_id, {**base, "arm": arm, "learning_rate": lr, "lora.r": r, "seed": seed},
+                {"train/loss": [1.0, loss], "val/loss": 0.9, "eval/accuracy": accuracy, "eval/pass_4": accuracy},
+                {**tags, "choice/encoder": "grid_shape_row_number"})
+    log_run(client, experiment_id, {**base, "arm": "base", "scale": "gpu"}, {"train/loss": 9.0},
+            tags)  # another scale: never in a smoke table
+    out = tmp_path / "out"
+    common = ["experiment=iter12_grid_representation", f"logger.tracking_uri={uri}", f"hydra.run.dir={out}"]
+    done = subprocess.run([PYTHON, str(REPO / "report.py"), *common], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout
+    assert "## learning_rate: Optimal learning rate\n\n" \
+           "| model | learning rate | train loss | val loss | accuracy | correct_pixels | correct_size | pass_64 | " \
+           "unanswered | runs |\n|---|---|---|---|---|---|---|---|---|---|\n" \
+           "| smollm2-135m | 4.00E-04 | 0.400 | 0.900 | 37.5% | - | - | 37.5% | - | 2 |\n" \
+           "| smollm2-135m | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |" in text
+    assert "| smollm2-135m | 16 | 0.600 | 0.900 | 12.5% | - | - | 12.5% | - | 1 |" in text
+    assert "## encoders: Experiment with different grid encoders\n\n(no run yet)" in text
+    assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [
+        "smollm2-135m,16,0.6,0.9,0.125,,,0.125,,1,0", "smollm2-135m,32,0.4,0.9,0.375,,,0.375,,2,0"]
+    report_runs = [r for r in fetch_runs(uri, "iter12_grid_representation", run_type="report")]
+    assert len(report_runs) == 1 and report_runs[0].tags["tables"].startswith("encoders,learning_rate,lora_rank")
+    artifacts = {a.path for a in client.list_artifacts(report_runs[0].run_id)}
+    assert {"iter12_grid_representation.learning_rate.md", "iter12_grid_representation.lora_rank.csv"} <= artifacts
+
+    one = subprocess.run([PYTHON, str(REPO / "report.py"), *common, "table=lora_rank"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and "## lora_rank" in one.stdout and "## learning_rate" not in one.stdout
+    bad = subprocess.run([PYTHON, str(REPO / "report.py"), *common, "table=rank"], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 1 and ("experiment=iter12_grid_representation has no table 'rank'; its tables: "
+                                    "encoders, learning_rate, lora_rank, ttft_steps, model_size, model_size_ttft"
+                                    ) in bad.stderr

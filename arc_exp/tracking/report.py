@@ -434,7 +434,7 @@ def check_one_setting(members: Sequence[RunRecord], table: TableSpec, row: str) 
         if key in allowed or key.rsplit(".", 1)[-1] == "seed":
             continue
         values = {m.params.get(key) for m in members}
-        if len(values) > 1:
+        if len({_canonical(v) for v in values}) > 1:
             shown = ", ".join(sorted("(unset)" if v is None else str(v)[:60] for v in values))
             raise ReportError(f"table '{table.name}', row {row}: its {len(members)} runs differ in '{key}' "
                               f"({shown}), not only in seed; give the table where: {{{key}: <value>}} or "
@@ -468,17 +468,21 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
         return BuiltTable(table, records if chosen else [])
     keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
     groups: dict[tuple, list[RunRecord]] = {}
-    for run in chosen:
-        groups.setdefault(tuple(k.raw(run) for k in keys), []).append(run)
+    for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it
+        groups.setdefault(tuple(_canonical(k.raw(run)) for k in keys), []).append(run)
     records = []
-    for setting in sorted(groups, key=lambda s: tuple(k.order(v) for k, v in zip(keys, s))):
-        members = groups[setting]
+    for members in sorted(groups.values(), key=lambda m: tuple(k.order(k.raw(m[0])) for k in keys)):
+        setting = tuple(k.raw(members[0]) for k in keys)
         shown = [k.show(v) for k, v in zip(keys, setting)]
-        check_one_setting(members, table, "(" + ", ".join(f"{k.title}={v}" for k, v in zip(keys, setting)) + ")")
+        check_one_setting(members, table, "(" + ", ".join(f"{k.title}={v}" for k, v in zip(keys, shown)) + ")")
         records.append({"keys": shown, "values": [_mean([column_value(m, c) for m in members]) for c in table.columns],
                         "runs": len(members), "degraded": sum(m.degraded for m in members),
                         "names": [m.name for m in members if m.degraded]})
     return BuiltTable(table, records)
+
+
+def _canonical(raw: Optional[str]) -> Optional[str]:
+    return repr(float(raw)) if raw is not None and _is_number(raw) else raw
 
 
 def _mean(values: Sequence[Any]) -> Any:
