@@ -3,7 +3,7 @@ settings at scale=gpu, checked against tables written here from the documents (t
 import pytest
 from omegaconf import OmegaConf
 
-from arc_exp.report import table_specs
+from arc_exp.tracking.report import table_specs
 from conftest import CONF, REPO
 
 ENTRY = {  # preset -> the entry point that runs it
@@ -67,7 +67,7 @@ JOURNAL_ROWS = {
 
 QWEN05 = {"model.name": "qwen2-0.5b", "model.path": "Qwen/Qwen2-0.5B-Instruct"}
 PHI3 = {"model.name": "phi-3-mini-128k", "model.path": "microsoft/Phi-3-mini-128k-instruct"}
-LINEAR = "arc_exp.schedulers.linear"
+LINEAR = "arc_exp.training.schedulers.linear"
 
 # scale=gpu: (preset, arm or None for the preset alone, the document's settings)
 GPU_SETTINGS = [

@@ -1,5 +1,13 @@
-"""Iteration tables from run records: grouping, mean and count, formats, dashes for missing values."""
-from arc_exp.tracking.report import Column, RunRecord, compare_runs, iteration_table, to_csv, to_markdown
+"""Iteration tables from run records: grouping, mean and count, formats, dashes for missing values; the journal-shaped
+tables of report.tables, and report.py end to end on a temporary SQLite store."""
+import subprocess
+
+import pytest
+
+from arc_exp.tracking.report import (Column, ReportError, RowKey, RunRecord, TableSpec, build_table, compare_runs,
+                                     fetch_runs, iteration_table, table_csv, table_markdown, table_specs, to_csv,
+                                     to_markdown)
+from conftest import PYTHON, REPO
 
 RUNS = [
     RunRecord("a" * 32, "r16-s0", {"lora.r": "16", "seed": "0"}, {"train/loss": 0.5, "eval/accuracy": 0.1}),
@@ -103,13 +111,6 @@ def test_a_row_key_is_shown_only_where_it_has_an_effect():
 
 # -- journal-shaped tables (report.tables) ------------------------------------------------------------------------
 
-import subprocess  # noqa: E402
-
-import pytest  # noqa: E402
-
-from arc_exp.report import (ReportError, RowKey, TableSpec, build_table, fetch_runs, table_csv,  # noqa: E402
-                            table_markdown, table_specs)
-from conftest import PYTHON, REPO  # noqa: E402
 
 
 def run(letter, params, metrics, tags=None, first=None):

@@ -88,6 +88,7 @@ from arc_exp.ttft.dataset import TTFTDataset, build_ttft_dataset, ids_text
 from arc_exp.ttft.ensemble import MODEL, ensemble_submission
 from arc_exp.ttft.finetune import (
     FineTuneOutcome,
+    answer_losses,
     fine_tune,
     load_model_for_ttft,
 )
