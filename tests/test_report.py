@@ -266,6 +266,8 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
            "| smollm2-135m | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |" in text
     assert "| smollm2-135m | 16 | 0.600 | 0.900 | 12.5% | - | - | 12.5% | - | 1 |" in text
     assert "## encoders: Experiment with different grid encoders\n\n(no run yet)" in text
+    assert "| smollm2-135m | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_64: pass_4 of these runs" \
+        in text  # the journal's title, and what it holds at this scale
     assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [
         "smollm2-135m,16,0.6,0.9,0.125,,,0.125,,1,0", "smollm2-135m,32,0.4,0.9,0.375,,,0.375,,2,0"]
     report_runs = [r for r in fetch_runs(uri, "iter12_grid_representation", run_type="report")]

@@ -448,10 +448,27 @@ class BuiltTable:
 
     spec: TableSpec
     records: list[dict]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def header(self) -> list[str]:
         return [*self.spec.header, "runs"]
+
+
+def metric_notes(runs: Sequence[RunRecord], table: TableSpec) -> list[str]:
+    """A column titled as the journal (``pass_64``) whose template found another metric in these runs (``pass_4`` at
+    the smoke scale) says so under the table."""
+    notes = []
+    for column in table.columns:
+        for key in column.metric.split("|"):
+            if "{" not in key:
+                continue
+            found = sorted({re.sub(r"\{([^}]+)\}", lambda m: str(r.params.get(m.group(1), m.group(0))), key)
+                            .split("/")[-1] for r in runs} - {column.title})
+            if found:
+                notes.append(f"{column.title}: {', '.join(found)} of these runs")
+            break
+    return notes
 
 
 def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
@@ -465,7 +482,7 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
                       for c in table.columns]
             records.append({"keys": [item.get("name") or item["metric"]], "values": values, "runs": len(chosen),
                             "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded]})
-        return BuiltTable(table, records if chosen else [])
+        return BuiltTable(table, records if chosen else [], metric_notes(chosen, table))
     keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
     groups: dict[tuple, list[RunRecord]] = {}
     for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it
@@ -478,7 +495,7 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
         records.append({"keys": shown, "values": [_mean([column_value(m, c) for m in members]) for c in table.columns],
                         "runs": len(members), "degraded": sum(m.degraded for m in members),
                         "names": [m.name for m in members if m.degraded]})
-    return BuiltTable(table, records)
+    return BuiltTable(table, records, metric_notes(chosen, table))
 
 
 def _canonical(raw: Optional[str]) -> Optional[str]:
@@ -505,6 +522,8 @@ def table_markdown(built: BuiltTable) -> str:
         cells = _ordered(built.spec, record["keys"], values)
         cells.append(f"{record['runs']} ({record['degraded']} degraded)" if record["degraded"] else str(record["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
+    if built.notes:
+        lines.append("\n" + "; ".join(built.notes))
     degraded = [n for r in built.records for n in r["names"]]
     if degraded:
         lines.append(f"\n{DAGGER} degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean "
