@@ -50,7 +50,8 @@ def main(cfg: DictConfig) -> None:
     first = sorted({k for t in tables for c in t.columns if c.step == "first" for k in c.metric.split("|")}
                    | {k for t in tables for m in t.metric_rows if any(c.step == "first" for c in t.columns)
                       for k in m["metric"].split("|")})
-    runs = report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
+    runs = [r for r in report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
+            if r.tags.get("run_type") != "report"]
     if not any(report.select_runs(runs, t) for t in tables):
         raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
                          f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "
@@ -84,7 +85,7 @@ def main(cfg: DictConfig) -> None:
     for path in files:
         client.log_artifact(run.info.run_id, str(path))
     client.set_terminated(run.info.run_id)
-    log.info("%d tables written to %s and logged to MLflow run %s", len(files) // 2, output_dir, run.info.run_id)
+    log.info("tables written to %s and logged to MLflow run %s", output_dir, run.info.run_id)
 
 
 if __name__ == "__main__":
