@@ -56,12 +56,12 @@ JOURNAL_TABLES = {
 }
 
 # Row keys the documents write, as the tables show them (the map of the row-key column, in the journal's order).
-# Iteration 4's "train with n-1 samples" (plain n-1, no augmentation) is not here: no ttft option trains that yet.
 JOURNAL_ROWS = {
     ("iter22_inputs_distribution", "steps_5k"): ["-", "5k inputs", "5k inputs, 5k outputs",
                                                  "2.5k inputs 2.5k outputs"],
     ("iter22_inputs_distribution", "steps_10k"): ["-", "pretrained on inputs", "10k inputs"],
-    ("iter04_ttft", "first_results"): ["baseline", "add geometric augmentations", "add color swap",
+    ("iter04_ttft", "first_results"): ["baseline", "train with n-1 samples", "add geometric augmentations",
+                                       "add color swap",
                                        "preserve original color when using color swap", "train with n-2 samples"],
 }
 
@@ -74,7 +74,7 @@ GPU_SETTINGS = [
     ("iter12_grid_representation", None, {
         **QWEN05, "lora.method": "lora", "lora.r": 32, "learning_rate": 1e-4, "scheduler._target_": LINEAR,
         "trainer.max_steps": 6000, "data.max_seq_len": 8192, "evaluation.predictions_per_task": 64,
-        "choice/encoder": "grid_shape_row_number"}),
+        "choice/encoder": "grid_shape_row_number", "data.drop_examples_to_fit": False}),
     *[("iter12_grid_representation", f"encoder_{e}", {"choice/encoder": e, "trainer.max_steps": 6000, **QWEN05})
       for e in ("code_block", "code_block_row_number", "grid_shape", "grid_shape_row_number",
                 "code_block_replace_number", "grid_shape_row_number_replace_number")],
@@ -92,19 +92,22 @@ GPU_SETTINGS = [
     ("iter22_inputs_distribution", None, {
         **QWEN05, "lora.r": 32, "learning_rate": 1e-4, "scheduler._target_": LINEAR, "data.max_seq_len": 8192,
         "evaluation.predictions_per_task": 8, "choice/encoder": "grid_shape_row_number",
-        "choice/prompt": "output-from-examples-v0", "trainer.max_steps": 10000}),
-    ("iter22_inputs_distribution", "out5k", {"trainer.max_steps": 5000, "data.train.0.weight": 1.0}),
-    ("iter22_inputs_distribution", "out5k_in5k", {"trainer.max_steps": 10000, "data.train.1.prompt":
-                                                  "input-from-inputs-v0", "data.train.1.weight": 1.0}),
-    ("iter22_inputs_distribution", "out5k_in5k_out5k", {"trainer.max_steps": 15000, "data.train.2.prompt":
-                                                        "output-from-outputs-v0", "data.train.2.weight": 1.0}),
-    ("iter22_inputs_distribution", "out5k_in2.5k_out2.5k", {"trainer.max_steps": 10000, "data.train.1.weight": 0.5,
-                                                            "data.train.2.weight": 0.5}),
-    ("iter22_inputs_distribution", "out10k_in10k", {"trainer.max_steps": 20000, "choice/augmentation": "default"}),
-    ("iter22_inputs_distribution", "out12k_taskaug", {"trainer.max_steps": 12000,
+        "choice/prompt": "output-from-examples-v0", "data.task_of_interest_steps": 10000,
+        "data.drop_examples_to_fit": True}),
+    ("iter22_inputs_distribution", "out5k", {"choice/data": "arc1-training", "data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out5k_in5k", {"choice/data": "arc1-inputs", "data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out5k_in5k_out5k", {"choice/data": "arc1-inputs-outputs",
+                                                        "data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out5k_in2.5k_out2.5k", {"choice/data": "arc1-half-inputs-outputs",
+                                                            "data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out10k_in10k", {"choice/data": "arc1-inputs", "data.task_of_interest_steps": 10000,
+                                                    "choice/augmentation": "default"}),
+    ("iter22_inputs_distribution", "out12k_taskaug", {"data.task_of_interest_steps": 12000,
                                                       "choice/augmentation": "task_augmentation"}),
-    ("iter22_inputs_distribution", "out10k_in10k_taskaug_r128", {"trainer.max_steps": 20000, "lora.r": 128,
+    ("iter22_inputs_distribution", "out10k_in10k_taskaug_r128", {"data.task_of_interest_steps": 10000, "lora.r": 128,
                                                                  "choice/augmentation": "task_augmentation"}),
+    ("iter22_inputs_distribution", "inputs_only", {"choice/data": "arc1-inputs-only", "trainer.max_steps": 12000,
+                                                   "data.task_of_interest_steps": None}),
     ("iter24_overfit", None, {**QWEN05, "lora.r": 32, "learning_rate": 1e-4, "scheduler._target_": LINEAR,
                               "scheduler.warmup_ratio": 0.1, "trainer.max_steps": 100000,
                               "evaluation.enabled": False}),
@@ -116,6 +119,8 @@ GPU_SETTINGS = [
     ("iter04_ttft", None, {**PHI3, "ttft.learning_rate": 1e-4, "ttft.steps": 1000, "data.max_seq_len": 4096,
                            "ttft.scheduler._target_": LINEAR}),
     ("iter04_ttft", "none", {"ttft.enabled": False, "choice/ttft": "none"}),
+    ("iter04_ttft", "n1_plain", {"choice/ttft": "n1_plain", "ttft.augmentation.dihedral": False,
+                                 "ttft.augmentation.color_permutation": False}),
     ("iter04_ttft", "timing_short", {**PHI3, "lora.load_in_4bit": False, "data.max_seq_len": 1024, "ttft.steps": 10}),
     ("iter04_ttft", "timing_long", {**PHI3, "lora.load_in_4bit": True, "data.max_seq_len": 4096, "ttft.steps": 10}),
     ("iter02_learn_to_count", None, {**PHI3, "lora.method": "lora", "learning_rate": 4e-4,
@@ -243,12 +248,13 @@ def test_iter02_has_base_model_and_count_only_rows():
     assert spec.run_types == ["training", "evaluation"]
 
 
-@pytest.mark.parametrize("scale, options", [("smoke", 7), ("gpu", 7)])
+@pytest.mark.parametrize("scale, options", [("smoke", 8), ("gpu", 8)])
 def test_ttft_preset_sweeps_solve_options(scale, options):
     cfg = compose("iter04_ttft", scale, extra=["checkpoint=x"] if scale == "gpu" else [])
     arms = sweep_arms(cfg)
-    assert len(arms) == options and arms[:5] == ["none", "n1_geometric", "n1", "n1_color_keep_original", "n2"]
-    for option in arms[:5]:
+    assert len(arms) == options and arms[:6] == ["none", "n1_plain", "n1_geometric", "n1", "n1_color_keep_original",
+                                                 "n2"]  # the document's rows, in its order
+    for option in arms[:6]:
         assert (CONF / "ttft" / f"{option}.yaml").exists()
 
 
@@ -265,3 +271,44 @@ def test_poe_dfs_preset_sweeps_evaluate_options():
     assert instantiate(cfg.inference).selection == "poe" and cfg.predictions_per_task == 4
     assert cfg.data.eval.first_n == 4 and cfg.data.eval.max_grid_side == 7  # debug=smoke's small tasks
     assert wide.data.eval.get("first_n") is None and wide.predictions_per_task == 8
+
+
+@pytest.mark.parametrize("scale, unit", [("smoke", 1), ("gpu", 1000)])
+def test_iter22_rows_take_the_same_steps_on_the_task_of_interest(scale, unit):
+    """Seed iteration 22's fairness rule: every row of a table trains the same steps on output-from-examples; the
+    new-input and new-output tasks add theirs (5k inputs: 2x, 5k inputs + 5k outputs: 3x, 2.5k + 2.5k: 2x)."""
+    from arc_exp.training import recipe as training
+
+    expected = {"out5k": 5, "out5k_in5k": 10, "out5k_in5k_out5k": 15, "out5k_in2.5k_out2.5k": 10, "out10k": 10,
+                "out10k_in10k": 20, "out12k": 12, "out12k_taskaug": 12, "out10k_in10k_taskaug": 20,
+                "out10k_in10k_taskaug_r128": 20, "out10k_pretrained": 10}
+    max_steps = {}
+    for arm in expected:
+        cfg = compose("iter22_inputs_distribution", scale, arm, extra=["adapter_path=/a"])
+        entries = OmegaConf.to_container(cfg.data.train, resolve=True)
+        max_steps[arm] = training.steps_for_task_of_interest(entries, cfg.data.task_of_interest_steps)
+        inputs = [e for e in entries if e.get("prompt") == "input-from-inputs-v0"]
+        # the new inputs come from the evaluation set's inputs too, never from its test outputs
+        assert not inputs or {"source": "arc1-evaluation", "test_outputs": False}.items() <= inputs[-1].items()
+    assert max_steps == {arm: steps * unit for arm, steps in expected.items()}
+
+
+@pytest.mark.parametrize("entries, steps, message", [
+    ([{"prompt": "input-from-inputs-v0", "weight": 1.0}], 10,
+     "data.task_of_interest_steps: data.train has no output-from-examples entry (the task of interest); set it to "
+     "null and give trainer.max_steps"),
+    ([{"prompt": "output-from-examples-v0"}], 0, "data.task_of_interest_steps must be an integer >= 1 or null, got 0"),
+])
+def test_task_of_interest_steps_bad_settings(entries, steps, message):
+    from arc_exp.training import recipe as training
+
+    with pytest.raises(ValueError) as error:
+        training.steps_for_task_of_interest(entries, steps)
+    assert str(error.value) == message
+
+
+def test_task_of_interest_steps_counts_chats_as_other_tasks():
+    from arc_exp.training import recipe as training
+
+    entries = [{"chats": "data/count", "weight": 1.0}, {"prompt": "output-from-examples-v1", "weight": 3.0}]
+    assert training.steps_for_task_of_interest(entries, 300) == 400

@@ -167,12 +167,14 @@ def test_degraded_runs_are_marked_never_clean():
     runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5, degraded="true"),
             lr_run("c", "4e-4", "0", 0.2, 0.125)]
     built = build_table(runs, LR_TABLE)
-    assert table_markdown(built).splitlines()[2:] == [
-        "| Qwen2-0.5B | 1.00E-04 | 0.400 \u2020 | 37.5% \u2020 | 2 (1 degraded) |",
+    assert table_markdown(built).splitlines()[2:] == [  # never averaged with the clean run of its setting
+        "| Qwen2-0.5B | 1.00E-04 | 0.500 | 25.0% | 1 |",
+        "| Qwen2-0.5B | 1.00E-04 | 0.300 \u2020 | 50.0% \u2020 | 1 (degraded) |",
         "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |",
         "",
         "\u2020 degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean results: run-b"]
-    assert table_csv(built).splitlines()[1] == "Qwen2-0.5B,1.00E-04,0.4,0.375,2,1"
+    assert table_csv(built).splitlines()[1:3] == ["Qwen2-0.5B,1.00E-04,0.5,0.25,1,0",
+                                                 "Qwen2-0.5B,1.00E-04,0.3,0.5,1,1"]
 
 
 def test_x_marked_flags_template_keys_and_scaled_columns():

@@ -10,8 +10,8 @@ document: its row keys, its columns (the journal's titles) and ``where``, the ru
 tables: the learning-rate table holds the runs at rank 32). Repeats of one setting (runs that differ only in
 ``seed``) show the mean and their count; runs of one row that differ in anything else are an error naming the setting
 (:class:`ReportError`), unless the table keeps that setting apart (``keep_apart``: an extra column). A run tagged
-``degraded=true`` (a failed TTFT stage, fallback predictions) marks its row: cells with a dagger, the count with
-``(degraded)``, and never averaged with clean runs. A missing value is a dash.
+``degraded=true`` (a failed TTFT stage, fallback predictions) is never averaged with clean runs: it gets a row of its
+own, its cells daggered and its count marked ``(degraded)``. A missing value is a dash.
 """
 from __future__ import annotations
 
@@ -485,10 +485,12 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
         return BuiltTable(table, records if chosen else [], metric_notes(chosen, table))
     keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
     groups: dict[tuple, list[RunRecord]] = {}
-    for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it
-        groups.setdefault(tuple(_canonical(k.raw(run)) for k in keys), []).append(run)
+    for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it;
+        # degraded runs are never averaged with clean ones: a row of their own, after the clean row
+        groups.setdefault((*(_canonical(k.raw(run)) for k in keys), run.degraded), []).append(run)
     records = []
-    for members in sorted(groups.values(), key=lambda m: tuple(k.order(k.raw(m[0])) for k in keys)):
+    for members in sorted(groups.values(),
+                          key=lambda m: (*(k.order(k.raw(m[0])) for k in keys), m[0].degraded)):
         setting = tuple(k.raw(members[0]) for k in keys)
         shown = [k.show(v) for k, v in zip(keys, setting)]
         check_one_setting(members, table, "(" + ", ".join(f"{k.title}={v}" for k, v in zip(keys, shown)) + ")")
@@ -520,7 +522,7 @@ def table_markdown(built: BuiltTable) -> str:
         values = [format_value(v, c.kind()) + (mark if v is not None else "")
                   for v, c in zip(record["values"], built.spec.columns)]
         cells = _ordered(built.spec, record["keys"], values)
-        cells.append(f"{record['runs']} ({record['degraded']} degraded)" if record["degraded"] else str(record["runs"]))
+        cells.append(f"{record['runs']} (degraded)" if record["degraded"] else str(record["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
     if built.notes:
         lines.append("\n" + "; ".join(built.notes))
