@@ -28,8 +28,8 @@ def options(group: str) -> list[str]:
 def test_the_groups_and_their_options():
     defaults = [next(iter(d)) for d in OmegaConf.load(CONF / "train.yaml").defaults if d != "_self_"]
     assert defaults[: len(GROUPS)] == list(GROUPS)  # later entries (experiment presets) are tested with them
-    assert options("model") == ["llama-3.1-8b", "phi-3-mini", "qwen2-0.5b", "qwen2-1.5b", "qwen2.5-0.5b",
-                                "smollm2-135m", "tiny-random"]
+    assert options("model") == ["llama-3.1-8b", "phi-3-mini", "phi-3-mini-128k", "qwen2-0.5b", "qwen2-1.5b",
+                                "qwen2.5-0.5b", "smollm2-135m", "tiny-random"]
     assert options("lora") == ["dora", "full", "lora", "qlora", "rslora"]
     assert options("scheduler") == ["constant", "cosine", "cosine_with_restarts", "cyclic", "linear"]
     assert options("trainer") == ["cpu", "ddp", "fsdp", "gpu"]
@@ -65,6 +65,7 @@ def test_every_option_composes(group, option):
 MODELS = {  # option -> (where the weights come from, dtype)
     "llama-3.1-8b": ("meta-llama/Llama-3.1-8B-Instruct", "auto"),
     "phi-3-mini": ("microsoft/Phi-3-mini-4k-instruct", "auto"),
+    "phi-3-mini-128k": ("microsoft/Phi-3-mini-128k-instruct", "auto"),  # seed iterations 2 and 4
     "qwen2-0.5b": ("Qwen/Qwen2-0.5B-Instruct", "auto"),
     "qwen2-1.5b": ("Qwen/Qwen2-1.5B-Instruct", "auto"),
     "qwen2.5-0.5b": ("Qwen/Qwen2.5-0.5B-Instruct", "auto"),
