@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float:
     # answer at once
     from arc_exp.model.tokenizer import wrap_tokenizer
     from arc_exp.tracking.runs import choice_tags
-    from arc_exp.training import recipe as training
+    from arc_exp.training import distributed, recipe as training
     from arc_exp.training.callbacks import training_callbacks
     from arc_exp.training.module import ARCLitModule
 
@@ -39,6 +39,8 @@ def main(cfg: DictConfig) -> float:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     training.seed_everything(cfg.seed)
 
+    # devices and strategy checked before anything loads; under DDP the other processes start in this run folder
+    distributed.setup_processes(resolved["trainer"], output_dir, overrides)
     checkpoint = training.resume_checkpoint(cfg.resume)
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
     tokenizer = training.build_tokenizer(cfg.model)
@@ -54,17 +56,23 @@ def main(cfg: DictConfig) -> float:
 
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
             **choice_tags(hydra_cfg.runtime.choices)}
-    run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags)
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved)
-    trainer = training.build_trainer(cfg.trainer, run and run.lightning_logger(), [checkpoints, adapters], output_dir)
+    trainer = training.build_trainer(cfg.trainer, None, [checkpoints, adapters], output_dir)
+    # under DDP every process runs this recipe (trainer=ddp_cpu: 2); process 0 alone writes files and the MLflow run
+    run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags) \
+        if trainer.is_global_zero else None
+    trainer.logger = run and run.lightning_logger()
 
     status = "FAILED"
     try:
-        if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None:
+        if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None \
+                and trainer.is_global_zero:
             # the same held-out questions before training: qa/* at step 0, so the run shows before and after
             training.evaluate_count_qa(model, tokenizer, cfg, run, step=0)
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         metrics = training.finish_run(run, trainer, datamodule, adapters)
+        if not trainer.is_global_zero:  # the evaluation after training is process 0's
+            return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
         if evaluation is not None:
             metrics.update(training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, run,
                                                             trainer.global_step))

@@ -4,6 +4,12 @@ Training data is an endless, seeded stream: sample ``k`` is fully determined by 
 test input and augmentation), so every epoch sees new views and a resumed run continues with exactly the batches an
 uninterrupted run would have seen. Samples are taken ``bucket_batches`` batches at a time, sorted by length and cut
 into batches (little padding), and those batches are shuffled.
+
+Under DDP (``w`` processes of ``batch_size`` each) every process builds the same global batches of ``w * batch_size``
+samples and process ``r`` trains on positions ``r, r + w, ...`` of each: the processes' batches are disjoint, their
+union is the batch one process with ``w`` times the batch size trains on (same losses, same resume point), and the
+interleaving of length-sorted samples gives every process batches of about the same length. Lightning splits only
+map-style datasets (a DistributedSampler), so the stream splits itself.
 """
 from __future__ import annotations
 
@@ -106,11 +112,15 @@ class SkipCounter:
 
 
 class TrainingStream(IterableDataset):
-    """Endless batches (already collated) of augmented samples; ``start_batch`` skips batches already trained on."""
+    """Endless batches (already collated) of augmented samples; ``start_batch`` skips batches already trained on.
+
+    ``rank`` of ``world_size`` processes: the global batches hold ``batch_size * world_size`` samples, this process
+    yields every ``world_size``-th sample of each from position ``rank`` (``batch_size`` samples).
+    """
 
     def __init__(self, datasets: Sequence[TrainingDataset], encoder, tokenizer, policy: AugmentationPolicy,
                  max_seq_len: int, batch_size: int, seed: int = 0, bucket_batches: int = 64, start_batch: int = 0,
-                 drop_examples_to_fit: bool = True):
+                 drop_examples_to_fit: bool = True, rank: int = 0, world_size: int = 1):
         self.datasets = list(datasets)
         self.encoder = encoder
         self.tokenizer = tokenizer
@@ -123,8 +133,14 @@ class TrainingStream(IterableDataset):
         # false: a task too long with all its examples is skipped (counted), as the journal's runs without
         # --remove_train_samples_to_fit_max_seq_len did, instead of dropping its last examples until it fits
         self.drop_examples_to_fit = drop_examples_to_fit
+        self.set_rank(rank, world_size)
         self.skips = SkipCounter()
         self._weights = [d.weight for d in self.datasets]
+
+    def set_rank(self, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} out of range for {world_size} processes")
+        self.rank, self.world_size = rank, world_size
 
     def sample(self, k: int) -> Optional[Sample]:
         """Sample number ``k`` of the stream, or None if its task cannot fit ``max_seq_len``."""
@@ -158,8 +174,10 @@ class TrainingStream(IterableDataset):
         return sample
 
     def bucket(self, index: int) -> list[list[Sample]]:
-        """Bucket ``index``: ``bucket_batches * batch_size`` consecutive samples grouped into batches by length."""
-        size = self.bucket_batches * self.batch_size
+        """Bucket ``index``: ``bucket_batches`` global batches of ``batch_size * world_size`` consecutive samples,
+        grouped by length (the same on every process)."""
+        global_batch = self.batch_size * self.world_size
+        size = self.bucket_batches * global_batch
         samples = []
         k = index * size
         attempts = 0
@@ -175,7 +193,7 @@ class TrainingStream(IterableDataset):
                 raise NoSampleFitsError(f"data.max_seq_len={self.max_seq_len} is too small for every sampled task: "
                                         f"none fits {fit}")
         # keep sample order keyed by index so a bucket is the same whatever was skipped before it
-        batches = batches_by_length(samples, self.batch_size)
+        batches = batches_by_length(samples, global_batch)
         random.Random(f"{self.seed}:bucket:{index}").shuffle(batches)
         return batches
 
@@ -183,7 +201,7 @@ class TrainingStream(IterableDataset):
         index, skip = divmod(self.start_batch, self.bucket_batches)
         while True:
             for batch in self.bucket(index)[skip:]:
-                yield collate(batch, self.tokenizer.pad_token_id)
+                yield collate(batch[self.rank::self.world_size], self.tokenizer.pad_token_id)
             index, skip = index + 1, 0
 
 
@@ -224,6 +242,11 @@ class ARCDataModule(pl.LightningDataModule):
                         self.val_skips.skipped_tasks, len(self.val_skips.skipped_ids), max_seq_len)
         self.check_fits()
 
+    def _process(self) -> tuple[int, int]:
+        """(global rank, number of processes) of the trainer this datamodule serves; (0, 1) outside one."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def check_fits(self) -> None:
         """Fail before training when max_seq_len is too small for any task (instead of looping forever)."""
         self.train_stream.bucket(0)
@@ -233,8 +256,12 @@ class ARCDataModule(pl.LightningDataModule):
         self.train_stream.start_batch = start_batch
 
     def train_dataloader(self) -> DataLoader:
+        self.train_stream.set_rank(*self._process())
         # batches come collated from the stream; worker processes would break the exact-resume guarantee
         return DataLoader(self.train_stream, batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_batches, batch_size=None, num_workers=0)
+        # every process its share of the batches (none twice: a DistributedSampler would pad with repeats); the
+        # module sums loss and tokens over processes
+        rank, world_size = self._process()
+        return DataLoader(self.val_batches[rank::world_size], batch_size=None, num_workers=0)

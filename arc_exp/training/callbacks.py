@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 class AdapterCheckpoint(pl.Callback):
-    """Save the adapter every ``every_n_steps`` optimizer steps and at the end of training."""
+    """Save the adapter every ``every_n_steps`` optimizer steps and at the end of training (under DDP, process 0
+    alone: the processes hold the same weights)."""
 
     def __init__(self, tokenizer, folder: str | Path, every_n_steps: int = 0, config: Optional[dict] = None):
         self.tokenizer = tokenizer
@@ -23,9 +24,9 @@ class AdapterCheckpoint(pl.Callback):
         self.config = config
         self.saved: list[Path] = []
 
-    def _save(self, pl_module, step: int) -> None:
+    def _save(self, trainer, pl_module, step: int) -> None:
         target = self.folder / f"step-{step:06d}"
-        if target.exists():
+        if not trainer.is_global_zero or target.exists():
             return
         self.saved.append(save_checkpoint(pl_module.model, self.tokenizer, target, self.config))
         log.info("saved checkpoint %s", target)
@@ -33,10 +34,10 @@ class AdapterCheckpoint(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
-            self._save(pl_module, step)
+            self._save(trainer, pl_module, step)
 
     def on_train_end(self, trainer, pl_module):
-        self._save(pl_module, trainer.global_step)
+        self._save(trainer, pl_module, trainer.global_step)
 
 
 class StopAtDeadline(pl.Callback):

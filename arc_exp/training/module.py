@@ -11,10 +11,8 @@ import torch.nn.functional as F
 from arc_exp.data.samples import IGNORE_INDEX
 
 
-def answer_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy over answer tokens, each token's term times its sample's ``loss_weight``, divided by the number
-    of answer tokens (not by the weights, so a weight of 2 doubles a sample's gradient even alone in its batch);
-    returns (loss, number of answer tokens). With all weights 1 it is the plain mean over answer tokens.
+def answer_loss_sums(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over answer tokens of the cross-entropy times its sample's ``loss_weight``, number of answer tokens).
 
     The output layer runs only on positions whose next token is an answer token: ARC prompts are mostly examples, so
     this skips most of the (batch x length x vocabulary) logits without changing the loss.
@@ -27,8 +25,15 @@ def answer_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
     per_token = F.cross_entropy(logits, targets[keep], reduction="none")
     weights = batch["loss_weight"].to(per_token.dtype)[:, None].expand_as(targets)[keep]
-    count = keep.sum()
-    return (per_token * weights).sum() / count.clamp_min(1), count
+    return (per_token * weights).sum(), keep.sum()
+
+
+def answer_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy over answer tokens, each token's term times its sample's ``loss_weight``, divided by the number
+    of answer tokens (not by the weights, so a weight of 2 doubles a sample's gradient even alone in its batch);
+    returns (loss, number of answer tokens). With all weights 1 it is the plain mean over answer tokens."""
+    loss_sum, count = answer_loss_sums(model, batch)
+    return loss_sum / count.clamp_min(1), count
 
 
 class ARCLitModule(pl.LightningModule):
@@ -49,6 +54,7 @@ class ARCLitModule(pl.LightningModule):
         self._batch_start: Optional[float] = None
         self._val_loss_sum = 0.0
         self._val_tokens = 0
+        self._step_tokens = torch.tensor(0.0)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return answer_loss(self.model, batch)[0]
@@ -57,19 +63,39 @@ class ARCLitModule(pl.LightningModule):
         self._batch_start = time.perf_counter()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, _ = answer_loss(self.model, batch)
+        loss_sum, count = answer_loss_sums(self.model, batch)
         mask = batch["attention_mask"]
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        # this process's batch is a share of the global one: totals over all processes in one all-reduce
+        totals = self._sum_over_processes(torch.stack([
+            loss_sum.detach(), count.float(), batch["dropped_examples"].float(), mask.sum().float(),
+            torch.tensor(float(mask.numel()))]))
+        if self._world_size() > 1:
+            # DDP averages gradients over processes: scaled so that the average is the gradient of the global
+            # batch's loss (over all its answer tokens), as one process with the whole batch computes it
+            loss = loss_sum * self._world_size() / totals[1].clamp_min(1)
+            global_loss = totals[0] / totals[1].clamp_min(1)
+        else:
+            loss = global_loss = loss_sum / count.clamp_min(1)
+        self._step_tokens = totals[3]
+        self.log("train/loss", global_loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
-        self.log("train/real_token_share", mask.sum() / mask.numel(), on_step=True, on_epoch=False)
-        self.log("train/dropped_examples", batch["dropped_examples"].float(), on_step=True, on_epoch=False,
-                 reduce_fx="sum")
+        self.log("train/real_token_share", totals[3] / totals[4], on_step=True, on_epoch=False)
+        self.log("train/dropped_examples", totals[2], on_step=True, on_epoch=False, reduce_fx="sum")
         return loss
+
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    def _sum_over_processes(self, values: torch.Tensor) -> torch.Tensor:
+        if self._world_size() == 1:
+            return values
+        return self.trainer.strategy.reduce(values, reduce_op="sum")
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self._batch_start is not None:
             seconds = time.perf_counter() - self._batch_start
-            self.log("train/tokens_per_s", batch["attention_mask"].sum().float() / max(seconds, 1e-9),
+            # tokens of all processes (the global batch) per second
+            self.log("train/tokens_per_s", self._step_tokens / max(seconds, 1e-9),
                      on_step=True, on_epoch=False)
 
     def on_validation_epoch_start(self):
@@ -82,8 +108,12 @@ class ARCLitModule(pl.LightningModule):
         self._val_tokens += int(count)
 
     def on_validation_epoch_end(self):
-        if self._val_tokens:
-            self.log("val/loss", self._val_loss_sum / self._val_tokens, prog_bar=True)
+        # every process validates its share of the batches: the loss is over all tokens of all processes
+        loss_sum, tokens = self._sum_over_processes(torch.tensor([self._val_loss_sum, float(self._val_tokens)],
+                                                                 dtype=torch.float64)).tolist()
+        if tokens:
+            # the same value on every process already; sync_dist only keeps Lightning from warning about it
+            self.log("val/loss", loss_sum / tokens, prog_bar=True, sync_dist=self._world_size() > 1)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -150,7 +150,10 @@ def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback]
     as it is, with ``overrides`` (TTFT sets its own steps, validation and logging) and the run's logger (``None``: no
     logger), callbacks and root folder."""
     config = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else trainer_cfg
-    return instantiate({**config, **overrides}, logger=logger if logger is not None else False,
+    # use_distributed_sampler=False: under DDP the datamodule gives each process its share itself (a
+    # DistributedSampler would pad the validation batches with repeats)
+    return instantiate({**config, "use_distributed_sampler": False, **overrides},
+                       logger=logger if logger is not None else False,
                        callbacks=list(callbacks), default_root_dir=str(root_dir))
 
 

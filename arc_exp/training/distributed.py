@@ -1,0 +1,121 @@
+"""Several processes training one model (Lightning DDP/FSDP): checks before anything loads, and the command that
+starts the other processes.
+
+Lightning's DDP starts processes 1..w-1 by running the entry point again (``python train.py <arguments>``), and each
+re-enters Hydra. They must share the first process's run folder (adapters, last.ckpt and logs in one place) and run
+that one job's overrides: Lightning's own command reuses ``hydra.run.dir``, whose ``${now:...}`` may resolve a second
+later in the new process, and under ``-m`` it would start the whole sweep again in every process.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+import torch
+
+GPU_ONLY_STRATEGIES = ("fsdp", "deepspeed")
+GPU_ONLY_BACKENDS = ("nccl",)
+# Hydra flags that take a value (as the next argument or after '='); kept in the command of the other processes
+_HYDRA_VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
+
+
+class ProcessConfigError(ValueError):
+    """``trainer.devices`` / ``trainer.strategy`` / ``trainer.accelerator`` that this machine cannot run."""
+
+
+def strategy_name(strategy: Any) -> str:
+    """``"ddp"`` for ``strategy: ddp`` and for ``strategy: {_target_: ...DDPStrategy, ...}``."""
+    if isinstance(strategy, dict) or hasattr(strategy, "get"):
+        target = str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
+        return target.removesuffix("strategy")
+    return str(strategy or "auto").lower()
+
+
+def available_devices(accelerator: str) -> int:
+    """Devices this machine has for ``accelerator``: GPUs, or CPU cores (one process each)."""
+    if accelerator in ("gpu", "cuda"):
+        return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def requested_devices(devices: Any, available: int) -> int:
+    """Lightning's ``devices``: a count, -1 / "auto" (all), or a list of indices such as ``[0, 1]`` or ``"0,1"``."""
+    if devices in (-1, "-1", "auto", None):
+        return available
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()])
+    if isinstance(devices, (list, tuple)) or hasattr(devices, "__len__") and not isinstance(devices, str):
+        return len(devices)
+    return int(devices)
+
+
+def check_processes(trainer_cfg: dict, key: str = "trainer") -> int:
+    """The number of processes per node ``trainer_cfg`` asks for; a clear error if this machine cannot run it
+    (more devices than exist, a GPU-only strategy or backend without a GPU). Call it before a model loads."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    strategy = trainer_cfg.get("strategy")
+    name = strategy_name(strategy)
+    has_gpu = torch.cuda.is_available()
+    if accelerator in ("gpu", "cuda") and not has_gpu:
+        raise ProcessConfigError(f"{key}.accelerator={accelerator} but this machine has no GPU; "
+                                 f"use trainer=cpu or trainer=ddp_cpu")
+    if name in GPU_ONLY_STRATEGIES and not has_gpu:
+        raise ProcessConfigError(f"{key}.strategy={name} needs GPUs and this machine has none; "
+                                 f"on CPU use trainer=ddp_cpu (DDP with gloo)")
+    backend = strategy.get("process_group_backend") if hasattr(strategy, "get") else None
+    if backend in GPU_ONLY_BACKENDS and accelerator not in ("gpu", "cuda"):
+        raise ProcessConfigError(f"{key}.strategy.process_group_backend={backend} needs GPUs; on CPU use gloo")
+    available = available_devices(accelerator)
+    wanted = requested_devices(trainer_cfg.get("devices", 1), available)
+    if wanted < 1 or wanted > available:
+        what = "GPUs" if accelerator in ("gpu", "cuda") else "CPU cores"
+        raise ProcessConfigError(f"{key}.devices={trainer_cfg.get('devices')} asks for {wanted} processes but this "
+                                 f"machine has {available} {what}")
+    return wanted
+
+
+def is_distributed(trainer_cfg: dict) -> bool:
+    """More than one process in all (devices x nodes)."""
+    devices = requested_devices(trainer_cfg.get("devices", 1), available_devices(
+        str(trainer_cfg.get("accelerator", "cpu")).lower()))
+    return devices * int(trainer_cfg.get("num_nodes", 1) or 1) > 1
+
+
+def child_command(run_dir: str, overrides: Sequence[str], local_rank: int, argv: Optional[Sequence[str]] = None,
+                  ) -> list[str]:
+    """``python <script> [config flags] <this job's overrides> hydra.run.dir=<run_dir> ...`` for process
+    ``local_rank``: a single run (never ``-m``) in the first process's run folder, which writes no ``.hydra/``."""
+    argv = list(sys.argv if argv is None else argv)
+    flags, i = [], 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _HYDRA_VALUE_FLAGS and i + 1 < len(argv):
+            flags += [arg, argv[i + 1]]
+            i += 1
+        elif arg.split("=", 1)[0] in _HYDRA_VALUE_FLAGS:
+            flags.append(arg)
+        i += 1
+    return [sys.executable, os.path.abspath(argv[0]), *flags, *overrides, f'hydra.run.dir="{os.path.abspath(run_dir)}"',
+            "hydra.output_subdir=null", f"hydra.job.name=rank_{local_rank}"]
+
+
+def setup_processes(trainer_cfg: dict, run_dir: str, overrides: Sequence[str]) -> int:
+    """:func:`check_processes`, then (several processes) :func:`start_other_processes_in` ``run_dir``; returns the
+    number of processes per node."""
+    count = check_processes(trainer_cfg)
+    if is_distributed(trainer_cfg):
+        start_other_processes_in(run_dir, overrides)
+    return count
+
+
+def start_other_processes_in(run_dir: str, overrides: Sequence[str]) -> None:
+    """Make Lightning's DDP launcher start processes 1..n-1 with :func:`child_command` (see the module doc)."""
+    from pytorch_lightning.strategies.launchers import subprocess_script
+
+    def command(local_rank: int) -> tuple[list[str], str]:
+        return child_command(run_dir, overrides, local_rank), os.getcwd()
+
+    subprocess_script._hydra_subprocess_cmd = command
