@@ -1,0 +1,203 @@
+"""Data-parallel training for real: ``train.py trainer=ddp_cpu`` runs 2 processes over gloo on this CPU machine.
+
+Every run goes through a wrapper script (written to a temporary folder) that runs train.py's
+``main`` after recording, per process, the samples of every batch the training stream yields, and (optionally)
+crashing before a given optimizer step. Lightning starts the second process by running the same script again, so
+both processes record and crash alike.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from arc_exp.training import distributed, recipe as training
+from conftest import PYTHON, REPO, TINY, compose_train, metric_history, mlflow_runs, run_train
+
+STEPS = 6
+DATA = (
+    "data.train=[{source:arc1-training,max_grid_side:4,first_n:8,prompt:output-from-examples-v0,weight:1.0}]",
+    "data.val={source:arc1-evaluation,max_grid_side:4,first_n:3,prompt:output-from-examples-v0}",
+    "data.max_seq_len=2048", "data.bucket_batches=2", "seed=0", "learning_rate=4e-4",
+    f"trainer.max_steps={STEPS}", "trainer.val_check_interval=2", "trainer.checkpoint_every_n_steps=3",
+)
+
+WRAPPER = '''\
+import hashlib, json, os, sys
+sys.path.insert(0, {repo!r})
+import pytorch_lightning as pl
+import train
+from arc_exp.data import datamodule
+from arc_exp.training import recipe
+
+record, stop_at = os.environ["SAMPLES_DIR"], int(os.environ.get("STOP_AT", "0"))
+stream_iter = datamodule.TrainingStream.__iter__
+
+def recording_iter(self):
+    with open(os.path.join(record, f"rank-{{self.rank}}.jsonl"), "a") as out:
+        for batch in stream_iter(self):
+            rows = [ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+            out.write(json.dumps([hashlib.sha1(str(r).encode()).hexdigest()[:16] for r in rows]) + "\\n")
+            out.flush()
+            yield batch
+
+class Crash(pl.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == stop_at:
+            raise RuntimeError(f"crash before optimizer step {{stop_at + 1}}")
+
+build_trainer = recipe.build_trainer
+
+def with_crash(*args, **kwargs):
+    trainer = build_trainer(*args, **kwargs)
+    if stop_at:
+        trainer.callbacks.append(Crash())
+    return trainer
+
+datamodule.TrainingStream.__iter__ = recording_iter
+recipe.build_trainer = with_crash
+train.main()
+'''
+
+
+def run(folder: Path, name: str, uri: str, *overrides: str, stop_at: int = 0) -> tuple[Path, Path]:
+    """``python <wrapper> <overrides>``: returns (run folder, folder of the recorded samples)."""
+    script, samples = folder / "train_recording.py", folder / f"{name}-samples"
+    script.write_text(WRAPPER.format(repo=str(REPO)))
+    samples.mkdir()
+    # ${now:...} down to microseconds: a process that resolved the run folder itself would land elsewhere
+    args = [*TINY, *DATA, f"logger.tracking_uri={uri}", *overrides,
+            f"hydra.run.dir={folder}/{name}/${{now:%H-%M-%S-%f}}"]
+    env = {**os.environ, "SAMPLES_DIR": str(samples), "STOP_AT": str(stop_at), "HYDRA_FULL_ERROR": "1"}
+    # train.main imported, not run as __main__: Hydra needs the config folder spelled out (kept for process 1 too)
+    result = subprocess.run([PYTHON, str(script), "--config-path", str(REPO / "conf"), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=900)
+    if stop_at:
+        assert result.returncode != 0 and f"crash before optimizer step {stop_at + 1}" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = list((folder / name).iterdir())
+    assert len(run_dirs) == 1, f"the processes wrote {len(run_dirs)} run folders: {run_dirs}"
+    return run_dirs[0], samples
+
+
+def batches(samples: Path, rank: int) -> list[list[str]]:
+    """The samples (hashes of their tokens) of each batch process ``rank`` read, in order."""
+    return [json.loads(line) for line in (samples / f"rank-{rank}.jsonl").read_text().splitlines()]
+
+
+def history(uri: str, run_dir: Path, key: str = "train/loss") -> dict[int, float]:
+    found = [r for r in mlflow_runs(uri) if r.data.tags.get("output_dir") == str(run_dir.resolve())]
+    assert len(found) == 1, f"{len(found)} MLflow runs logged from {run_dir}"
+    return metric_history(uri, found[0].info.run_id, key)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One process with batches of 4; 2 processes with batches of 2; the same crashing before step 4; its resume."""
+    folder = tmp_path_factory.mktemp("ddp")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    single = run(folder, "single", uri, "data.batch_size=4")
+    ddp = run(folder, "ddp", uri, "trainer=ddp_cpu", "data.batch_size=2")
+    crashed = run(folder, "crashed", uri, "trainer=ddp_cpu", "data.batch_size=2", stop_at=3)
+    resumed = run(folder, "resumed", uri, "trainer=ddp_cpu", "data.batch_size=2", f"resume={crashed[0]}")
+    return {"uri": uri, "single": single, "ddp": ddp, "crashed": crashed, "resumed": resumed}
+
+
+def test_processes_train_on_disjoint_shares_of_the_single_process_batches(runs):
+    (_, single), (_, ddp) = runs["single"], runs["ddp"]
+    one, rank0, rank1 = batches(single, 0)[:STEPS], batches(ddp, 0)[:STEPS], batches(ddp, 1)[:STEPS]
+    assert len(rank0) == len(rank1) == STEPS and not (ddp / "rank-2.jsonl").exists()
+    for step in range(STEPS):
+        assert len(rank0[step]) == len(rank1[step]) == 2 and len(one[step]) == 4
+        # the two shares together are exactly the batch one process reads with twice the batch size
+        assert Counter(rank0[step]) + Counter(rank1[step]) == Counter(one[step])
+        assert one[step][0::2] == rank0[step] and one[step][1::2] == rank1[step]
+    assert len({s for b in one for s in b}) > 12  # many different samples, not one repeated
+
+
+def test_loss_curve_equals_one_process_with_twice_the_batch(runs):
+    uri, (single, _), (ddp, _) = runs["uri"], runs["single"], runs["ddp"]
+    for key, steps in (("train/loss", list(range(STEPS))), ("val/loss", [1, 3, 5])):
+        one, two = history(uri, single, key), history(uri, ddp, key)
+        assert sorted(one) == sorted(two) == steps
+        assert [two[s] for s in steps] == pytest.approx([one[s] for s in steps], abs=1e-5, rel=0)
+    # each process pads its share to its own longest sample only: fewer padding tokens than one batch of 4
+    shares, single_shares = history(uri, ddp, "train/real_token_share"), history(uri, single, "train/real_token_share")
+    assert all(shares[s] >= single_shares[s] for s in range(STEPS)) and shares != single_shares
+
+
+def test_process_zero_alone_writes_checkpoints_config_and_one_mlflow_run(runs):
+    uri, (ddp, _) = runs["uri"], runs["ddp"]
+    assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["last.ckpt", "step-000003", "step-000006"]
+    for step in ("step-000003", "step-000006"):
+        assert {"adapter_config.json", "adapter_model.safetensors", "arc_exp.yaml"} <= {
+            p.name for p in (ddp / "checkpoints" / step).iterdir()}
+    # one run folder (checked in run()) with both processes' logs and one .hydra/ (the first process's)
+    assert sorted(p.name for p in ddp.iterdir()) == [".hydra", "checkpoints", "config.yaml", "overrides.txt",
+                                                     "rank_1.log", "train.log"]
+    assert len(mlflow_runs(uri)) == 4  # single, ddp, crashed, resumed: one each
+    found = [r for r in mlflow_runs(uri) if r.data.tags.get("output_dir") == str(ddp.resolve())][0]
+    assert found.data.params["trainer.devices"] == "2" and found.data.params["data.batch_size"] == "2"
+
+
+def test_resume_after_a_crash_continues_identically(runs):
+    uri, (ddp, ddp_samples), (crashed, _), (resumed, resumed_samples) = (
+        runs["uri"], runs["ddp"], runs["crashed"], runs["resumed"])
+    assert sorted(p.name for p in (crashed / "checkpoints").iterdir()) == ["last.ckpt", "step-000003"]
+    assert training.batches_done(str(crashed / "checkpoints" / "last.ckpt")) == 3
+    for rank in (0, 1):
+        assert batches(resumed_samples, rank)[:3] == batches(ddp_samples, rank)[3:STEPS]
+    for key in ("train/loss", "val/loss", "train/lr"):
+        expected = {s: v for s, v in history(uri, ddp, key).items() if s >= 3}
+        assert history(uri, resumed, key) == pytest.approx(expected, abs=1e-6, rel=0)
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["last.ckpt", "step-000006"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input: one clear error before a model loads.
+
+@pytest.mark.parametrize("trainer, message", [
+    ({"accelerator": "cpu", "devices": 3, "strategy": "ddp"},
+     r"trainer.devices=3 asks for 3 processes but this machine has 2 CPU cores"),
+    ({"accelerator": "cpu", "devices": 2, "strategy": "fsdp"}, r"trainer.strategy=fsdp needs GPUs"),
+    ({"accelerator": "gpu", "devices": 1, "strategy": "ddp"}, r"trainer.accelerator=gpu but this machine has no GPU"),
+    ({"accelerator": "cpu", "devices": 2,
+      "strategy": {"_target_": "pytorch_lightning.strategies.DDPStrategy", "process_group_backend": "nccl"}},
+     r"trainer.strategy.process_group_backend=nccl needs GPUs"),
+])
+def test_bad_process_settings(monkeypatch, trainer, message):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(distributed.ProcessConfigError, match=message):
+        distributed.check_processes(trainer)
+
+
+def test_ddp_cpu_composes_and_fits_this_machine(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    from omegaconf import OmegaConf
+
+    trainer = OmegaConf.to_container(compose_train(["trainer=ddp_cpu"]).trainer, resolve=True)
+    assert trainer["strategy"] == {"_target_": "pytorch_lightning.strategies.DDPStrategy",
+                                   "process_group_backend": "gloo"}
+    assert distributed.check_processes(trainer) == 2 and distributed.is_distributed(trainer)
+    assert not distributed.is_distributed(OmegaConf.to_container(compose_train([]).trainer, resolve=True))
+
+
+def test_too_many_devices_fail_before_the_model_loads(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with pytest.raises(distributed.ProcessConfigError, match=r"trainer.devices=8 asks for 8 processes"):
+        run_train(tmp_path / "run", [*TINY, "trainer=ddp_cpu", "trainer.devices=8", "logger=none"])
+    assert "trainable of" not in caplog.text  # no model was built
+
+
+def test_other_processes_run_this_job_in_its_run_folder():
+    """A multirun's job: the command of process 1 drops -m and the sweep, keeps config flags and the job's overrides."""
+    argv = ["train.py", "-m", "--config-name", "train", "lora.r=16,32", "trainer=ddp_cpu"]
+    command = distributed.child_command("/runs/multirun/0", ["lora.r=16", "trainer=ddp_cpu"], 1, argv)
+    assert command[1:] == [os.path.abspath("train.py"), "--config-name", "train", "lora.r=16", "trainer=ddp_cpu",
+                           'hydra.run.dir="/runs/multirun/0"', "hydra.output_subdir=null", "hydra.job.name=rank_1"]
