@@ -5,6 +5,8 @@
     python evaluate.py checkpoint=<run id> all_checkpoints=true                # every step: metric curves
     python evaluate.py debug=smoke checkpoint=<smoke run folder>               # minutes on CPU
     python evaluate.py                                                         # the base model
+    python evaluate.py checkpoint=<run> shards=2                               # tasks split over 2 processes
+    python evaluate.py -m checkpoint=<run> shard=0/2,1/2 && python evaluate.py checkpoint=<run> merge=<sweep dir>
 """
 import logging
 import os
@@ -17,12 +19,11 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp.evaluation.checkpoints import load_model_for_evaluation  # noqa: E402
+from arc_exp.evaluation import shards as sharding  # noqa: E402
 from arc_exp.evaluation.job import prepare_job, start_job_run  # noqa: E402
 from arc_exp.evaluation.outputs import write_outputs  # noqa: E402
-from arc_exp.evaluation.pipeline import evaluate_tasks, load_eval_tasks  # noqa: E402
+from arc_exp.evaluation.pipeline import load_eval_tasks  # noqa: E402
 from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
-from arc_exp.inference.config import create_generator  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -39,32 +40,42 @@ def main(cfg: DictConfig) -> float:
                                     inference, cfg.predictions_per_task, cfg.seed,
                                     cfg.data.get("max_seq_len", 8192))
     tasks = load_eval_tasks(resolved["data"].get("eval"))
+    shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks))  # shard=i/N: this job's, else None
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
                       [settings.prompt_version], settings.prompt_version, cfg.all_checkpoints)
     checkpoints = job.checkpoints
+    # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N
+    steps = [f"step-{c.step or 0:06d}" if len(checkpoints) > 1 else None for c in checkpoints]
+    merged = sharding.load_shards(cfg.merge, tasks, steps) if cfg.merge else None
     log.info("evaluating %s on %d tasks, %d predictions per test input", ", ".join(c.label for c in checkpoints),
              len(tasks), settings.predictions_per_task)
-    run = start_job_run(resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "evaluation", "eval",
+    # a job of an array (shard=i/N) logs no run: the merge logs the whole evaluation as one
+    run = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "evaluation", "eval",
                         output_dir / "config.yaml", cfg.project_root, model=spec.name,
                         checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
                         output_dir=str(output_dir.resolve()))
 
-    metrics, status = {}, "FAILED"
+    metrics, status, results = {}, "FAILED", {}
     try:
-        for index, checkpoint in enumerate(checkpoints):
-            tokenizer = job.tokenizer(index)
-            model = load_model_for_evaluation(spec, adapter, checkpoint, cfg.seed, job.vocabularies[index])
-            generator = create_generator(inference, model, tokenizer)
-            result = evaluate_tasks(tasks, generator, tokenizer, settings, progress=cfg.progress)
-            # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N
-            step_name = f"step-{checkpoint.step or 0:06d}" if len(checkpoints) > 1 else None
-            paths = write_outputs(result, tasks, output_dir / (step_name or ""), cfg.plots.failures,
-                                  cfg.plots.successes, cfg.seed)
+        for index, (checkpoint, step_name) in enumerate(zip(checkpoints, steps)):
+            args = (tasks, spec, adapter, checkpoint, job.vocabularies[index], job.tokenizer(index), inference,
+                    settings, cfg.seed)
+            if merged is not None:
+                result = merged[step_name]
+            elif cfg.shards:
+                result = sharding.predict_in_processes(cfg.shards, *args)
+            else:
+                result = sharding.predict_shard(shard, *args, progress=cfg.progress)
+            results[step_name] = result
+            paths = write_outputs(result, shard.tasks(tasks) if shard else tasks, output_dir / (step_name or ""),
+                                  cfg.plots.failures, cfg.plots.successes, cfg.seed)
             if run is not None:
                 run.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)
             metrics = result.metrics
             log.info("%s: %s", checkpoint.label, {k: round(v, 4) for k, v in {**metrics, **result.summary()}.items()})
-            del model, generator
+        if shard:
+            log.info("shard %d of %d written: %s", shard.index, shard.count,
+                     sharding.save_shard(output_dir, shard, tasks, results))
         status = "FINISHED"
     finally:
         if run is not None:
