@@ -23,7 +23,7 @@ DATA = (
     "data.train=[{source:arc1-training,max_grid_side:4,first_n:8,prompt:output-from-examples-v0,weight:1.0}]",
     "data.val={source:arc1-evaluation,max_grid_side:4,first_n:3,prompt:output-from-examples-v0}",
     "data.max_seq_len=2048", "data.bucket_batches=2", "seed=0", "learning_rate=4e-4",
-    f"trainer.max_steps={STEPS}", "trainer.val_check_interval=2", "trainer.checkpoint_every_n_steps=3",
+    f"trainer.max_steps={STEPS}", "trainer.val_check_interval=2", "callbacks.checkpoint_every_n_steps=3",
 )
 
 WRAPPER = '''\
