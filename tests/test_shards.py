@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from arc_exp.data.augmentation import AugmentationPolicy
+from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.encoders import create_grid_encoder
 from arc_exp.data.selection import select_tasks
 from arc_exp.data.sources import load_source
