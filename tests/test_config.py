@@ -11,6 +11,7 @@ from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.datamodule import TrainingDataset
 from arc_exp.data.selection import TaskSetSpec, largest_grid_side
 from arc_exp.model.loader import ModelSpec
+from arc_exp.training.distributed import strategy_name
 from arc_exp.data.prompts import PROMPT_VERSIONS
 from arc_exp.tracking.runs import ensure_experiment, flatten
 from arc_exp.training import recipe as training
@@ -32,7 +33,7 @@ def test_the_groups_and_their_options():
                                 "qwen2.5-0.5b", "smollm2-135m", "tiny-random"]
     assert options("lora") == ["dora", "full", "lora", "qlora", "rslora"]
     assert options("scheduler") == ["constant", "cosine", "cosine_with_restarts", "cyclic", "linear"]
-    assert options("trainer") == ["cpu", "ddp", "fsdp", "gpu"]
+    assert options("trainer") == ["cpu", "ddp", "ddp_cpu", "fsdp", "gpu"]
     assert options("logger") == ["mlflow", "none"]
     assert options("prompt") == sorted(PROMPT_VERSIONS)
     assert options("debug") == ["smoke"]
@@ -273,6 +274,7 @@ TRAINERS = {  # option -> (accelerator, devices, precision, strategy)
     "cpu": ("cpu", 1, "32-true", None),
     "gpu": ("gpu", 1, "bf16-mixed", None),
     "ddp": ("gpu", -1, "bf16-mixed", "ddp"),
+    "ddp_cpu": ("cpu", 2, "32-true", "ddp"),
     "fsdp": ("gpu", -1, "bf16-mixed", "fsdp"),
 }
 
@@ -280,7 +282,8 @@ TRAINERS = {  # option -> (accelerator, devices, precision, strategy)
 @pytest.mark.parametrize("option", options("trainer"))
 def test_trainer_options(option):
     trainer = compose_train([f"trainer={option}"]).trainer
-    assert (trainer.accelerator, trainer.devices, trainer.precision, trainer.get("strategy")) == TRAINERS[option]
+    strategy = trainer.get("strategy") and strategy_name(trainer.strategy)
+    assert (trainer.accelerator, trainer.devices, trainer.precision, strategy) == TRAINERS[option]
     assert trainer._target_ == "pytorch_lightning.Trainer"
 
 

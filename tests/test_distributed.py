@@ -201,3 +201,64 @@ def test_other_processes_run_this_job_in_its_run_folder():
     command = distributed.child_command("/runs/multirun/0", ["lora.r=16", "trainer=ddp_cpu"], 1, argv)
     assert command[1:] == [os.path.abspath("train.py"), "--config-name", "train", "lora.r=16", "trainer=ddp_cpu",
                            'hydra.run.dir="/runs/multirun/0"', "hydra.output_subdir=null", "hydra.job.name=rank_1"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# FSDP (GPU only): the composed strategy wraps the model's decoder layer class.
+
+@pytest.mark.parametrize("model, layer", [("smollm2-135m", "LlamaDecoderLayer"), ("qwen2-0.5b", "Qwen2DecoderLayer"),
+                                          ("phi-3-mini", "Phi3DecoderLayer"), ("tiny-random", "LlamaDecoderLayer")])
+def test_fsdp_wraps_the_decoder_layers_of_the_model(model, layer):
+    from hydra.utils import instantiate
+    from pytorch_lightning.strategies import FSDPStrategy
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+    strategy = instantiate(compose_train(["trainer=fsdp", f"model={model}"]).trainer.strategy)
+    assert isinstance(strategy, FSDPStrategy) and strategy._state_dict_type == "full"
+    policy = strategy.kwargs["auto_wrap_policy"]
+    assert isinstance(policy, ModuleWrapPolicy)
+    assert [c.__name__ for c in policy._module_classes] == [layer]
+    assert strategy.kwargs["use_orig_params"]  # LoRA: frozen and trainable parameters in one unit
+
+
+def test_fsdp_decoder_layer_is_the_class_of_the_model_blocks(tiny_model):
+    spec = compose_train(["model=tiny-random"]).model
+    assert all(type(block) is distributed.decoder_layer_class(spec.decoder_layer) for block in tiny_model.model.layers)
+
+
+def test_fsdp_settings_fail_clearly(monkeypatch):
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 2)
+    trainer = {"accelerator": "gpu", "devices": 2,
+               "strategy": {"_target_": "arc_exp.training.distributed.fsdp_strategy",
+                            "decoder_layer": "transformers.models.llama.modeling_llama.NoSuchLayer"}}
+    with pytest.raises(distributed.ProcessConfigError, match=r"model.decoder_layer=transformers.models.llama."
+                                                             r"modeling_llama.NoSuchLayer: no such class"):
+        distributed.check_processes(trainer)
+    trainer["strategy"]["decoder_layer"] = None
+    with pytest.raises(distributed.ProcessConfigError, match=r"trainer=fsdp needs model.decoder_layer"):
+        distributed.check_processes(trainer)
+    trainer["strategy"]["decoder_layer"] = "transformers.models.llama.modeling_llama.LlamaDecoderLayer"
+    assert distributed.check_processes(trainer) == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Multi-node: the SLURM launcher option composes with the trainer's devices and nodes.
+
+def test_slurm_launcher_asks_one_task_per_gpu_on_every_node(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the .[slurm] extra is not installed")
+    from hydra.utils import instantiate
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    cfg = compose_train(["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "trainer=ddp",
+                         "trainer.devices=4", "trainer.num_nodes=2"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.partition, launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == ("gpu", 2, 4, 4)
+    instance = instantiate(launcher)
+    assert type(instance).__name__ == "SlurmLauncher" and instance.params["tasks_per_node"] == 4
+    sbatch = _make_sbatch_string("python train.py", str(tmp_path), partition=launcher.partition, nodes=launcher.nodes,
+                                 ntasks_per_node=launcher.tasks_per_node, gpus_per_node=launcher.gpus_per_node,
+                                 cpus_per_task=launcher.cpus_per_task, time=launcher.timeout_min)
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
+                 "#SBATCH --gpus-per-node=4", "#SBATCH --time=1200"):
+        assert line in sbatch

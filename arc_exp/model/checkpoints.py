@@ -24,15 +24,18 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "arc_exp.yaml"
 
 
-def save_checkpoint(model, tokenizer, folder: str | Path, config: Optional[dict] = None) -> Path:
+def save_checkpoint(model, tokenizer, folder: str | Path, config: Optional[dict] = None,
+                    state_dict: Optional[dict] = None) -> Path:
+    """``state_dict``: the model's whole state gathered from its shards (FSDP), when ``model`` holds only a shard."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    options = {} if state_dict is None else {"state_dict": state_dict}
     if hasattr(model, "peft_config") and vocabulary_of(tokenizer) is not None:
         # PEFT would save the embedding rows of a reduced vocabulary into the adapter ("resized embeddings"): they are
         # the base model's rows, restored from vocabulary.json
-        model.save_pretrained(folder, save_embedding_layers=False)
+        model.save_pretrained(folder, save_embedding_layers=False, **options)
     else:
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, **options)
     tokenizer.save_pretrained(folder)  # a ReducedTokenizer writes vocabulary.json too
     if config is not None:
         (folder / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))

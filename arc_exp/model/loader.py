@@ -45,6 +45,7 @@ class ModelSpec:
     allow_download: bool = False  # reach the hub when weights are not cached locally
     cache_dir: Optional[str] = None
     reduce_vocab: bool = False  # keep only the tokens the encoder and prompts produce (arc_exp.model.vocabulary)
+    decoder_layer: Optional[str] = None  # the transformer block's class, the unit FSDP shards (trainer=fsdp)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):

@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 class AdapterCheckpoint(pl.Callback):
-    """Save the adapter every ``every_n_steps`` optimizer steps and at the end of training (under DDP, process 0
-    alone: the processes hold the same weights)."""
+    """Save the adapter every ``every_n_steps`` optimizer steps and at the end of training. Under DDP process 0
+    alone writes (the processes hold the same weights); under FSDP every process first sends its shard to process 0,
+    which writes the adapter (or the full weights, ``lora=full``) as a single-process run does."""
 
     def __init__(self, tokenizer, folder: str | Path, every_n_steps: int = 0, config: Optional[dict] = None):
         self.tokenizer = tokenizer
@@ -23,12 +24,17 @@ class AdapterCheckpoint(pl.Callback):
         self.every_n_steps = every_n_steps
         self.config = config
         self.saved: list[Path] = []
+        self._steps: set[int] = set()
 
     def _save(self, trainer, pl_module, step: int) -> None:
         target = self.folder / f"step-{step:06d}"
-        if not trainer.is_global_zero or target.exists():
+        if step in self._steps:  # the last periodic save was at the last step (kept on every process alike)
             return
-        self.saved.append(save_checkpoint(pl_module.model, self.tokenizer, target, self.config))
+        self._steps.add(step)
+        state = _gathered_state(trainer)  # every process takes part
+        if not trainer.is_global_zero:
+            return
+        self.saved.append(save_checkpoint(pl_module.model, self.tokenizer, target, self.config, state))
         log.info("saved checkpoint %s", target)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -38,6 +44,17 @@ class AdapterCheckpoint(pl.Callback):
 
     def on_train_end(self, trainer, pl_module):
         self._save(trainer, pl_module, trainer.global_step)
+
+
+def _gathered_state(trainer) -> Optional[dict]:
+    """Under FSDP, the model's whole state dict (on process 0; keys of the model, not of the LightningModule);
+    None for strategies whose processes hold the whole model."""
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        return None
+    state = trainer.strategy.lightning_module_state_dict()  # state_dict_type="full": gathered on process 0
+    return {key.removeprefix("model."): value for key, value in state.items()}
 
 
 class StopAtDeadline(pl.Callback):

@@ -25,11 +25,35 @@ class ProcessConfigError(ValueError):
 
 
 def strategy_name(strategy: Any) -> str:
-    """``"ddp"`` for ``strategy: ddp`` and for ``strategy: {_target_: ...DDPStrategy, ...}``."""
-    if isinstance(strategy, dict) or hasattr(strategy, "get"):
+    """``"ddp"`` for ``strategy: ddp`` and for ``strategy: {_target_: ...DDPStrategy, ...}``; ``"fsdp"`` for
+    ``{_target_: arc_exp.training.distributed.fsdp_strategy, ...}``."""
+    if hasattr(strategy, "get"):
         target = str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
-        return target.removesuffix("strategy")
+        return target.removesuffix("strategy").removesuffix("_")
     return str(strategy or "auto").lower()
+
+
+def fsdp_strategy(decoder_layer: str, **options):
+    """Lightning's FSDP that shards the model decoder layer by decoder layer (``decoder_layer``: the class path
+    ``model.decoder_layer`` names, e.g. ``transformers.models.llama.modeling_llama.LlamaDecoderLayer``); the state
+    dict is gathered whole, so checkpoints are the single-process run's files."""
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    return FSDPStrategy(auto_wrap_policy={decoder_layer_class(decoder_layer)}, state_dict_type="full",
+                        **options)
+
+
+def decoder_layer_class(path: Optional[str], key: str = "model.decoder_layer") -> type:
+    """The class ``path`` names; a clear error naming ``key`` when it is missing or does not import."""
+    from hydra.utils import get_class
+
+    if not path:
+        raise ProcessConfigError(f"trainer=fsdp needs {key}: the class of the model's decoder layer, e.g. "
+                                 f"transformers.models.llama.modeling_llama.LlamaDecoderLayer")
+    try:
+        return get_class(path)
+    except Exception as error:  # hydra raises ImportError or ValueError with its own wording
+        raise ProcessConfigError(f"{key}={path}: no such class ({error})") from None
 
 
 def available_devices(accelerator: str) -> int:
@@ -65,6 +89,8 @@ def check_processes(trainer_cfg: dict, key: str = "trainer") -> int:
     if name in GPU_ONLY_STRATEGIES and not has_gpu:
         raise ProcessConfigError(f"{key}.strategy={name} needs GPUs and this machine has none; "
                                  f"on CPU use trainer=ddp_cpu (DDP with gloo)")
+    if hasattr(strategy, "get") and "decoder_layer" in strategy:
+        decoder_layer_class(strategy["decoder_layer"])
     backend = strategy.get("process_group_backend") if hasattr(strategy, "get") else None
     if backend in GPU_ONLY_BACKENDS and accelerator not in ("gpu", "cuda"):
         raise ProcessConfigError(f"{key}.strategy.process_group_backend={backend} needs GPUs; on CPU use gloo")

@@ -125,7 +125,9 @@ class ARCLitModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        # under FSDP the parameter names carry the wrappers' prefix, the (gathered) state dict's keys do not
+        trainable = {name.replace("_fsdp_wrapped_module.", "") for name, p in self.named_parameters()
+                     if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
 
