@@ -262,3 +262,29 @@ def test_slurm_launcher_asks_one_task_per_gpu_on_every_node(tmp_path):
     for line in ("#SBATCH --partition=gpu", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
                  "#SBATCH --gpus-per-node=4", "#SBATCH --time=1200"):
         assert line in sbatch
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hyperparameter search: the Optuna sweeper (the .[optuna] extra) with train.py's return value.
+
+def test_optuna_study_of_learning_rate_and_lora_rank(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the .[optuna] extra is not installed")
+    import yaml
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = subprocess.run(
+        [PYTHON, str(REPO / "train.py"), "-m", "hparams_search=lr_lora_r", "hydra.sweeper.n_trials=3",
+         "lora.r=choice(2,4)", *TINY, "trainer.max_steps=2", "trainer.val_check_interval=2",
+         "data.val.first_n=1", f"logger.tracking_uri={uri}", f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    runs = mlflow_runs(uri)
+    assert len(runs) == 3 and len({r.data.tags["sweep_id"] for r in runs}) == 1
+    trials = {(float(r.data.params["learning_rate"]), int(r.data.params["lora.r"])): r.data.metrics["val/loss"]
+              for r in runs}
+    assert all(1e-5 <= lr <= 1e-3 and r in (2, 4) for lr, r in trials)
+    # the study's best trial is the MLflow run with the lowest validation loss (what train.py returned)
+    lowest = min(trials, key=trials.get)
+    assert (best["best_params"]["learning_rate"], best["best_params"]["lora.r"]) == pytest.approx(lowest)
+    assert best["best_value"] == pytest.approx(trials[lowest])
