@@ -63,8 +63,11 @@ def available_devices(accelerator: str) -> int:
     return os.cpu_count() or 1
 
 
-def requested_devices(devices: Any, available: int) -> int:
-    """Lightning's ``devices``: a count, -1 / "auto" (all), or a list of indices such as ``[0, 1]`` or ``"0,1"``."""
+def requested_devices(devices: Any, available: int, accelerator: str = "gpu") -> int:
+    """Lightning's ``devices``: a count, -1 / "auto" (all GPUs; one process on CPU), or a list of indices such as
+    ``[0, 1]`` or ``"0,1"``."""
+    if devices in ("auto", None) and accelerator not in ("gpu", "cuda"):
+        return 1
     if devices in (-1, "-1", "auto", None):
         return available
     if isinstance(devices, str) and "," in devices:
@@ -95,7 +98,7 @@ def check_processes(trainer_cfg: dict, key: str = "trainer") -> int:
     if backend in GPU_ONLY_BACKENDS and accelerator not in ("gpu", "cuda"):
         raise ProcessConfigError(f"{key}.strategy.process_group_backend={backend} needs GPUs; on CPU use gloo")
     available = available_devices(accelerator)
-    wanted = requested_devices(trainer_cfg.get("devices", 1), available)
+    wanted = requested_devices(trainer_cfg.get("devices", 1), available, accelerator)
     if wanted < 1 or wanted > available:
         what = "GPUs" if accelerator in ("gpu", "cuda") else "CPU cores"
         raise ProcessConfigError(f"{key}.devices={trainer_cfg.get('devices')} asks for {wanted} processes but this "
@@ -105,8 +108,8 @@ def check_processes(trainer_cfg: dict, key: str = "trainer") -> int:
 
 def is_distributed(trainer_cfg: dict) -> bool:
     """More than one process in all (devices x nodes)."""
-    devices = requested_devices(trainer_cfg.get("devices", 1), available_devices(
-        str(trainer_cfg.get("accelerator", "cpu")).lower()))
+    accelerator = str(trainer_cfg.get("accelerator", "cpu")).lower()
+    devices = requested_devices(trainer_cfg.get("devices", 1), available_devices(accelerator), accelerator)
     return devices * int(trainer_cfg.get("num_nodes", 1) or 1) > 1
 
 
