@@ -1,14 +1,14 @@
 """Data-parallel training on this CPU machine: samples/s of 1 process vs 2 (gloo) on the same global batches, and the
 share of a step spent communicating (the gradient all-reduce).
 
-    .venv/bin/python bench/bench_distributed.py                          # SmolLM2-135M + LoRA r=32, 6 steps
+    .venv/bin/python bench/bench_distributed.py                          # SmolLM2-135M + LoRA r=32, global batch 2
     .venv/bin/python bench/bench_distributed.py --model tiny-random --steps 20
 
 Each configuration runs arc_exp.training.module's step (answer_loss, backward, gradient all-reduce, clip, AdamW) on
 the training stream split as trainer=ddp_cpu splits it (process r of w: positions r, r+w, ... of each global batch).
 The all-reduce runs after the backward pass here, not overlapped with it as Lightning's DDP does, so its share is an
-upper bound. 1 process gets every core as threads; 2 processes get one core each (what Lightning sets). The machine
-may be shared: run it when it is idle and compare configurations from the same run only.
+upper bound. 1 process runs with every core as threads and with 1 thread; 2 processes get one core each (what
+Lightning sets). The machine may be shared: run it when it is idle (see `uptime`) and compare rows of one run only.
 """
 from __future__ import annotations
 
@@ -36,8 +36,7 @@ from bench_training import fresh_model, stream  # noqa: E402
 from arc_exp.training.module import answer_loss  # noqa: E402
 
 
-def worker(rank: int, world: int, args, port: int, results) -> None:
-    threads = max(1, (os.cpu_count() or 1) // world)
+def worker(rank: int, world: int, args, port: int, results, threads: int) -> None:
     torch.set_num_threads(threads)
     if world > 1:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -80,12 +79,12 @@ def worker(rank: int, world: int, args, port: int, results) -> None:
         dist.destroy_process_group()
 
 
-def run(world: int, args) -> dict:
+def run(world: int, args, threads: int) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     results = mp.Manager().dict()
-    mp.spawn(worker, args=(world, args, port, results), nprocs=world, join=True)
+    mp.spawn(worker, args=(world, args, port, results, threads), nprocs=world, join=True)
     elapsed = max(r[0] for r in results.values())  # the step ends when the slowest process ends it
     samples = args.steps * args.batch_size * 2
     return {"processes": world, "threads": results[0][3], "samples_per_s": samples / elapsed,
@@ -97,17 +96,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m", help="a conf/model option")
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=2, help="samples per process at 2 processes (the global "
+    parser.add_argument("--batch-size", type=int, default=1, help="samples per process at 2 processes (the global "
                                                                     "batch is twice this in both configurations)")
-    parser.add_argument("--max-grid-side", type=int, default=6)
+    parser.add_argument("--max-grid-side", type=int, default=4,
+                        help="tasks whose grids fit (4: ~330-580 tokens a sample; longer ones take GBs of "
+                             "attention activations)")
     args = parser.parse_args()
     print(f"{args.model}, LoRA r=32, global batch {2 * args.batch_size}, {args.steps} steps, "
           f"{os.cpu_count()} cores (shared with whatever else runs)")
-    rows = [run(1, args), run(2, args)]
+    cores = os.cpu_count() or 1
+    # 1 process x 1 thread too: on a loaded machine threads that wait for each other can cost more than they bring
+    rows = [run(1, args, cores), run(1, args, 1), run(2, args, max(1, cores // 2))]
     for row in rows:
         print(f"{row['processes']} process(es) x {row['threads']} thread(s): {row['samples_per_s']:.3f} samples/s, "
               f"{row['tokens_per_s']:.0f} tokens/s, communication {100 * row['communication_share']:.1f}% of a step")
-    print(f"speed-up of 2 processes: x{rows[1]['samples_per_s'] / rows[0]['samples_per_s']:.2f}")
+    print(f"speed-up of 2 processes: x{rows[2]['samples_per_s'] / rows[0]['samples_per_s']:.2f} over 1 process x "
+          f"{cores} threads, x{rows[2]['samples_per_s'] / rows[1]['samples_per_s']:.2f} over 1 process x 1 thread")
 
 
 if __name__ == "__main__":
