@@ -65,6 +65,11 @@ def main(cfg: DictConfig) -> float:
 
     status = "FAILED"
     try:
+        before = {}
+        if evaluation is not None and cfg.evaluation.get("before") and checkpoint is None and trainer.is_global_zero:
+            # data.eval at step 0, before training: the base model (a new LoRA adapter changes nothing yet)
+            before = training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, run, step=0,
+                                                      folder="evaluation-before")
         if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None \
                 and trainer.is_global_zero:
             # the same held-out questions before training: qa/* at step 0, so the run shows before and after
@@ -74,8 +79,12 @@ def main(cfg: DictConfig) -> float:
         if not trainer.is_global_zero:  # the evaluation after training is process 0's
             return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
         if evaluation is not None:
-            metrics.update(training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, run,
-                                                            trainer.global_step))
+            after = training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, run,
+                                                     trainer.global_step)
+            metrics.update(after)
+            if before:
+                log.info("data.eval before and after training:\n%s",
+                         training.before_after_table(before, after, trainer.global_step))
         if cfg.evaluation.get("count_qa"):
             metrics.update(training.evaluate_count_qa(model, tokenizer, cfg, run, trainer.global_step))
         status = "FINISHED"

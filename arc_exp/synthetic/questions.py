@@ -20,6 +20,14 @@ Question types (:data:`QUESTION_TYPES`): ``count`` objects, ``areas`` in ascendi
 ``smallest_area``, ``count_color`` (objects of color c), ``background`` color, grid ``shape`` (rows x columns) and
 ``most_common_color`` (other than the background). Colors are written as the encoder writes cells (digits, or the
 symbols of ``ReplaceNumberEncoder``).
+
+Chat styles (:data:`CHAT_STYLES`): ``full`` (the default, above) and ``short``, a third of the prompt tokens for CPU
+runs: a one-line system prompt, the grid, then the question, with no introduction and no definition of objects::
+
+    system:    Answer questions about ARC grids.
+    user:      ```grid shape: 2x2 ... ```
+               How many objects are there with 8-connectivity?
+    assistant: 1
 """
 from __future__ import annotations
 
@@ -45,6 +53,9 @@ OBJECTS_DEFINED = (
     "Objects are groups of cells of the same color, other than the background, that touch through their sides "
     "(4-connectivity) or also through their corners (8-connectivity). Answer each question with the answer only."
 )
+
+SHORT_SYSTEM_PROMPT = "Answer questions about ARC grids."
+CHAT_STYLES = ("full", "short")
 
 _TEXTS = {
     "count": "How many objects are there with {c}-connectivity?",
@@ -149,25 +160,32 @@ def color_names(encoder: GridEncoder) -> str:
 
 
 def build_chat(grids: Sequence[CountGrid], questions: Sequence[Question], encoder: GridEncoder,
-               system_prompt: str = SYSTEM_PROMPT, answers: Optional[Sequence[str]] = None) -> list[dict]:
+               system_prompt: Optional[str] = None, answers: Optional[Sequence[str]] = None,
+               style: str = "full") -> list[dict]:
     """The chat: system, then the grids and the first question, then one user turn per further question.
 
     Deterministic, so a stored sample can be rendered again with another encoder (see ``load_chats``). ``answers``
-    (as the encoder writes colors) saves computing them again.
+    (as the encoder writes colors) saves computing them again. ``style`` is ``full`` or ``short`` (see the module
+    docstring); ``system_prompt`` defaults to the style's.
     """
+    check_chat_style(style)
     names = color_names(encoder)
     if answers is None:
         facts = [GridFacts.of(grid) for grid in grids]
         answers = [answer(q, facts[q.grid], names) for q in questions]
+    short = style == "short"
     if len(grids) == 1:
-        shown = f"Here is a grid from an ARC task:\n\n{encoder.encode(grids[0].grid)}"
+        shown = encoder.encode(grids[0].grid) if short else \
+            f"Here is a grid from an ARC task:\n\n{encoder.encode(grids[0].grid)}"
     else:
-        shown = "\n\n".join([f"Here are {len(grids)} grids from ARC tasks:"] +
+        shown = "\n\n".join(([] if short else [f"Here are {len(grids)} grids from ARC tasks:"]) +
                             [f"## Grid {i}\n\n{encoder.encode(g.grid)}" for i, g in enumerate(grids, start=1)])
+    intro = f"{shown}\n" if short else f"{shown}\n\n{OBJECTS_DEFINED}\n\n"
+    system_prompt = system_prompt or (SHORT_SYSTEM_PROMPT if short else SYSTEM_PROMPT)
     messages = [{"role": "system", "content": system_prompt}]
     for i, question in enumerate(questions):
         text = question_text(question, len(grids), names)
-        messages.append({"role": "user", "content": f"{shown}\n\n{OBJECTS_DEFINED}\n\n{text}" if i == 0 else text})
+        messages.append({"role": "user", "content": f"{intro}{text}" if i == 0 else text})
         messages.append({"role": "assistant", "content": answers[i]})
     return messages
 
@@ -187,6 +205,12 @@ class QuestionConfig:
         types = (self.types,) if isinstance(self.types, str) else tuple(self.types)
         object.__setattr__(self, "types", types)
         check_question_config(self)
+
+
+def check_chat_style(style: str) -> None:
+    if style not in CHAT_STYLES:
+        raise GeneratorSettingsError(f"count generator: style={style!r}: unknown chat style; known styles: "
+                                     f"{', '.join(CHAT_STYLES)}")
 
 
 def check_question_config(config: QuestionConfig) -> None:
@@ -265,11 +289,14 @@ class CountQAGenerator:
 
     def __init__(self, grids: Union[CountConfig, dict, None] = None,
                  questions: Union[QuestionConfig, dict, None] = None,
-                 encoder: Union[GridEncoder, str] = DEFAULT_ENCODER, system_prompt: Optional[str] = None):
+                 encoder: Union[GridEncoder, str] = DEFAULT_ENCODER, system_prompt: Optional[str] = None,
+                 style: str = "full"):
+        check_chat_style(style)
         self.grid_config = _config(CountConfig, grids, "grids")
         self.question_config = _config(QuestionConfig, questions, "questions")
         self.encoder = create_grid_encoder(encoder)
-        self.system_prompt = system_prompt or SYSTEM_PROMPT
+        self.style = style
+        self.system_prompt = system_prompt or (SHORT_SYSTEM_PROMPT if style == "short" else SYSTEM_PROMPT)
         self._grids = CountGridGenerator(self.grid_config)
         self._names = color_names(self.encoder)
 
@@ -281,19 +308,23 @@ class CountQAGenerator:
         asked = ask_questions(grids, rng, config)
         questions = [q for q, _ in asked]
         answers = [a for _, a in asked] if self._names == DIGITS else None
-        return {
+        record = {
             "id": sample_id,
             "grids": [g.to_dict() for g in grids],
             "questions": [{"type": q.type, "grid": q.grid, "connectivity": q.connectivity, "color": q.color,
                            "answer": a} for q, a in asked],
-            "messages": build_chat(grids, questions, self.encoder, self.system_prompt, answers),
+            "messages": build_chat(grids, questions, self.encoder, self.system_prompt, answers, self.style),
         }
+        if self.style != "full":  # full-style records stay as they were (no key), so older outputs compare equal
+            record["style"] = self.style
+        return record
 
     def describe(self) -> dict:
         """Everything that shapes the output (stored next to it, so a resumed run can check it continues the same)."""
-        return {"generator": self.name, "grids": self.grid_config.to_dict(),
-                "questions": asdict(self.question_config) | {"types": list(self.question_config.types)},
-                "encoder": repr(self.encoder), "system_prompt": self.system_prompt}
+        described = {"generator": self.name, "grids": self.grid_config.to_dict(),
+                     "questions": asdict(self.question_config) | {"types": list(self.question_config.types)},
+                     "encoder": repr(self.encoder), "system_prompt": self.system_prompt}
+        return described | ({"style": self.style} if self.style != "full" else {})
 
 
 def chat_from_record(record: dict, encoder: Union[GridEncoder, str, None] = None,
@@ -306,7 +337,8 @@ def chat_from_record(record: dict, encoder: Union[GridEncoder, str, None] = None
     if encoder is not None:
         grids = [CountGrid.from_dict(g) for g in record["grids"]]
         questions = [Question(q["type"], q["grid"], q["connectivity"], q["color"]) for q in record["questions"]]
-        messages = build_chat(grids, questions, create_grid_encoder(encoder), messages[0]["content"])
+        messages = build_chat(grids, questions, create_grid_encoder(encoder), messages[0]["content"],
+                              style=record.get("style", "full"))
     if system_prompt is not None:
         messages = [{"role": "system", "content": system_prompt}, *messages[1:]]
     return messages

@@ -231,27 +231,53 @@ def prepare_evaluation(cfg: DictConfig):
 
 
 def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_dir: str, run: Optional[MLflowRun],
-                            step: int) -> dict:
+                            step: int, folder: str = "evaluation") -> dict:
     """Predict ``data.eval`` with the model just trained (``evaluation.enabled=true``) and log ``eval/*`` metrics
-    into the training run, so one MLflow run holds a whole row of an iteration table (losses and accuracies)."""
+    into the training run, so one MLflow run holds a whole row of an iteration table (losses and accuracies).
+
+    With ``evaluation.before=true`` train.py also calls it at step 0, before training (the adapter is still the
+    identity, so this is the base model), writing ``evaluation-before/``: the metrics' first point is the baseline.
+    """
     from arc_exp.evaluation.outputs import write_outputs
     from arc_exp.evaluation.pipeline import evaluate_tasks
     from arc_exp.inference.config import create_generator
 
     inference, settings, tasks = prepared
+    was_training = model.training
     model.eval()
-    with torch.no_grad():
-        result = evaluate_tasks(tasks, create_generator(inference, model, tokenizer), tokenizer, settings,
-                                progress=cfg.trainer.get("enable_progress_bar", True))
-    paths = write_outputs(result, tasks, Path(output_dir) / "evaluation", cfg.evaluation.plots.failures,
+    try:
+        with torch.no_grad():
+            result = evaluate_tasks(tasks, create_generator(inference, model, tokenizer), tokenizer, settings,
+                                    progress=cfg.trainer.get("enable_progress_bar", True))
+    finally:
+        model.train(was_training)  # before training, dropout must come back on
+    paths = write_outputs(result, tasks, Path(output_dir) / folder, cfg.evaluation.plots.failures,
                           cfg.evaluation.plots.successes, cfg.seed)
     metrics = {f"eval/{k}": float(v) for k, v in {**result.metrics, **result.summary()}.items()
                if isinstance(v, (int, float))}
     if run is not None:
         run.log_metrics(metrics, step=step)
-        run.log_files(paths.values(), "evaluation")  # folders keep their name: evaluation/plots/...
-    log.info("evaluation on %d tasks: %s", len(tasks), {k: round(v, 4) for k, v in metrics.items()})
+        run.log_files(paths.values(), folder)  # folders keep their name: evaluation/plots/...
+    log.info("evaluation on %d tasks at step %d: %s", len(tasks), step, {k: round(v, 4) for k, v in metrics.items()})
     return metrics
+
+
+def before_after_table(before: dict, after: dict, step: int,
+                       keys: Sequence[str] = ("eval/accuracy", "eval/correct_pixels")) -> str:
+    """The base model's and the trained model's metrics side by side (what ``make run`` prints).
+
+    >>> print(before_after_table({"eval/accuracy": 0.0, "eval/correct_pixels": 0.25},
+    ...                          {"eval/accuracy": 0.5, "eval/correct_pixels": 0.75}, step=10))
+    model               accuracy  correct_pixels
+    base                   0.000           0.250
+    trained (step 10)      0.500           0.750
+    """
+    names = [key.split("/", 1)[-1] for key in keys]
+    lines = [f"{'model':<18}" + "".join(f"  {name:>{max(8, len(name))}}" for name in names)]
+    for label, metrics in (("base", before), (f"trained (step {step})", after)):
+        lines.append(f"{label:<18}" + "".join(f"  {metrics.get(key, float('nan')):>{max(8, len(name))}.3f}"
+                                              for key, name in zip(keys, names)))
+    return "\n".join(lines)
 
 
 def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int) -> dict:
