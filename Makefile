@@ -21,7 +21,9 @@ $(STAMP): setup.cfg pyproject.toml
 setup: $(STAMP)
 
 run: setup   ## the main job: SmolLM2-135M + LoRA on small ARC-1 tasks, on CPU, logged to MLflow
-	$(PY) train.py debug=smoke
+	# then the base model and the trained one on the smoke evaluation tasks: a before/after table (accuracy,
+	# correct_pixels), both logged to the same MLflow run (eval/* at step 0 and at the last step)
+	$(PY) train.py debug=smoke evaluation.enabled=true evaluation.before=true evaluation.predictions_per_task=2
 	@echo "Open the runs: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 test: setup  ## the default test suite (fast; slow checks excluded; the MLflow UI check included)

@@ -36,6 +36,7 @@ def train_entry(task_ids=None, swap_train_test=True) -> str:
             f"loss_weight: 1.0, swap_train_test: {str(swap_train_test).lower()}}}]")
 
 
+@pytest.mark.e2e
 def test_tiny_random_model_overfits_one_task_until_greedy_reproduces_it(tmp_path, tracking_uri):
     # one task, no augmentation and its test input as the only target: every step shows the model the same sample
     # that greedy decoding then answers
@@ -52,3 +53,41 @@ def test_tiny_random_model_overfits_one_task_until_greedy_reproduces_it(tmp_path
     assert prediction["grid"] == [[1, 0], [2, 2]]
     assert read(run_dir / "evaluation" / "metrics.json")["metrics"]["accuracy"] == 1.0
     assert read(run_dir / "evaluation-before" / "metrics.json")["metrics"]["accuracy"] == 0.0
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_short_training_run_solves_a_task_the_base_model_does_not(tmp_path, tracking_uri):
+    run_dir = tmp_path / "run"
+    run_train(run_dir, [*REAL, train_entry(), "data.batch_size=2", "learning_rate=1e-3", "trainer.max_steps=40",
+                        "trainer.checkpoint_every_n_steps=0", "evaluation.enabled=true", "evaluation.before=true",
+                        "evaluation.predictions_per_task=1", f"logger.tracking_uri={tracking_uri}"])
+    before = read(run_dir / "evaluation-before" / "predictions.json")
+    after = read(run_dir / "evaluation" / "predictions.json")
+    solved_before = {task_id for task_id, task in before.items() if task["metrics"]["accuracy"] == 1.0}
+    solved_after = {task_id for task_id, task in after.items() if task["metrics"]["accuracy"] == 1.0}
+    assert solved_after - solved_before, (solved_before, solved_after)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_solve_with_ttft_writes_a_submission_with_a_correct_attempt(tmp_path, tracking_uri):
+    from hydra import compose, initialize_config_dir
+
+    import solve
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="solve"):
+        cfg = compose("solve", overrides=[
+            "model=smollm2-135m", f"challenges={TINY_TASKS}", "checkpoint=null", "ttft=n1", "ttft.steps=40",
+            "ttft.learning_rate=1e-3", "predictions_per_task=2", "data.max_seq_len=1024", "progress=false",
+            "trainer.enable_progress_bar=false", "torch_threads=1", f"logger.tracking_uri={tracking_uri}"],
+            return_hydra_config=True)
+    run_dir = tmp_path / "solve"
+    run_recipe(solve.main, cfg, run_dir)
+    submission = read(run_dir / "submission.json")
+    expected = {SWAP_1_2: [[1, 0], [2, 2]], SWAP_3_5: [[0, 5], [3, 5]]}
+    assert set(submission) == set(expected)
+    # a copy of the test input (the fallback attempt) is never right for a color swap: a right attempt is the model's
+    correct = [task_id for task_id, [attempts] in submission.items() if expected[task_id] in attempts.values()]
+    assert correct, submission
+    assert read(run_dir / "score.json")["score"] == len(correct) / 2

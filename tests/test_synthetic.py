@@ -38,6 +38,7 @@ from arc_exp.synthetic import (
     make_rng,
     write_shards,
 )
+from arc_exp.data.samples import chat_sample
 from arc_exp.synthetic.questions import SYSTEM_PROMPT, ask_questions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,6 +237,36 @@ def test_chat_is_pinned():
         {"role": "user", "content": "How many objects of color 1 are there with 4-connectivity?"},
         {"role": "assistant", "content": "2"},
     ]
+
+
+def test_short_chat_is_pinned_and_survives_rendering_with_another_encoder(tmp_path, tokenizer):
+    grid = CountGrid.from_grid([[0, 1], [1, 0]], background=0)
+    questions = [Question("count", 0, 8), Question("count", 0, 4)]
+    messages = build_chat([grid], questions, create_grid_encoder("grid_shape_row_number"), style="short")
+    assert messages == [
+        {"role": "system", "content": "Answer questions about ARC grids."},
+        {"role": "user", "content": "```grid shape: 2x2\n1 01\n2 10\n```\nHow many objects are there with "
+                                    "8-connectivity?"},
+        {"role": "assistant", "content": "1"},
+        {"role": "user", "content": "How many objects are there with 4-connectivity?"},
+        {"role": "assistant", "content": "2"},
+    ]
+    full = build_chat([grid], questions, create_grid_encoder("grid_shape_row_number"))
+    # the point of the short style: fewer tokens per chat for the same questions and answers
+    assert (len(chat_sample(messages, tokenizer)), len(chat_sample(full, tokenizer))) == (81, 187)
+    # a generated record keeps its style, so training's re-rendering with the run's encoder stays short; full-style
+    # records stay as they were (no "style" key, the same describe()), so earlier outputs still resume
+    generator = CountQAGenerator(questions={"types": ["count"]}, style="short")
+    assert generator.describe()["style"] == "short" and "style" not in CountQAGenerator().describe()
+    write_shards(generator, n=2, out=tmp_path / "short", seed=0, shard_size=2, workers=1)
+    record = next(load_records(tmp_path / "short"))
+    assert record["style"] == "short" and "style" not in CountQAGenerator().sample(make_rng(0, 0))
+    minimal = next(load_chats(tmp_path / "short", encoder="minimal"))
+    grid_text = "\n".join("".join(map(str, row)) for row in record["grids"][0]["grid"])
+    assert minimal[0] == {"role": "system", "content": "Answer questions about ARC grids."}
+    assert minimal[1]["content"].startswith(f"{grid_text}\nHow many objects")
+    with pytest.raises(GeneratorSettingsError, match="style='tiny': unknown chat style; known styles: full, short"):
+        CountQAGenerator(style="tiny")
 
 
 def test_chat_with_several_grids_and_symbol_colors():
