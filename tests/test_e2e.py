@@ -72,6 +72,7 @@ def test_short_training_run_solves_a_task_the_base_model_does_not(tmp_path, trac
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_solve_with_ttft_writes_a_submission_with_a_correct_attempt(tmp_path, tracking_uri):
+    import torch
     from hydra import compose, initialize_config_dir
 
     import solve
@@ -82,8 +83,11 @@ def test_solve_with_ttft_writes_a_submission_with_a_correct_attempt(tmp_path, tr
             "ttft.learning_rate=1e-3", "predictions_per_task=2", "data.max_seq_len=1024", "progress=false",
             "trainer.enable_progress_bar=false", "torch_threads=1", f"logger.tracking_uri={tracking_uri}"],
             return_hydra_config=True)
-    run_dir = tmp_path / "solve"
-    run_recipe(solve.main, cfg, run_dir)
+    run_dir, threads = tmp_path / "solve", torch.get_num_threads()
+    try:
+        run_recipe(solve.main, cfg, run_dir)
+    finally:  # solve.py's torch_threads=1 must not outlive this test
+        torch.set_num_threads(threads)
     submission = read(run_dir / "submission.json")
     expected = {SWAP_1_2: [[1, 0], [2, 2]], SWAP_3_5: [[0, 5], [3, 5]]}
     assert set(submission) == set(expected)
