@@ -35,9 +35,9 @@ COUNT_GENERATOR = ["generator=count", "generator.grids.max_side=8", "generator.q
                    "generator.questions.multi_grid_prob=0", "generator.style=short"]
 COUNT_TRAIN_CHATS, COUNT_HELDOUT_CHATS = 20000, 60
 COUNT_TRAINING = ["encoder=minimal", "data.val=null", "trainer.limit_val_batches=0", "data.batch_size=8",
-                  "data.max_seq_len=1024", "lora.r=32", "learning_rate=5e-4", "scheduler=linear",
+                  "data.max_seq_len=1024", "lora.r=32", "learning_rate=1e-3", "scheduler=linear",
                   "trainer.checkpoint_every_n_steps=0", "trainer.enable_progress_bar=false"]
-COUNT_STEPS = 200
+COUNT_STEPS = 100
 
 # overfit: 10 small ARC-1 training tasks (grids up to 6x6), trained with augmentation, scored on their own test outputs
 SMALL_TASKS = "{source: arc1-training, max_grid_side: 6, first_n: 10}"
@@ -130,7 +130,8 @@ def count(args, run: Runner) -> None:
         run("generate.py", [*COUNT_GENERATOR, f"n={n}", f"out={out}", f"seed={seed}"], folder / f"generate-{seed}.log")
     run_dir = folder / _stamp()
     overrides = [f"data.train=[{{chats: {train_chats}, weight: 1.0, loss_weight: 1.0}}]", *COUNT_TRAINING,
-                 f"evaluation.count_qa={{chats: {heldout}, n_chats: {COUNT_HELDOUT_CHATS}, before: true}}",
+                 f"evaluation.count_qa={{chats: {heldout}, n_chats: {COUNT_HELDOUT_CHATS}, before: true, "
+                 "max_new_tokens: 4}",
                  f"trainer.max_steps={args.steps or COUNT_STEPS}", *_mlflow(folder), *args.set,
                  f"hydra.run.dir={run_dir}"]
     if not args.dry_run:
@@ -211,7 +212,7 @@ def ttft(args, run: Runner) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["count", "overfit", "ttft"])
-    parser.add_argument("--steps", type=int, help="training steps (count: 200, overfit: 150)")
+    parser.add_argument("--steps", type=int, help="training steps (count: 100, overfit: 150)")
     parser.add_argument("--every", type=int, help="overfit: checkpoint (and evaluate) every N steps (50)")
     parser.add_argument("--checkpoint", help="ttft: the checkpoint to start from (default: the last overfit run)")
     parser.add_argument("--set", nargs="*", default=[], help="more train.py overrides, e.g. learning_rate=1e-3")

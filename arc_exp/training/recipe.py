@@ -297,8 +297,10 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun
     model.eval()
     try:
         with torch.no_grad():
+            # max_new_tokens bounds each answer: a base model that never writes its end token costs that many steps
             metrics = count_qa_accuracy(records, create_generator(instantiate(cfg.inference), model, tokenizer),
-                                        tokenizer, encoder=instantiate(cfg.encoder))
+                                        tokenizer, encoder=instantiate(cfg.encoder),
+                                        max_new_tokens=settings.get("max_new_tokens", 48))
     finally:
         model.train(was_training)  # before training (evaluation.count_qa.before), dropout must come back on
     if run is not None:
