@@ -202,7 +202,7 @@ def ttft(args, run: Runner) -> None:
     print(f"checkpoint {checkpoint}, 5 held-out tasks: {' '.join(HELDOUT_EVAL)}")
     print(f"{'':>14} {'score':>6} {'vote_2':>7} {'accuracy':>9} {'correct_pixels':>15}")
     for name, run_dir in (("without TTFT", without), ("with TTFT", with_ttft)):
-        m = json.loads(next(run_dir.rglob("metrics.json")).read_text())["metrics"]
+        m = json.loads((run_dir / "predict" / "metrics.json").read_text())["metrics"]
         score = json.loads((run_dir / "score.json").read_text()) if (run_dir / "score.json").exists() else {}
         print(f"{name:>14} {score.get('score', float('nan')):>6.3f} {m['vote_2']:>7.3f} {m['accuracy']:>9.3f} "
               f"{m['correct_pixels']:>15.3f}")
