@@ -165,13 +165,18 @@ def overfit(args, run: Runner) -> Path:
     if args.dry_run:
         return run_dir
     print(f"training: {steps} steps, wall {train_wall / 60:.1f} min, CPU {train_cpu / 60:.1f} min")
+    print_curve(eval_dir)
+    print(f"training + evaluation: {run.times()}; run folder {run_dir}")
+    return run_dir
+
+
+def print_curve(eval_dir: Path) -> None:
+    """The metrics of every evaluated step of an overfit run (``--report <run folder>`` prints them again)."""
     print(f"{'step':>6} {'vote_2':>7} {'pass_2':>7} {'accuracy':>9} {'correct_pixels':>15} {'correct_size':>13}")
     for step_folder in sorted(eval_dir.glob("step-*")):
         m = json.loads((step_folder / "metrics.json").read_text())["metrics"]
         print(f"{int(step_folder.name[5:]):>6} {m['vote_2']:>7.3f} {m['pass_2']:>7.3f} {m['accuracy']:>9.3f} "
               f"{m['correct_pixels']:>15.3f} {m['correct_size']:>13.3f}")
-    print(f"training + evaluation: {run.times()}; run folder {run_dir}")
-    return run_dir
 
 
 def _evaluation_overrides(overrides: list[str]) -> list[str]:
@@ -220,7 +225,10 @@ def main() -> None:
                         help="OMP threads of each run (default 1: on a CPU shared with other jobs one thread trained "
                              "3.6x faster than two that wait for each other; 0: torch's default)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--report", type=Path, help="overfit: print the curve of this run folder's evaluation/ again")
     args = parser.parse_args()
+    if args.report is not None:
+        return print_curve(args.report / "evaluation")
     run = Runner(args.dry_run, args.threads)
     print(f"bench_learning {args.mode}, {time.strftime('%Y-%m-%d %H:%M')} UTC, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)

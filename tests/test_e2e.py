@@ -59,7 +59,7 @@ def test_tiny_random_model_overfits_one_task_until_greedy_reproduces_it(tmp_path
 @pytest.mark.slow
 def test_short_training_run_solves_a_task_the_base_model_does_not(tmp_path, tracking_uri):
     run_dir = tmp_path / "run"
-    run_train(run_dir, [*REAL, train_entry(), "data.batch_size=2", "learning_rate=1e-3", "trainer.max_steps=40",
+    run_train(run_dir, [*REAL, train_entry(), "data.batch_size=2", "learning_rate=1e-3", "trainer.max_steps=24",
                         "trainer.checkpoint_every_n_steps=0", "evaluation.enabled=true", "evaluation.before=true",
                         "evaluation.predictions_per_task=1", f"logger.tracking_uri={tracking_uri}"])
     before = read(run_dir / "evaluation-before" / "predictions.json")
