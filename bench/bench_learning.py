@@ -142,11 +142,13 @@ def count(args, run: Runner) -> None:
     if args.dry_run:
         return
     metrics = _run_metrics(folder, run_dir)
-    before, after = metrics["qa/count"][0], metrics["qa/count"][-1]
+    after = metrics["qa/count"][-1]
     steps = after[0]
+    # evaluation.count_qa.before=false skips the (deterministic, greedy) base model's answers: no step-0 point
+    before = f"{metrics['qa/count'][0][1]:.3f}" if metrics["qa/count"][0][0] == 0 else "not asked"
     tokens_per_s = statistics.mean(v for _, v in metrics.get("train/tokens_per_s", [(0, float("nan"))]))
     print(f"held-out count accuracy ({COUNT_HELDOUT_CHATS} grids, {int(metrics['qa/n_questions'][-1][1])} "
-          f"questions): before {before[1]:.3f} (step {before[0]}) -> after {after[1]:.3f} (step {steps})")
+          f"questions): before {before} -> after {after[1]:.3f} (step {steps})")
     print(f"{steps} steps, {run.times()}, {tokens_per_s:.0f} training tokens/s; final train loss "
           f"{metrics['train/loss'][-1][1]:.4f}; run folder {run_dir}")
 
