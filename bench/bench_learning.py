@@ -36,7 +36,7 @@ COUNT_GENERATOR = ["generator=count", "generator.grids.max_side=8", "generator.q
 COUNT_TRAIN_CHATS, COUNT_HELDOUT_CHATS = 20000, 60
 COUNT_TRAINING = ["encoder=minimal", "data.val=null", "trainer.limit_val_batches=0", "data.batch_size=8",
                   "data.max_seq_len=1024", "lora.r=32", "learning_rate=1e-3", "scheduler=linear",
-                  "trainer.checkpoint_every_n_steps=0", "trainer.enable_progress_bar=false"]
+                  "callbacks.checkpoint_every_n_steps=0", "trainer.enable_progress_bar=false"]
 COUNT_STEPS = 100
 
 # overfit: 10 small ARC-1 training tasks (grids up to 6x6), trained with augmentation, scored on their own test outputs
@@ -158,7 +158,7 @@ def overfit(args, run: Runner) -> Path:
     run_dir = folder / _stamp()
     steps = args.steps or OVERFIT_STEPS
     run("train.py", [*OVERFIT_TRAINING, f"trainer.max_steps={steps}",
-                     f"trainer.checkpoint_every_n_steps={args.every or OVERFIT_EVERY}", *_mlflow(folder), *args.set,
+                     f"callbacks.checkpoint_every_n_steps={args.every or OVERFIT_EVERY}", *_mlflow(folder), *args.set,
                      f"hydra.run.dir={run_dir}"], run_dir / "train.log")
     train_wall, train_cpu = run.wall, run.cpu
     eval_dir = run_dir / "evaluation"

@@ -44,7 +44,7 @@ def test_tiny_random_model_overfits_one_task_until_greedy_reproduces_it(tmp_path
     run_train(run_dir, ["model=tiny-random", "lora=full", "model.reduce_vocab=true", "augmentation=none",
                         train_entry([SWAP_1_2], swap_train_test=False), "data.val=null", "trainer.limit_val_batches=0",
                         "data.batch_size=1", "learning_rate=3e-3", "scheduler=constant", "trainer.max_steps=60",
-                        "trainer.checkpoint_every_n_steps=0", "trainer.enable_progress_bar=false",
+                        "callbacks.checkpoint_every_n_steps=0", "trainer.enable_progress_bar=false",
                         "evaluation.enabled=true", "evaluation.before=true", "evaluation.predictions_per_task=1",
                         f"data.eval.source={TINY_TASKS}", f"++data.eval.task_ids=[{SWAP_1_2}]",
                         f"logger.tracking_uri={tracking_uri}"])
@@ -60,7 +60,7 @@ def test_tiny_random_model_overfits_one_task_until_greedy_reproduces_it(tmp_path
 def test_short_training_run_solves_a_task_the_base_model_does_not(tmp_path, tracking_uri):
     run_dir = tmp_path / "run"
     run_train(run_dir, [*REAL, train_entry(), "data.batch_size=2", "learning_rate=1e-3", "trainer.max_steps=24",
-                        "trainer.checkpoint_every_n_steps=0", "evaluation.enabled=true", "evaluation.before=true",
+                        "callbacks.checkpoint_every_n_steps=0", "evaluation.enabled=true", "evaluation.before=true",
                         "evaluation.predictions_per_task=1", f"logger.tracking_uri={tracking_uri}"])
     before = read(run_dir / "evaluation-before" / "predictions.json")
     after = read(run_dir / "evaluation" / "predictions.json")
