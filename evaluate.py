@@ -14,6 +14,10 @@ from pathlib import Path
 
 os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
 
+from arc_exp import cli  # noqa: E402
+
+cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
+
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
@@ -24,11 +28,13 @@ from arc_exp.evaluation.job import prepare_job, start_job_run  # noqa: E402
 from arc_exp.evaluation.outputs import write_outputs  # noqa: E402
 from arc_exp.evaluation.pipeline import load_eval_tasks  # noqa: E402
 from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
+from arc_exp.evaluation.unanswered import unanswered_reason  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+@cli.entry_point("evaluate.py")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
@@ -54,8 +60,9 @@ def main(cfg: DictConfig) -> float:
                         output_dir / "config.yaml", cfg.project_root, model=spec.name,
                         checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
                         output_dir=str(output_dir.resolve()))
+    cli.run_started(run and run.run_id, cfg.logger.get("tracking_uri"))
 
-    metrics, status, results = {}, "FAILED", {}
+    metrics, status, results, all_unanswered = {}, "FAILED", {}, []
     try:
         for index, (checkpoint, step_name) in enumerate(zip(checkpoints, steps)):
             args = (tasks, spec, adapter, checkpoint, job.vocabularies[index], job.tokenizer(index), inference,
@@ -72,15 +79,21 @@ def main(cfg: DictConfig) -> float:
             if run is not None:
                 run.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)
             metrics = result.metrics
-            log.info("%s: %s", checkpoint.label, {k: round(v, 4) for k, v in {**metrics, **result.summary()}.items()})
+            log.info("%s: %s", checkpoint.label, cli.format_metrics({**metrics, **result.summary()}))
+            if metrics.get("unanswered") == 1.0:
+                all_unanswered.append(checkpoint)
         if shard:
             log.info("shard %d of %d written: %s", shard.index, shard.count,
                      sharding.save_shard(output_dir, shard, tasks, results))
         status = "FINISHED"
+        if all_unanswered:  # once, at the end: the probable cause, not a wall of unparsed answers
+            log.warning("every prediction of %s is unanswered (no grid): probably %s",
+                        ", ".join(c.label for c in all_unanswered),
+                        unanswered_reason(all_unanswered[-1].config, settings.prompt_version, inference.sampler,
+                                          inference.dfs_threshold, is_base_model=all_unanswered[-1].folder is None))
     finally:
         if run is not None:
             run.finish(status)
-            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", run.tracking_uri, run.run_id)
     return metrics.get("pass_2", float("nan"))
 
 

@@ -13,6 +13,10 @@ from pathlib import Path
 
 os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
 
+from arc_exp import cli  # noqa: E402
+
+cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
+
 import hydra  # noqa: E402
 from hydra.utils import get_class, instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
@@ -23,11 +27,16 @@ log = logging.getLogger("generate")
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")
+@cli.entry_point("generate.py")
 def main(cfg: DictConfig) -> None:
     if get_class(cfg.generator._target_) is NewInputsGenerator:
         return new_inputs(cfg)
     generator = instantiate(cfg.generator, encoder=instantiate(cfg.encoder))  # checks every setting first
-    summary = write_shards(generator, n=cfg.n, out=cfg.out, seed=cfg.seed, shard_size=cfg.shard_size,
+    cli.run_started(None, None)  # count grids go to `out`, not to MLflow
+    n = cfg.n if cfg.max_n is None else min(cfg.n, cfg.max_n)
+    if n < cfg.n:
+        log.info("debug=smoke: %d samples instead of n=%d", n, cfg.n)
+    summary = write_shards(generator, n=n, out=cfg.out, seed=cfg.seed, shard_size=cfg.shard_size,
                            workers=cfg.workers)
     log.info("%s: wrote %d of %d shards, %d samples in %.1f s (%.0f samples/s)", summary.out.resolve(),
              summary.written, summary.shards, summary.samples, summary.seconds, summary.samples_per_second)
@@ -68,6 +77,7 @@ def new_inputs(cfg: DictConfig) -> dict:
                             "new_inputs", output_dir / "config.yaml", cfg.project_root, generator="new_inputs",
                             model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, output_dir=str(output_dir.resolve()))
+    cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))
 
     status = "FAILED"
     try:

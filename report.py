@@ -3,7 +3,7 @@
     python report.py experiment=iter12_grid_representation                  # every table: Markdown + CSV, one MLflow run
     python report.py experiment=iter12_grid_representation table=lora_rank  # one table
     python report.py experiment=iter12_grid_representation scale=gpu        # the runs of scale=gpu
-    python report.py runs=3f2a...,9c1b...                                   # side by side
+    python report.py 'runs=[3f2a9c1b,9c1b07de]'                             # side by side (ids or unique prefixes)
 """
 import logging
 import os
@@ -11,6 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
+
+from arc_exp import cli  # noqa: E402
+
+cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
 
 import hydra  # noqa: E402
 import mlflow  # noqa: E402
@@ -23,17 +27,16 @@ log = logging.getLogger("report")
 
 
 @hydra.main(config_path="conf", config_name="report", version_base="1.3")
+@cli.entry_point("report.py")
 def main(cfg: DictConfig) -> None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     uri = cfg.logger.tracking_uri
     if cfg.runs:
-        runs = report.fetch_runs(uri, run_ids=str(cfg.runs).split(","))
-        print(report.compare_runs(runs))
-        return
+        return compare(cfg.runs, uri, output_dir)
     if not cfg.get("experiment") or not cfg.get("report"):
         known = ", ".join(sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
-        raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=<id>,<id>")
+        raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=[<id>,<id>]")
     try:
         tables = report.table_specs(OmegaConf.to_container(cfg.report, resolve=True), cfg.experiment)
     except report.ReportError as error:
@@ -82,10 +85,28 @@ def main(cfg: DictConfig) -> None:
     run = client.create_run(experiment_id, run_name=f"report:{cfg.experiment}",
                             tags={"run_type": "report", "experiment": cfg.experiment,
                                   "tables": ",".join(t.name for t in tables)})
+    cli.run_started(run.info.run_id, uri)
     for path in files:
         client.log_artifact(run.info.run_id, str(path))
     client.set_terminated(run.info.run_id)
     log.info("tables written to %s and logged to MLflow run %s", output_dir, run.info.run_id)
+
+
+def compare(runs, uri: str, output_dir: Path) -> None:
+    """``runs=[<id>,<id>]`` (full ids or unique prefixes): printed, and written as comparison.md and .csv."""
+    from omegaconf import ListConfig
+
+    ids = list(runs) if isinstance(runs, (list, ListConfig)) else str(runs).split(",")
+    for run_id in ids:
+        if not isinstance(run_id, str):  # Hydra reads 12e45678 or 01234567 as a number (and drops the leading 0)
+            raise cli.UserError(f"runs: an id was read as the number {run_id}; quote it: runs=['<id>',...]")
+    records = report.fetch_runs(uri, run_ids=[str(i) for i in ids])
+    markdown = report.compare_runs(records)
+    print(markdown)
+    files = [output_dir / "comparison.md", output_dir / "comparison.csv"]
+    files[0].write_text(markdown + "\n")
+    files[1].write_text(report.compare_runs_csv(records))
+    log.info("comparison written to %s and %s", *files)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ from pathlib import Path
 
 os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
 
+from arc_exp import cli  # noqa: E402
+
+cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
+
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
@@ -23,6 +27,7 @@ log = logging.getLogger("solve")
 
 
 @hydra.main(config_path="conf", config_name="solve", version_base="1.3")
+@cli.entry_point("solve.py")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
@@ -62,6 +67,7 @@ def main(cfg: DictConfig) -> float:
                             cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, ttft=hydra_cfg.runtime.choices.get("ttft"),
                             output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)))
+    cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))
 
     solver = Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
                     make_generator=lambda model: create_generator(inference, model, tokenizer),
@@ -74,7 +80,6 @@ def main(cfg: DictConfig) -> float:
     finally:
         if tracker is not None:
             tracker.finish(status)
-            log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", tracker.tracking_uri, tracker.run_id)
     log.info("submission: %s%s", result.submission, "" if result.score is None else f", score {result.score:.4f}")
     return result.score if result.score is not None else float("nan")
 

@@ -11,6 +11,10 @@ from pathlib import Path
 
 os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
 
+from arc_exp import cli  # noqa: E402
+
+cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
+
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
@@ -20,6 +24,7 @@ log = logging.getLogger("train")
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
+@cli.entry_point("train.py")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
@@ -62,6 +67,11 @@ def main(cfg: DictConfig) -> float:
     run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags) \
         if trainer.is_global_zero else None
     trainer.logger = run and run.lightning_logger()
+    if trainer.is_global_zero:
+        cli.run_started(run and run.run_id, cfg.logger.get("tracking_uri"))
+    if run is not None and cfg.lora.method == "lora":  # lora.alpha null follows r: log what it became
+        adapter_settings = instantiate(cfg.lora)
+        run.log_params({"lora.effective_alpha": adapter_settings.alpha, "lora.scale": adapter_settings.scale})
 
     status = "FAILED"
     try:
@@ -85,15 +95,19 @@ def main(cfg: DictConfig) -> float:
             if before:
                 log.info("data.eval before and after training:\n%s",
                          training.before_after_table(before, after, trainer.global_step))
+            if metrics.get("eval/unanswered") == 1.0:
+                from arc_exp.evaluation.unanswered import unanswered_reason
+
+                log.warning("every prediction of the evaluation after training is unanswered (no grid): probably "
+                            "%s", unanswered_reason(resolved, cfg.prompt.version, cfg.inference.sampler,
+                                                    cfg.inference.dfs_threshold, is_base_model=False))
         if cfg.evaluation.get("count_qa"):
             metrics.update(training.evaluate_count_qa(model, tokenizer, cfg, run, trainer.global_step))
         status = "FINISHED"
     finally:
         if run is not None:
             run.finish(status)
-    log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})
-    if run is not None:
-        log.info("see the run: mlflow ui --backend-store-uri %s  (run %s)", cfg.logger.tracking_uri, run.run_id)
+    log.info("final metrics: %s", cli.format_metrics(metrics))
     return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
 
 

@@ -38,8 +38,8 @@ os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
 
 import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
+from arc_exp import schemas  # noqa: E402
 from arc_exp.data.augmentation_policy import AugmentationPolicy  # noqa: E402
 from arc_exp.data.selection import select_tasks  # noqa: E402
 from arc_exp.data.sources import load_source  # noqa: E402
@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    spec = instantiate(OmegaConf.load(ROOT / "conf" / "model" / f"{args.model}.yaml"))
+    spec = instantiate(schemas.load_option(ROOT / "conf" / "model" / f"{args.model}.yaml"))
     tokenizer, model = load_tokenizer(spec), load_model(spec).eval()
     tasks, requests = build_requests(tokenizer, args.tasks, args.views, args.max_grid_side)
     lengths = [len(r.prompt_ids) for r in requests]

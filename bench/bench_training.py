@@ -21,8 +21,8 @@ os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
+from arc_exp import schemas  # noqa: E402
 from arc_exp.model.adapters import AdapterConfig, apply_adapter  # noqa: E402
 from arc_exp.data.augmentation_policy import AugmentationPolicy  # noqa: E402
 from arc_exp.data.datamodule import TrainingDataset, TrainingStream  # noqa: E402
@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
-    spec = instantiate(OmegaConf.load(ROOT / "conf" / "model" / f"{args.model}.yaml"))
+    spec = instantiate(schemas.load_option(ROOT / "conf" / "model" / f"{args.model}.yaml"))
     tokenizer = load_tokenizer(spec)
 
     small = TaskSetSpec("arc1-training", max_grid_side=10).load()

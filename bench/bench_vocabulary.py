@@ -26,8 +26,8 @@ os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
 
 import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
+from arc_exp import schemas  # noqa: E402
 from arc_exp.model.adapters import AdapterConfig, apply_adapter, trainable_parameters  # noqa: E402
 from arc_exp.data.augmentation_policy import AugmentationPolicy  # noqa: E402
 from arc_exp.data.datamodule import TrainingDataset, TrainingStream  # noqa: E402
@@ -98,7 +98,7 @@ def main() -> None:
 
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per model otherwise
 
-    spec = instantiate(OmegaConf.load(ROOT / "conf" / "model" / f"{args.model}.yaml"))
+    spec = instantiate(schemas.load_option(ROOT / "conf" / "model" / f"{args.model}.yaml"))
     tokenizer = load_tokenizer(spec)
     encoder = create_grid_encoder(DEFAULT_ENCODER)
     began = time.perf_counter()

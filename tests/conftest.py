@@ -24,6 +24,17 @@ PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "py
 # train.py sets this on import; composing the config without it would need Hydra's runtime.cwd
 os.environ.setdefault("ARC_EXP_ROOT", str(REPO))
 
+from arc_exp import cli, schemas  # noqa: E402
+
+cli.prepare()  # the config schemas in Hydra's ConfigStore, as the entry points register them
+
+
+def pytest_configure(config):
+    """The known deprecation warnings of dependencies are filtered as the entry points filter them (by category,
+    module and message, arc_exp/cli.py); any other warning shows in the test summary."""
+    for action, message, category, module in cli.KNOWN_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"{action}:{message}:{category}:{module}")
+
 # Small, fast training runs: the tiny random model on the smoke tasks, no progress bar.
 # a three-turn question/answer chat, as generated count chats look (tests of masks and rendering)
 CHAT = [
@@ -63,7 +74,7 @@ def tokenizer():
 
     from arc_exp.model.loader import load_tokenizer
 
-    return load_tokenizer(instantiate(OmegaConf.load(CONF / "model" / "smollm2-135m.yaml")))
+    return load_tokenizer(instantiate(schemas.load_option(CONF / "model" / "smollm2-135m.yaml")))
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +85,7 @@ def tiny_model():
 
     from arc_exp.model.loader import load_model
 
-    return load_model(instantiate(OmegaConf.load(CONF / "model" / "tiny-random.yaml")), seed=0)
+    return load_model(instantiate(schemas.load_option(CONF / "model" / "tiny-random.yaml")), seed=0)
 
 
 @pytest.fixture
@@ -136,3 +147,27 @@ def metric_history(tracking_uri: str, run_id: str, key: str) -> dict[int, float]
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def run_in_process(args: Sequence[str], capsys) -> tuple[int, str, str]:
+    """``python <args>`` (``train.py ...`` or ``-m arc_exp.stats ...``) in this process, through ``@hydra.main`` as
+    the command line runs it: (exit status, stdout, stderr). Saves a subprocess's imports."""
+    import runpy
+
+    args = list(args)
+    argv0, rest = (args[1], args[2:]) if args[0] == "-m" else (str(REPO / args[0]), args[1:])
+    capsys.readouterr()
+    old_argv, sys.argv = sys.argv, [argv0, *rest]
+    code = 0
+    try:
+        if args[0] == "-m":
+            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(argv0, run_name="__main__")
+    except SystemExit as exit_:
+        code = 0 if exit_.code is None else exit_.code
+    finally:
+        sys.argv = old_argv
+    out = capsys.readouterr()
+    return code, out.out, out.err
+

@@ -36,7 +36,7 @@ def test_the_groups_and_their_options():
     assert options("trainer") == ["cpu", "ddp", "ddp_cpu", "fsdp", "gpu"]
     assert options("logger") == ["mlflow", "none"]
     assert options("prompt") == sorted(PROMPT_VERSIONS)
-    assert options("debug") == ["smoke"]
+    assert options("debug") == ["none", "smoke"]  # none: generate.py's default (debug/generate/ by name)
 
 
 def test_defaults_compose_and_resolve():
@@ -57,7 +57,7 @@ ALL_OPTIONS = [(group, option) for group in GROUPS for option in options(group)]
 def test_every_option_composes(group, option):
     cfg = compose_train([f"{group}={option}"])
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
-    if group == "debug":
+    if group == "debug" and option != "none":
         assert cfg.trainer.max_steps < compose_train().trainer.max_steps
     else:
         assert cfg[group] is not None
@@ -93,7 +93,7 @@ LORAS = {  # option -> (method, r, alpha, use_dora, use_rslora, load_in_4bit)
     "dora": ("lora", 32, 64, True, False, False),
     "rslora": ("lora", 32, 64, False, True, False),
     "qlora": ("lora", 32, 64, False, False, True),
-    "full": ("full", 32, 64, False, False, False),
+    "full": ("full", 32, 64, False, False, False),  # r and alpha are unused without an adapter
 }
 
 
@@ -124,6 +124,64 @@ def test_bad_adapter_values_name_the_key():
         instantiate(compose_train(["lora.r=0"]).lora)
     with pytest.raises(Exception, match=r"lora.method: unknown method 'prefix'; use one of lora, full"):
         instantiate(compose_train(["lora.method=prefix"]).lora)
+
+
+@pytest.mark.parametrize("overrides, alpha, scale", [
+    ([], 64, 2.0),                                   # the default: r=32, alpha follows as 64
+    (["lora.r=128"], 256, 2.0),                      # alpha follows r: the scale stays 2
+    (["lora.r=128", "lora.alpha=64"], 64, 0.5),      # set: kept, and the scale is what it says
+    (["lora=rslora", "lora.r=16"], 32, 8.0),         # rsLoRA: alpha / sqrt(r)
+])
+def test_lora_alpha_follows_r_unless_set(overrides, alpha, scale):
+    adapter = instantiate(compose_train(overrides).lora)
+    assert (adapter.alpha, adapter.scale, adapter.peft_config().lora_alpha) == (alpha, scale, alpha)
+
+
+@pytest.mark.parametrize("override, key, message", [
+    ("lora.r=abc", "lora.r", "Value 'abc' of type 'str' could not be converted to Integer"),
+    ("lora.use_dora=maybe", "lora.use_dora", "Value 'maybe' is not a valid bool"),
+    ("model.reduce_vocab=perhaps", "model.reduce_vocab", "Value 'perhaps' is not a valid bool"),
+    ("trainer.max_steps=ten", "trainer.max_steps", "Value 'ten' of type 'str' could not be converted to Integer"),
+    ("callbacks.checkpoint_every_n_steps=x", "callbacks.checkpoint_every_n_steps", "could not be converted to Integer"),
+    ("inference.temperature=hot", "inference.temperature", "could not be converted to Float"),
+    ("lora.rank=8", "lora.rank", "Could not override 'lora.rank'"),
+])
+def test_schema_types_are_checked_when_composing(override, key, message):
+    """arc_exp/schemas.py: a value of the wrong type (or an unknown key) fails composition, naming the key."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_train([override])
+    text = f"{error.value}\n{error.value.__cause__}"
+    assert message in text and key in text
+
+
+def test_schemas_list_the_fields_of_the_classes_they_build():
+    import dataclasses
+
+    from arc_exp import schemas
+    from arc_exp.inference.config import InferenceConfig
+    from arc_exp.synthetic.count import CountConfig
+    from arc_exp.synthetic.new_inputs import NewInputsGenerator
+    from arc_exp.synthetic.questions import QuestionConfig
+    from arc_exp.ttft.settings import TTFTSettings
+
+    def names(cls):
+        return [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+
+    for schema, built in [(schemas.ModelSchema, ModelSpec), (schemas.LoraSchema, AdapterConfig),
+                          (schemas.InferenceSchema, InferenceConfig), (schemas.TTFTSchema, TTFTSettings),
+                          (schemas.CountGridsSchema, CountConfig), (schemas.CountQuestionsSchema, QuestionConfig),
+                          (schemas.NewInputsGeneratorSchema, NewInputsGenerator)]:
+        assert names(schema) == names(built), schema.__name__
+    assert names(schemas.CallbacksSchema) == ["checkpoint_every_n_steps"]
+
+
+def test_cfg_job_refuses_a_bad_type_naming_the_key():
+    result = run_train_process(["lora.r=abc", "--cfg", "job"], timeout=60)
+    assert result.returncode == 1
+    assert "Value 'abc' of type 'str' could not be converted to Integer\n    full_key: lora.r" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 ENCODED = {  # option -> [[1, 2, 3], [4, 5, 6]] as text (the example in each YAML's comment)
@@ -271,8 +329,8 @@ def test_ttft_trainer_comes_from_the_same_builder(tmp_path):
 
 
 TRAINERS = {  # option -> (accelerator, devices, precision, strategy)
-    "cpu": ("cpu", 1, "32-true", None),
-    "gpu": ("gpu", 1, "bf16-mixed", None),
+    "cpu": ("cpu", 1, "32-true", "auto"),  # auto: Lightning's default, from arc_exp/schemas.py
+    "gpu": ("gpu", 1, "bf16-mixed", "auto"),
     "ddp": ("gpu", -1, "bf16-mixed", "ddp"),
     "ddp_cpu": ("cpu", 2, "32-true", "ddp"),
     "fsdp": ("gpu", -1, "bf16-mixed", "fsdp"),

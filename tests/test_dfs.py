@@ -10,8 +10,8 @@ import random
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from arc_exp import schemas
 from arc_exp.data.augmentation import Augmentation
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.tasks import Task
@@ -75,7 +75,7 @@ def test_dfs_pinned_stand_in_and_budget():
 @pytest.fixture(scope="module")
 def sharp_model():
     """tiny-random with larger weights (initializer_range=0.2, output layer x6): peaked next-token distributions."""
-    cfg = OmegaConf.load(CONF / "model" / "tiny-random.yaml")
+    cfg = schemas.load_option(CONF / "model" / "tiny-random.yaml")
     cfg.tiny_random.initializer_range = 0.2
     model = load_model(instantiate(cfg), seed=0)
     with torch.no_grad():

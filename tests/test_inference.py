@@ -7,8 +7,8 @@ The tiny random Llama of conf/model/tiny-random.yaml answers every prompt with n
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from arc_exp import schemas
 from arc_exp.data.selection import select_tasks
 from arc_exp.data.sources import load_source
 from arc_exp.data.encoders import create_grid_encoder
@@ -25,7 +25,7 @@ from conftest import CONF
 @pytest.fixture(scope="module")
 def varied_model():
     """tiny-random with initializer_range=0.2: varied greedy tokens instead of a run of newlines."""
-    cfg = OmegaConf.load(CONF / "model" / "tiny-random.yaml")
+    cfg = schemas.load_option(CONF / "model" / "tiny-random.yaml")
     cfg.tiny_random.initializer_range = 0.2
     return load_model(instantiate(cfg), seed=0)
 
@@ -190,6 +190,6 @@ def test_bad_inference_settings(kwargs, message):
 
 
 def test_inference_configs_build():
-    greedy = instantiate(OmegaConf.load(CONF / "inference" / "greedy.yaml"))
+    greedy = instantiate(schemas.load_option(CONF / "inference" / "greedy.yaml"))
     assert greedy == InferenceConfig()
     assert (finite_or_none(float("nan")), finite_or_none(-1.5)) == (None, -1.5)

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from arc_exp import schemas
 from arc_exp.data.augmentation import Augmentation, dihedral
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.tasks import Task
@@ -126,7 +126,7 @@ def test_poe_needs_a_scorer(tokenizer):
 
 @pytest.fixture(scope="module")
 def varied_model():
-    cfg = OmegaConf.load(CONF / "model" / "tiny-random.yaml")
+    cfg = schemas.load_option(CONF / "model" / "tiny-random.yaml")
     cfg.tiny_random.initializer_range = 0.2
     return load_model(instantiate(cfg), seed=0)
 

@@ -9,8 +9,8 @@ import random
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from arc_exp import schemas
 from arc_exp.model.adapters import AdapterConfig, apply_adapter
 from arc_exp.data.samples import task_sample
 from arc_exp.data.tasks import Example, Task
@@ -80,7 +80,7 @@ def reduced(tokenizer, default_vocabulary) -> ReducedTokenizer:
 
 def tiny_model():
     """A fresh tiny random model (reduction works in place: never the shared fixture)."""
-    return load_model(instantiate(OmegaConf.load(CONF / "model" / "tiny-random.yaml")), seed=0).eval()
+    return load_model(instantiate(schemas.load_option(CONF / "model" / "tiny-random.yaml")), seed=0).eval()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_full_fine_tuned_reduced_weights_load_as_they_are(tokenizer, reduced, de
 
     model = reduce_model_vocabulary(tiny_model(), default_vocabulary)
     save_checkpoint(model, reduced, tmp_path / "step-000001")
-    spec = instantiate(OmegaConf.load(CONF / "model" / "tiny-random.yaml"))
+    spec = instantiate(schemas.load_option(CONF / "model" / "tiny-random.yaml"))
     checkpoint = Checkpoint(tmp_path / "step-000001")
     loaded = load_model_for_evaluation(spec, AdapterConfig(method="full"), checkpoint, vocabulary=default_vocabulary)
     assert loaded.get_input_embeddings().weight.shape[0] == PINNED_SIZE
@@ -384,7 +384,7 @@ def test_training_with_reduce_vocab_writes_vocabulary_and_evaluate_and_solve_res
 @pytest.mark.slow
 def test_reduced_smollm2_gives_the_full_logits_of_the_kept_tokens(tokenizer, reduced, default_vocabulary):
     """The real SmolLM2-135M (tied embeddings): the same logits over the kept tokens, 28.2M fewer parameters."""
-    spec = instantiate(OmegaConf.load(CONF / "model" / "smollm2-135m.yaml"))
+    spec = instantiate(schemas.load_option(CONF / "model" / "smollm2-135m.yaml"))
     full = load_model(spec).eval()
     small = reduce_model_vocabulary(load_model(spec), default_vocabulary).eval()
     assert parameter_summary(full)["parameters"] - parameter_summary(small)["parameters"] == (49152 - 107) * 576

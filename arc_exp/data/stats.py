@@ -62,8 +62,11 @@ def main() -> None:
     from hydra.utils import instantiate
     from omegaconf import DictConfig, OmegaConf
 
+    from arc_exp import cli
     from arc_exp.data.selection import TaskSetSpec
     from arc_exp.model.loader import load_tokenizer
+
+    cli.prepare()  # the config schemas (conf/model/ starts from one)
 
     root = Path(__file__).resolve().parent.parent
     os.environ.setdefault("ARC_EXP_ROOT", str(root))

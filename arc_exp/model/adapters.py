@@ -26,7 +26,7 @@ class AdapterError(ValueError):
 class AdapterConfig:
     method: str = "lora"
     r: int = 32
-    alpha: int = 64
+    alpha: Optional[float] = None  # None: follows r, 2 x r (the scale alpha/r stays 2 at every rank)
     dropout: float = 0.0
     target_modules: Union[str, list] = "all-linear"
     use_dora: bool = False
@@ -43,6 +43,25 @@ class AdapterConfig:
             raise AdapterError(f"lora.dropout must be in [0, 1), got {self.dropout}")
         if self.load_in_4bit and self.method != "lora":
             raise AdapterError("lora.load_in_4bit (QLoRA) needs lora.method=lora")
+        if self.alpha is None:
+            self.alpha = 2 * self.r
+
+    @property
+    def scale(self) -> float:
+        """The factor LoRA's update is multiplied by: alpha / r, or alpha / sqrt(r) with rsLoRA.
+
+        >>> AdapterConfig(r=128).scale, AdapterConfig(r=128, alpha=64).scale, AdapterConfig(r=16, use_rslora=True).scale
+        (2.0, 0.5, 8.0)
+        """
+        return self.alpha / (self.r ** 0.5 if self.use_rslora else self.r)
+
+    def describe(self) -> str:
+        """``"LoRA r=32, alpha=64, scale 2 (alpha/r)"``: what a run log says about the adapter."""
+        if not self.is_peft:
+            return "full fine-tuning (no adapter)"
+        kind = "DoRA" if self.use_dora else "LoRA"
+        rule = "alpha/sqrt(r), rsLoRA" if self.use_rslora else "alpha/r"
+        return f"{kind} r={self.r}, alpha={self.alpha:g}, scale {self.scale:g} ({rule})"
 
     @property
     def is_peft(self) -> bool:

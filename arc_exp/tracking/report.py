@@ -567,6 +567,45 @@ def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = N
     return "\n".join(lines)
 
 
+def compare_runs_csv(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None) -> str:
+    """:func:`compare_runs` as CSV with raw values: a ``key`` column, then one column per run id."""
+    keys = sorted({k for r in runs for k in r.params})
+    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
+    metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["key", *(r.run_id for r in runs)])
+    writer.writerow(["name", *(r.name for r in runs)])
+    for key in differing:
+        writer.writerow([key, *(r.params.get(key, "") for r in runs)])
+    for key in metric_keys:
+        writer.writerow([key, *("" if r.metrics.get(key) is None else r.metrics[key] for r in runs)])
+    return out.getvalue()
+
+
+class RunNotFoundError(ValueError):
+    """A ``runs=`` id (or id prefix) that names no MLflow run, or more than one."""
+
+
+def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str) -> list[str]:
+    """Full MLflow run ids from full ids or unique prefixes (the 8 characters ``compare_runs`` prints)."""
+    wanted = [str(run_id).strip() for run_id in run_ids]
+    known: Optional[list[str]] = None
+    resolved = []
+    for run_id in wanted:
+        if known is None:
+            ids = [e.experiment_id for e in client.search_experiments()]
+            known = [r.info.run_id for r in client.search_runs(ids, max_results=50000)] if ids else []
+        matches = [k for k in known if k.startswith(run_id)] if run_id else []
+        if not matches:
+            raise RunNotFoundError(f"runs: no MLflow run '{run_id}' in {tracking_uri}")
+        if len(matches) > 1:
+            raise RunNotFoundError(f"runs: '{run_id}' is the start of {len(matches)} run ids ({', '.join(matches[:4])}"
+                                   f"{', ...' if len(matches) > 4 else ''}); give more characters")
+        resolved.append(matches[0])
+    return resolved
+
+
 def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Iterable[str] = (),
                run_type: Optional[str] = "training", first_step_metrics: Iterable[str] = ()) -> list[RunRecord]:
     """The finished runs of an iteration (by its ``experiment`` tag; of every run type with ``run_type=None``), or
@@ -576,12 +615,7 @@ def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Ite
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     if run_ids:
-        found = []
-        for run_id in run_ids:
-            try:
-                found.append(client.get_run(run_id))
-            except mlflow.exceptions.MlflowException:
-                raise ValueError(f"runs: no MLflow run '{run_id}' in {tracking_uri}") from None
+        found = [client.get_run(run_id) for run_id in resolve_run_ids(client, run_ids, tracking_uri)]
     else:
         ids = [e.experiment_id for e in client.search_experiments()]
         # finished runs only: a run still going (or killed) has no final metrics to put in a table

@@ -54,6 +54,18 @@ def git_commit(folder: str | os.PathLike = ".") -> Optional[str]:
         return None
 
 
+def artifact_location(tracking_uri: str) -> Optional[str]:
+    """Where a new experiment keeps its artifacts: ``mlruns/`` beside a SQLite store's file (MLflow's default is
+    ``./mlruns`` of whatever folder the experiment happened to be created from); None for other stores.
+
+    >>> artifact_location("sqlite:////work/arc/mlflow.db")
+    '/work/arc/mlruns'
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return str(Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "mlruns")
+
+
 def ensure_store(tracking_uri: str) -> None:
     """Create the tracking store (and a SQLite schema) once, before any parallel job touches it."""
     import mlflow
@@ -75,7 +87,8 @@ def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
         return experiment.experiment_id
     try:
         # a model-training experiment: the MLflow UI opens on its runs, not on its GenAI (traces) view
-        return client.create_experiment(experiment_name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
+        return client.create_experiment(experiment_name, artifact_location=artifact_location(tracking_uri),
+                                        tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
     except MlflowException:  # lost a race with a parallel job: the experiment exists now
         experiment = client.get_experiment_by_name(experiment_name)
         if experiment is None:

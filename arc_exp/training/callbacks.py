@@ -1,5 +1,5 @@
 """Lightning callbacks: adapter folders every N steps (training), a deadline and a loss record (test-time
-fine-tuning)."""
+fine-tuning), a progress bar counting optimizer steps."""
 from __future__ import annotations
 
 import logging
@@ -86,3 +86,36 @@ def training_callbacks(checkpoint_every_n_steps: int, tokenizer, output_dir: str
     lightning = pl.callbacks.ModelCheckpoint(dirpath=str(folder), save_last=True, save_top_k=0,
                                              every_n_train_steps=checkpoint_every_n_steps or None)
     return lightning, AdapterCheckpoint(tokenizer, folder, checkpoint_every_n_steps, config)
+
+
+def step_progress_bar() -> pl.Callback:
+    """Lightning's progress bar counting optimizer steps out of ``trainer.max_steps`` (``steps 3/10``), not batches
+    of an epoch that never ends (``Epoch 0/-2``), without the logger's version number."""
+    from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
+    from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
+
+    if not _RICH_AVAILABLE:
+        return TQDMProgressBar()
+
+    class StepProgressBar(RichProgressBar):
+        @property
+        def total_train_batches(self):
+            return self.trainer.max_steps if self.trainer.max_steps > 0 else super().total_train_batches
+
+        def _get_train_description(self, current_epoch: int) -> str:
+            return f"{'steps':{len(self.validation_description)}}"
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if not self.is_disabled and self.train_progress_bar_id is None:
+                self._initialize_train_progress_bar_id()
+            self._update(self.train_progress_bar_id, trainer.global_step)
+            self._update_metrics(trainer, pl_module)
+            self.refresh()
+
+        def get_metrics(self, trainer, pl_module):
+            metrics = super().get_metrics(trainer, pl_module)
+            metrics.pop("v_num", None)
+            return metrics
+
+    return StepProgressBar()
+

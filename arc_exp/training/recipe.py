@@ -24,7 +24,7 @@ from arc_exp.model.vocabulary import (
     build_reduced_vocabulary,
 )
 from arc_exp.tracking.runs import MLflowRun
-from arc_exp.training.callbacks import AdapterCheckpoint
+from arc_exp.training.callbacks import AdapterCheckpoint, step_progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optio
         raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
     model = load_for_training(spec, adapter, adapter_path, seed, vocabulary)
     trainable, total = trainable_parameters(model)
-    log.info("model %s: %s trainable of %s parameters (%.2f%%)", spec.name, f"{trainable:,}", f"{total:,}",
-             100 * trainable / total)
+    log.info("model %s, %s: %s trainable of %s parameters (%.2f%%)", spec.name, adapter.describe(), f"{trainable:,}",
+             f"{total:,}", 100 * trainable / total)
     return model
 
 
@@ -152,9 +152,10 @@ def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback]
     config = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else trainer_cfg
     # use_distributed_sampler=False: under DDP the datamodule gives each process its share itself (a
     # DistributedSampler would pad the validation batches with repeats)
-    return instantiate({**config, "use_distributed_sampler": False, **overrides},
-                       logger=logger if logger is not None else False,
-                       callbacks=list(callbacks), default_root_dir=str(root_dir))
+    config = {**config, "use_distributed_sampler": False, **overrides}
+    progress = [step_progress_bar()] if config.get("enable_progress_bar", True) else []
+    return instantiate(config, logger=logger if logger is not None else False,
+                       callbacks=[*progress, *callbacks], default_root_dir=str(root_dir))
 
 
 def resume_checkpoint(resume: Optional[str]) -> Optional[str]:

@@ -44,9 +44,7 @@ class TTFTSettings:
     augmentation: AugmentationPolicy = field(default_factory=AugmentationPolicy)
 
     def __post_init__(self) -> None:
-        for key in ("enabled", "per_task", "n2", "holdout"):
-            if not isinstance(getattr(self, key), bool):
-                raise TTFTConfigError(f"ttft.{key} must be true or false, got {getattr(self, key)!r}")
+        # the types of enabled, per_task, n2 and holdout are checked when the config is composed (schemas.py)
         for key in ("steps", "batch_size", "bucket_batches"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -1,0 +1,180 @@
+"""What every entry point (train, evaluate, solve, report, generate) does around its recipe.
+
+- A quiet console: the known deprecation warnings of dependencies (each by category, module and message; never a
+  blanket ignore) and Lightning's advertising tip are filtered; a sweep job's log lines start with ``[job N]``.
+- The run folder and the MLflow run id are printed when the run starts and again when it ends.
+- A user's mistake (a malformed task file, an unknown task id, a checkpoint or file that does not exist, a bad
+  setting) prints one line, ``train.py: error: <message>``, and exits with status 1, without a traceback;
+  ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. A mistake is an exception of a class that ``arc_exp``
+  defines (each names the file, task id or key it is about) or a ``FileNotFoundError``; any other exception is a bug
+  and keeps Hydra's traceback.
+- A run that fails before it wrote anything leaves no run folder behind (only Hydra's ``.hydra/`` and log were in
+  it); a failed run with an MLflow run gets status FAILED.
+
+This module is the entry points' glue: it reads Hydra's runtime config. The library (everything else in arc_exp)
+never does.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import logging
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+log = logging.getLogger("arc_exp")
+
+# (action, message regex, category, module regex): the known deprecation warnings of dependencies, none of which a
+# user of arc_exp can act on. The same list feeds pytest (tests/conftest.py), so tests see what a run sees.
+KNOWN_WARNINGS = [
+    ("ignore", r"`torch\.jit\.script_method` is deprecated", "DeprecationWarning", r"torch\.jit\._script"),
+    ("ignore", r"`is_gradient_checkpointing` is deprecated", "FutureWarning", r"transformers\.modeling_utils"),
+    ("ignore", r"The ``noload`` loader strategy is deprecated", "DeprecationWarning",
+     r"mlflow\.store\.tracking\.sqlalchemy_store"),
+    ("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", "FutureWarning",
+     r"pytorch_lightning\.utilities\._pytree"),
+]
+# Lightning's "💡 Tip: ... try installing [litlogger]" advertisement, logged at every Trainer start
+LIGHTNING_TIP_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                         "lightning.pytorch.utilities.rank_zero")
+
+
+def prepare() -> None:
+    """What an entry point does on import, before Hydra composes its config: the console filters and the config
+    schemas (:mod:`arc_exp.schemas`)."""
+    from arc_exp import schemas
+
+    quiet_warnings()
+    schemas.register()
+
+
+def quiet_warnings() -> None:
+    """Install :data:`KNOWN_WARNINGS` and the filter of Lightning's tip (idempotent)."""
+    for action, message, category, module in KNOWN_WARNINGS:
+        warnings.filterwarnings(action, message=message, category=getattr(builtins, category), module=module)
+    for name in LIGHTNING_TIP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropTip) for f in logger.filters):
+            logger.addFilter(_DropTip())
+
+
+class _DropTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+class UserError(Exception):
+    """A user's mistake found by an entry point itself (not by the library), e.g. ``report.py runs=`` naming no
+    run; printed as one line like the library's own errors."""
+
+
+def is_user_error(error: BaseException) -> bool:
+    """An exception a user's input caused: a class defined in arc_exp, or a missing file; Hydra's instantiate
+    wraps them (the cause is looked at)."""
+    while error is not None:
+        if isinstance(error, (UserError, FileNotFoundError)) or type(error).__module__.split(".")[0] == "arc_exp":
+            return True
+        if type(error).__name__ != "InstantiationException":
+            return False
+        error = error.__cause__
+    return False
+
+
+def user_message(error: BaseException) -> str:
+    """The error's message on one line (the cause's, when Hydra's instantiate wrapped it)."""
+    while type(error).__name__ == "InstantiationException" and error.__cause__ is not None:
+        error = error.__cause__
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+class _Run:
+    """The run being executed by this process: its folder and, once created, its MLflow run."""
+    folder: Optional[Path] = None
+    run_id: Optional[str] = None
+    tracking_uri: Optional[str] = None
+
+
+def run_started(run_id: Optional[str], tracking_uri: Optional[str]) -> None:
+    """Called by a recipe when its MLflow run exists (``run_id=None`` with ``logger=none``): print folder and run."""
+    _Run.run_id, _Run.tracking_uri = run_id, tracking_uri
+    log.info("run folder %s, %s", _Run.folder, _describe_run())
+
+
+def _describe_run() -> str:
+    if _Run.run_id is None:
+        return "no MLflow run"
+    return f"MLflow run {_Run.run_id} (mlflow ui --backend-store-uri {_Run.tracking_uri})"
+
+
+def format_metrics(metrics: dict) -> str:
+    """``{"train/lr": 4e-05, "train/loss": 1.234567}`` -> ``"train/lr=4e-05, train/loss=1.23457"``: six significant
+    digits, so a small value (a learning rate at the end of its decay) does not print as 0.0."""
+    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
+def entry_point(name: str) -> Callable:
+    """Decorate an entry point's ``main(cfg)`` (under ``@hydra.main``) with the behaviour of this module."""
+
+    def decorate(main: Callable) -> Callable:
+        @functools.wraps(main)
+        def wrapped(cfg):
+            quiet_warnings()
+            folder, job, multirun = _hydra_runtime()
+            _Run.folder, _Run.run_id, _Run.tracking_uri = folder, None, None
+            if multirun:
+                prefix_log_lines(f"[job {job}] ")
+            try:
+                result = main(cfg)
+            except BaseException as error:
+                _after_failure(folder)
+                if not is_user_error(error) or os.environ.get("HYDRA_FULL_ERROR") == "1" or multirun:
+                    raise
+                print(f"{name}: error: {user_message(error)}", file=sys.stderr)
+                raise SystemExit(1) from None
+            if _Run.folder is not None and (_Run.folder.exists() or _Run.run_id):
+                log.info("done: run folder %s, %s", _Run.folder, _describe_run())
+            return result
+
+        return wrapped
+
+    return decorate
+
+
+def _hydra_runtime() -> tuple[Optional[Path], Optional[int], bool]:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None, None, False
+    hydra_cfg = HydraConfig.get()
+    return Path(hydra_cfg.runtime.output_dir).resolve(), hydra_cfg.job.get("num"), hydra_cfg.mode.name == "MULTIRUN"
+
+
+def _after_failure(folder: Optional[Path]) -> None:
+    """Mark the MLflow run FAILED (when the recipe did not), and remove a run folder that holds nothing of the run."""
+    if _Run.run_id is not None:
+        try:
+            import mlflow
+
+            client = mlflow.MlflowClient(tracking_uri=_Run.tracking_uri)
+            if client.get_run(_Run.run_id).info.status == "RUNNING":
+                client.set_terminated(_Run.run_id, "FAILED")
+        except Exception as error:  # noqa: BLE001 - the original error matters more; say why marking failed
+            log.warning("could not mark MLflow run %s failed: %s", _Run.run_id, error)
+        return
+    if folder is not None and folder.is_dir() and all(p.name == ".hydra" or p.suffix == ".log"
+                                                      for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+        _Run.folder = None
+
+
+def prefix_log_lines(prefix: str) -> None:
+    """Start every line of the root logger's handlers with ``prefix`` (parallel sweep jobs share one console)."""
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter or logging.Formatter()
+        fmt = formatter._fmt or "%(message)s"
+        if not fmt.startswith(prefix):
+            handler.setFormatter(logging.Formatter(prefix + fmt, formatter.datefmt))

@@ -1,0 +1,211 @@
+"""Hydra structured configs: the types of the config groups whose values have types, checked when the config is
+composed, so ``python train.py lora.r=abc --cfg job`` fails at once and names ``lora.r``.
+
+Each schema is stored in Hydra's ConfigStore as the option ``schema`` of its group, and the group's YAML files start
+from it (``defaults: [schema, _self_]``), so an option sets values, never new keys, and a value of the wrong type
+stops the composition (an unknown key too; add one with ``+group.key=value``). Ranges and allowed values are still
+checked by the library class each group builds (``lora.r must be >= 1``).
+
+The field lists mirror those classes (``arc_exp.adapters.AdapterConfig``, ``arc_exp.models.ModelSpec``, ...);
+``tests/test_config.py`` checks that they stay the same. This module imports only dataclasses and Hydra, so entry
+points register it before anything heavy is imported: :func:`register` (idempotent).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelSchema:
+    _target_: str = "arc_exp.model.loader.ModelSpec"
+    _convert_: str = "all"
+    name: str = MISSING
+    path: Optional[str] = None
+    gguf_package: Optional[str] = None
+    gguf_file: Optional[str] = None
+    tokenizer_from: Optional[Dict[str, Any]] = None
+    tiny_random: Optional[Dict[str, Any]] = None
+    dtype: str = "auto"
+    allow_download: bool = False
+    cache_dir: Optional[str] = None
+    reduce_vocab: bool = False
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoraSchema:
+    _target_: str = "arc_exp.model.adapters.AdapterConfig"
+    _convert_: str = "all"
+    method: str = "lora"
+    r: int = 32
+    alpha: Optional[float] = None  # null: follows r (2 x r, the scale 2 of r=32 alpha=64 at every rank)
+    dropout: float = 0.0
+    target_modules: Any = "all-linear"  # "all-linear" or a list of module names
+    use_dora: bool = False
+    use_rslora: bool = False
+    load_in_4bit: bool = False
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainerSchema:
+    """The Lightning Trainer arguments conf/trainer sets. Any other Trainer argument: ``+trainer.<name>=<value>``."""
+
+    _target_: str = "pytorch_lightning.Trainer"
+    accelerator: str = "cpu"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: Any = "auto"
+    precision: Any = "32-true"
+    max_steps: int = 200
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Optional[float] = None
+    val_check_interval: Any = None  # steps (an int) or a fraction of an epoch (a float): Lightning tells them apart
+    check_val_every_n_epoch: Optional[int] = None
+    limit_val_batches: Any = None   # batches (an int) or a fraction (a float)
+    log_every_n_steps: int = 1
+    num_sanity_val_steps: int = 0
+    enable_checkpointing: bool = True
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = False
+    deterministic: Any = True  # true, false or "warn"
+
+
+@dataclass
+class CallbacksSchema:
+    """arc_exp's own training settings (conf/callbacks): adapter folders every N optimizer steps (0: at the end)."""
+
+    checkpoint_every_n_steps: int = 100
+
+
+@dataclass
+class InferenceSchema:
+    _target_: str = "arc_exp.inference.config.InferenceConfig"
+    backend: str = "hf"
+    sampler: str = "greedy"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 16
+    max_batch_tokens: int = 32768
+    max_new_tokens: Optional[int] = None
+    reuse_prefix: bool = True
+    min_prefix_tokens: int = 16
+    max_prefill_padding: float = 0.05
+    threads: Optional[int] = None
+    seed: int = 0
+    dfs_threshold: float = 0.1
+    dfs_max_nodes: int = 4096
+    selection: str = "vote"
+    poe_reduce: str = "sum"
+    poe_max_candidates: int = 8
+    score_batch_tokens: int = 2048
+
+
+@dataclass
+class TTFTSchema:
+    _target_: str = "arc_exp.ttft.settings.TTFTSettings"
+    enabled: bool = True
+    per_task: bool = False
+    n2: bool = False
+    holdout: bool = False
+    steps: int = 100
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    batch_size: int = 1
+    bucket_batches: int = 8
+    scheduler: Any = None      # a partial of arc_exp.schedulers (_target_, _partial_, its arguments)
+    augmentation: Any = None   # an arc_exp.augmentation.AugmentationPolicy (_target_ and its fields)
+
+
+@dataclass
+class CountGridsSchema:
+    min_side: int = 3
+    max_side: int = 30
+    size_power: float = 1.0
+    square_prob: float = 0.3
+    background_zero_prob: float = 0.8
+    min_objects: int = 1
+    max_objects: int = 12
+    max_object_side: int = 6
+    max_colors: int = 4
+    max_fill: float = 0.45
+    shape_weights: Dict[str, float] = field(default_factory=lambda: {"line": 1.0, "rectangle": 1.0, "blob": 2.0})
+    connectivity_8_prob: float = 0.5
+    attempts: int = 16
+    blobs_per_box: int = 128
+    library_seed: int = 0
+
+
+@dataclass
+class CountQuestionsSchema:
+    types: List[str] = field(default_factory=lambda: ["count", "areas", "biggest_area", "smallest_area",
+                                                      "count_color", "background", "shape", "most_common_color"])
+    min_questions: int = 3
+    max_questions: int = 6
+    max_grids: int = 3
+    multi_grid_prob: float = 0.2
+    absent_color_prob: float = 0.2
+
+
+@dataclass
+class CountGeneratorSchema:
+    _target_: str = "arc_exp.synthetic.questions.CountQAGenerator"
+    _convert_: str = "all"
+    grids: CountGridsSchema = field(default_factory=CountGridsSchema)
+    questions: CountQuestionsSchema = field(default_factory=CountQuestionsSchema)
+    system_prompt: Optional[str] = None
+
+
+@dataclass
+class NewInputsGeneratorSchema:
+    _target_: str = "arc_exp.synthetic.new_inputs.NewInputsGenerator"
+    samples_per_task: int = 8
+    max_seq_len: int = 8192
+    max_new_tokens: Optional[int] = None
+    prompt: str = "input-from-inputs-v0"
+
+
+# group -> (option name, schema); the option is what a group's YAML files name in their defaults list
+SCHEMAS = {
+    "model": ("schema", ModelSchema),
+    "lora": ("schema", LoraSchema),
+    "trainer": ("schema", TrainerSchema),
+    "callbacks": ("schema", CallbacksSchema),
+    "inference": ("schema", InferenceSchema),
+    "ttft": ("schema", TTFTSchema),
+    "generator": ("schema_count", CountGeneratorSchema),
+    "schema/generator": ("new_inputs", NewInputsGeneratorSchema),  # new_inputs.yaml is a global package
+}
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore (before ``@hydra.main`` or ``compose`` composes a config)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, (name, schema) in SCHEMAS.items():
+        store.store(group=group, name=name, node=schema, provider="arc_exp")
+
+
+def load_option(path) -> "DictConfig":  # noqa: F821 - omegaconf's DictConfig
+    """One option's YAML file read on its own, outside a composed config (tests, bench scripts): merged onto its
+    group's schema when it starts from one, so it holds the keys and types Hydra would give it.
+
+    ``instantiate(load_option("conf/model/tiny-random.yaml"))`` builds the same ModelSpec as ``model=tiny-random``.
+    """
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(path)
+    defaults = list(config.pop("defaults", []) or [])
+    group = Path(path).parent.name
+    if group in SCHEMAS and SCHEMAS[group][0] in defaults:
+        return OmegaConf.merge(OmegaConf.structured(SCHEMAS[group][1]), config)
+    if defaults:
+        raise ValueError(f"{path}: load_option reads an option that starts from its schema or from nothing, "
+                         f"not from {defaults}; compose it with Hydra instead")
+    return config

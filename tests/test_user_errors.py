@@ -1,0 +1,86 @@
+"""A user's mistake at the command line (a malformed task file, an unknown task id, a checkpoint or run that does not
+exist) prints one line naming it and exits with status 1, without a traceback, from every entry point; with
+``HYDRA_FULL_ERROR=1`` the exception and its traceback come through; the run leaves no empty folder behind.
+
+The entry points run in this process through ``@hydra.main`` (``conftest.run_in_process``), as the command line
+runs them; tests/test_training.py checks the same in a real subprocess.
+"""
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_in_process
+
+MALFORMED = REPO / "tests" / "fixtures" / "sources" / "bad" / "malformed.json"
+MALFORMED_MESSAGE = f"{MALFORMED}: invalid JSON at line 2 column 30: Expecting ',' delimiter"
+
+CASES = {  # name -> (command line, the one line printed, the exception HYDRA_FULL_ERROR=1 shows)
+    "train: malformed task file": (
+        ["train.py", "model=tiny-random", "debug=smoke", f"data.train=[{{source: {MALFORMED}, prompt: "
+                                                          f"output-from-examples-v0}}]"],
+        f"train.py: error: {MALFORMED_MESSAGE}", "TaskFormatError"),
+    "evaluate: checkpoint that does not exist": (
+        ["evaluate.py", "model=tiny-random", "debug=smoke", "checkpoint=outputs/train/no-such-run"],
+        "evaluate.py: error: checkpoint 'outputs/train/no-such-run': no such file or folder, and no MLflow run "
+        "with this id in sqlite:///{root}/mlflow.db", "CheckpointError"),
+    "solve: unknown task id": (
+        ["solve.py", "model=tiny-random", "debug=smoke", "data.eval.task_ids=[0000dead]", "data.eval.first_n=null"],
+        "solve.py: error: {unknown}", "UnknownTaskIdError"),
+    "report: unknown run id": (
+        ["report.py", "runs=[0000dead]"],
+        "report.py: error: runs: no MLflow run '0000dead' in sqlite:///{root}/mlflow.db", "RunNotFoundError"),
+    "generate: malformed task file": (
+        ["generate.py", "generator=new_inputs", "checkpoint=null", "model=tiny-random", "debug=smoke",
+         f"tasks.source={MALFORMED}"],
+        f"generate.py: error: {MALFORMED_MESSAGE}", "TaskFormatError"),
+}
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARC_EXP_ROOT", str(tmp_path))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def unknown_task_message() -> str:
+    from arc_exp.data.selection import TaskSetSpec, UnknownTaskIdError
+
+    with pytest.raises(UnknownTaskIdError) as error:
+        TaskSetSpec(source="arc1-evaluation", task_ids=["0000dead"], max_grid_side=7).load()
+    return str(error.value)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_mistake_prints_one_line_and_exits_1(name, root, capsys):
+    args, line, _ = CASES[name]
+    code, out, err = run_in_process(args, capsys)
+    assert code == 1
+    expected = line.format(root=root, unknown=unknown_task_message() if "{unknown}" in line else "")
+    assert err.strip().splitlines()[-1] == expected, err
+    assert [x for x in err.splitlines() if x.startswith(args[0])] == [expected]  # once
+    assert "Traceback" not in out + err and "HYDRA_FULL_ERROR" not in err
+    # nothing was done: no run folder is left behind
+    entry = Path(args[0]).stem
+    assert not list((root / "outputs" / entry).glob("*/*")), list((root / "outputs").rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["train: malformed task file", "report: unknown run id"])
+def test_hydra_full_error_shows_the_exception(name, root, capsys, monkeypatch):
+    args, _, exception = CASES[name]
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(Exception) as error:  # Hydra re-raises it with its traceback
+        run_in_process(args, capsys)
+    assert type(error.value).__name__ == exception
+
+
+def test_a_bug_keeps_its_traceback(root, capsys, monkeypatch):
+    """Only mistakes are shortened: an error that is not one (here a ZeroDivisionError inside the recipe) keeps
+    Hydra's report with the traceback."""
+    import arc_exp.report
+
+    monkeypatch.setattr(arc_exp.report, "fetch_runs", lambda *a, **k: 1 / 0)
+    code, out, err = run_in_process(["report.py", "runs=[0000dead]"], capsys)
+    assert code == 1
+    assert "Traceback" in err and "ZeroDivisionError: division by zero" in err
