@@ -7,7 +7,7 @@
   setting) prints one line, ``train.py: error: <message>``, and exits with status 1, without a traceback;
   ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. A mistake is an exception of a class that ``arc_exp``
   defines (each names the file, task id or key it is about) or a ``FileNotFoundError``; any other exception is a bug
-  and keeps Hydra's traceback.
+  and keeps Hydra's traceback. In a sweep (``-m``) a job's mistake is left to Hydra's report of the failed job.
 - A run that fails before it wrote anything leaves no run folder behind (only Hydra's ``.hydra/`` and log were in
   it); a failed run with an MLflow run gets status FAILED.
 

@@ -105,7 +105,13 @@ def run_train(run_dir: Path, overrides: Sequence[str]) -> float:
 
 
 def run_recipe(main, cfg, run_dir: Path):
-    """Call an entry point's ``main`` with a composed config (hydra node included) as ``@hydra.main`` would."""
+    """Call an entry point's recipe with a composed config (hydra node included) as ``@hydra.main`` would.
+
+    The recipe itself, without ``cli.entry_point`` around it: its exceptions come through as they are raised
+    (the one-line form of a user's mistake is tested through the command line, ``run_in_process``)."""
+    import inspect
+
+    main = inspect.unwrap(main)
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import open_dict
