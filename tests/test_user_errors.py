@@ -78,9 +78,9 @@ def test_hydra_full_error_shows_the_exception(name, root, capsys, monkeypatch):
 def test_a_bug_keeps_its_traceback(root, capsys, monkeypatch):
     """Only mistakes are shortened: an error that is not one (here a ZeroDivisionError inside the recipe) keeps
     Hydra's report with the traceback."""
-    import arc_exp.report
+    import arc_exp.tracking.report
 
-    monkeypatch.setattr(arc_exp.report, "fetch_runs", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(arc_exp.tracking.report, "fetch_runs", lambda *a, **k: 1 / 0)
     code, out, err = run_in_process(["report.py", "runs=[0000dead]"], capsys)
     assert code == 1
     assert "Traceback" in err and "ZeroDivisionError: division by zero" in err
