@@ -193,7 +193,7 @@ def test_smoke_training_with_the_real_model(tmp_path):
     """``make run``: the command exactly as written, SmolLM2-135M and all (minutes on CPU)."""
     env = {**os.environ, "ARC_EXP_ROOT": str(tmp_path)}
     env.pop("HYDRA_FULL_ERROR", None)
-    line = Readme(tmp_path).command(SMOKE_RUN)
+    line = Readme(tmp_path, tmp_path).command(SMOKE_RUN)
     result = subprocess.run([PYTHON, *shlex.split(line)[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -261,12 +261,18 @@ def test_experiment_and_its_report(readme, capsys):
 
 def test_compare_runs_by_id_prefix(readme, capsys):
     first, second = (r.info.run_id for r in readme.runs("training")[:2])
-    output = readme.run(COMPARE, capsys, {"<id>,<id>": f"{first[:8]},{second[:8]}"})
+    output = readme.run(COMPARE, capsys, {"<id>,<id>": f"{unquoted_prefix(first)},{unquoted_prefix(second)}"})
     assert f"({first[:8]})" in output and f"({second[:8]})" in output
     markdown = max((readme.root / "outputs" / "report").glob("*/*/comparison.md"))
     assert markdown.read_text().splitlines()[0] == output.strip().splitlines()[0]
     header = markdown.with_suffix(".csv").read_text().splitlines()[0]
     assert header == f"key,{first},{second}"
+
+
+def unquoted_prefix(run_id: str) -> str:
+    """The shortest prefix of 8 or more characters that Hydra reads as text (one with a hex letter other than e):
+    ``12e45678`` or ``01234567`` would be read as numbers and need quotes (``runs=['01234567']``)."""
+    return next(run_id[:n] for n in range(8, len(run_id) + 1) if re.search("[a-df]", run_id[:n]))
 
 
 def test_generate_count(readme, capsys):

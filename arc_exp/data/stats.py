@@ -68,7 +68,7 @@ def main() -> None:
 
     cli.prepare()  # the config schemas (conf/model/ starts from one)
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the project root: arc_exp/data/stats.py -> ../..
     os.environ.setdefault("ARC_EXP_ROOT", str(root))
 
     @hydra.main(config_path=str(root / "conf"), config_name="stats", version_base="1.3")
