@@ -193,9 +193,9 @@ def test_smoke_training_with_the_real_model(tmp_path):
     """``make run``: the command exactly as written, SmolLM2-135M and all (minutes on CPU)."""
     env = {**os.environ, "ARC_EXP_ROOT": str(tmp_path)}
     env.pop("HYDRA_FULL_ERROR", None)
-    line = Readme(tmp_path, tmp_path).command(SMOKE_RUN)
-    result = subprocess.run([PYTHON, *shlex.split(line)[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=1800)
+    script, *args = shlex.split(Readme(tmp_path, tmp_path).command(SMOKE_RUN))[1:]
+    result = subprocess.run([PYTHON, str(REPO / script), *args], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Deprecat" not in result.stderr and "💡" not in result.stdout + result.stderr
     assert re.search(r"final metrics: train/loss=[0-9.]+, train/lr=4e-05", result.stdout + result.stderr)
