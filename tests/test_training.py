@@ -404,8 +404,9 @@ def test_missing_adapter_path(background):
 def test_max_seq_len_too_small_for_any_task(background):
     result = background.result("max_seq_len")
     assert result.returncode == 1
-    assert error_lines(result)[-2] == ("arc_exp.data.datamodule.NoSampleFitsError: data.max_seq_len=50 is too small "
-                                       "for every sampled task: none fits with a single train example")
+    assert error_lines(result)[-1] == ("train.py: error: data.max_seq_len=50 is too small for every sampled task: "
+                                       "none fits with a single train example")
+    assert "Traceback" not in result.stderr
 
 
 def test_offline_hub_model_names_the_model_and_the_fix(background):
