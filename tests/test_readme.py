@@ -129,6 +129,7 @@ COUNT = ".venv/bin/python generate.py generator=count n=1000000 out=data/count s
 NEW_INPUTS = ".venv/bin/python generate.py generator=new_inputs checkpoint=<run id>"
 DFS_POE = ".venv/bin/python evaluate.py checkpoint=<run id> inference=dfs inference.selection=poe"
 REDUCE_VOCAB = ".venv/bin/python train.py debug=smoke model.reduce_vocab=true"
+BEFORE_AFTER = ".venv/bin/python train.py debug=smoke evaluation.enabled=true evaluation.before=true"
 
 
 def test_train(readme, capsys):
@@ -308,3 +309,10 @@ def test_reduced_vocabulary(readme, capsys):
     run = readme.runs("training")[-1]
     assert run.info.status == "FINISHED" and run.data.params["model.reduce_vocab"] == "True"
     assert (Path(run.data.tags["output_dir"]) / "checkpoints" / "step-000002" / "vocabulary.json").exists()
+
+
+def test_evaluation_before_and_after_training(readme, capsys):
+    output = readme.run(BEFORE_AFTER, capsys)
+    run = readme.runs("training")[-1]
+    assert run.info.status == "FINISHED" and "data.eval before and after training" in output
+
