@@ -6,7 +6,7 @@ from it (``defaults: [schema, _self_]``), so an option sets values, never new ke
 stops the composition (an unknown key too; add one with ``+group.key=value``). Ranges and allowed values are still
 checked by the library class each group builds (``lora.r must be >= 1``).
 
-The field lists mirror those classes (``arc_exp.adapters.AdapterConfig``, ``arc_exp.models.ModelSpec``, ...);
+The field lists mirror those classes (``arc_exp.model.adapters.AdapterConfig``, ``arc_exp.model.loader.ModelSpec``, ...);
 ``tests/test_config.py`` checks that they stay the same. This module imports only dataclasses and Hydra, so entry
 points register it before anything heavy is imported: :func:`register` (idempotent).
 """
@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
+
+from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
+from arc_exp.ttft.settings import TTFTSettings  # numpy, through the augmentation policy; no torch
 
 
 @dataclass
@@ -83,42 +86,21 @@ class CallbacksSchema:
 
 
 @dataclass
-class InferenceSchema:
+class InferenceSchema(InferenceConfig):
+    """The fields of :class:`~arc_exp.inference.config.InferenceConfig` itself (a plain dataclass of OmegaConf types;
+    OmegaConf reads its fields without constructing it, so its value checks still run at instantiate)."""
+
     _target_: str = "arc_exp.inference.config.InferenceConfig"
-    backend: str = "hf"
-    sampler: str = "greedy"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    batch_size: int = 16
-    max_batch_tokens: int = 32768
-    max_new_tokens: Optional[int] = None
-    reuse_prefix: bool = True
-    min_prefix_tokens: int = 16
-    max_prefill_padding: float = 0.05
-    threads: Optional[int] = None
-    seed: int = 0
-    dfs_threshold: float = 0.1
-    dfs_max_nodes: int = 4096
-    selection: str = "vote"
-    poe_reduce: str = "sum"
-    poe_max_candidates: int = 8
-    score_batch_tokens: int = 2048
 
 
 @dataclass
-class TTFTSchema:
+class TTFTSchema(TTFTSettings):
+    """The fields of :class:`~arc_exp.ttft.settings.TTFTSettings`, but for the two that hold objects built from
+    their own ``_target_`` (OmegaConf types them as any node)."""
+
     _target_: str = "arc_exp.ttft.settings.TTFTSettings"
-    enabled: bool = True
-    per_task: bool = False
-    n2: bool = False
-    holdout: bool = False
-    steps: int = 100
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    batch_size: int = 1
-    bucket_batches: int = 8
-    scheduler: Any = None      # a partial of arc_exp.schedulers (_target_, _partial_, its arguments)
-    augmentation: Any = None   # an arc_exp.augmentation.AugmentationPolicy (_target_ and its fields)
+    scheduler: Any = None      # a partial of arc_exp.training.schedulers (_target_, _partial_, ...)
+    augmentation: Any = None   # an arc_exp.data.augmentation_policy.AugmentationPolicy
 
 
 @dataclass

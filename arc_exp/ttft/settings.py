@@ -6,8 +6,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import torch
-
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 
 
@@ -78,4 +76,6 @@ def set_torch_threads(threads: Optional[int]) -> None:
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise TTFTConfigError(f"torch_threads must be an integer >= 1 or null, got {threads!r}")
+    import torch  # here, not at the top: the config schemas import this module before anything heavy
+
     torch.set_num_threads(threads)
