@@ -250,7 +250,7 @@ def test_slurm_launcher_asks_one_task_per_gpu_on_every_node(tmp_path):
     from hydra.utils import instantiate
     from submitit.slurm.slurm import _make_sbatch_string
 
-    cfg = compose_train(["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "trainer=ddp",
+    cfg = compose_train(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=ddp",
                          "trainer.devices=4", "trainer.num_nodes=2"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert (launcher.partition, launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == ("gpu", 2, 4, 4)
