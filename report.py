@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from arc_exp.tracking import report, runs as tracking  # noqa: E402
+from arc_exp.tracking.tables import build_table, select_runs, table_csv, table_markdown, table_specs  # noqa: E402
 
 log = logging.getLogger("report")
 
@@ -38,7 +39,7 @@ def main(cfg: DictConfig) -> None:
         known = ", ".join(sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
         raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=[<id>,<id>]")
     try:
-        tables = report.table_specs(OmegaConf.to_container(cfg.report, resolve=True), cfg.experiment)
+        tables = table_specs(OmegaConf.to_container(cfg.report, resolve=True), cfg.experiment)
     except report.ReportError as error:
         raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
     if cfg.get("scale"):  # a preset's smoke and gpu runs never share a table: scale=gpu reports the gpu runs
@@ -55,25 +56,25 @@ def main(cfg: DictConfig) -> None:
                       for k in m["metric"].split("|")})
     runs = [r for r in report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
             if r.tags.get("run_type") != "report"]
-    if not any(report.select_runs(runs, t) for t in tables):
+    if not any(select_runs(runs, t) for t in tables):
         raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
                          f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "
                          f"run `{tables[0].command or f'python train.py -m experiment={cfg.experiment}'}` first")
     files, printed = [], [f"{cfg.experiment}: {len(runs)} runs"]
     for table in tables:
         try:
-            built = report.build_table(runs, table)
+            built = build_table(runs, table)
         except report.ReportError as error:
             raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
         heading = f"## {table.name}" + (f": {table.title}" if table.title else "")
         if not built.records:
             printed.append(f"{heading}\n\n(no run yet{f': `{table.command}`' if table.command else ''})")
             continue
-        markdown = report.table_markdown(built)
+        markdown = table_markdown(built)
         printed.append(f"{heading}\n\n{markdown}")
         md, csv = (output_dir / f"{cfg.experiment}.{table.name}.{suffix}" for suffix in ("md", "csv"))
         md.write_text(f"{heading}\n\n{markdown}\n")
-        csv.write_text(report.table_csv(built))
+        csv.write_text(table_csv(built))
         files += [md, csv]
     print("\n\n".join(printed))
     training = [r for r in runs if r.tags.get("run_type") == "training"]

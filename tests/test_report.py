@@ -4,9 +4,17 @@ import subprocess
 
 import pytest
 
-from arc_exp.tracking.report import (Column, ReportError, RowKey, RunRecord, TableSpec, build_table, compare_runs,
-                                     fetch_runs, iteration_table, table_csv, table_markdown, table_specs, to_csv,
-                                     to_markdown)
+from arc_exp.tracking.report import (
+    Column,
+    ReportError,
+    RunRecord,
+    compare_runs,
+    fetch_runs,
+    iteration_table,
+    to_csv,
+    to_markdown,
+)
+from arc_exp.tracking.tables import RowKey, TableSpec, build_table, table_csv, table_markdown, table_specs
 from conftest import PYTHON, REPO
 
 RUNS = [

@@ -1,0 +1,338 @@
+"""The journal's tables (a preset's report.tables): one table per table of its seed document, each with its row keys, its columns titled as the journal titles them and a filter on the runs it takes; runs of a row that differ in anything but the seed are an error, repeats average, degraded runs keep rows of their own."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from statistics import mean
+from typing import Any, Mapping, Optional, Sequence
+
+from arc_exp.tracking.report import (
+    Column,
+    ReportError,
+    RunRecord,
+    column_value,
+    format_value,
+    is_number,
+)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """``"0.0001"`` and ``"1e-4"`` are the same learning rate; ``"qwen2-0.5b"`` only equals itself."""
+    if a is None or b is None:
+        return a is None and b is None
+    a, b = str(a), str(b)
+    if a == b:
+        return True
+    if is_number(a) and is_number(b):
+        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)))
+    return a.lower() == b.lower() and a.lower() in ("true", "false")
+
+
+@dataclass
+class RowKey:
+    """A row-key column of a table: a run's setting ``key`` (param, tag or ``choice/<group>``) shown under ``name``.
+
+    - ``key`` may be a list: the first of them the run has (an ``evaluate.py`` run of the base model has no arm),
+      or a template of settings, ``"{model.name}/{lora.load_in_4bit}"``;
+    - ``map``: raw value -> shown text, in the journal's row order (unmapped values keep their text and come after);
+    - ``contains``: an x-marked flag, ``x`` when the raw value contains this text, else empty (iteration 12's
+      ``row numbers`` column is ``{key: choice/encoder, name: row numbers, contains: row_number}``);
+    - ``format: sci`` shows ``0.0001`` as ``1.00E-04``;
+    - ``only_when``: ``{other key: value}``: the key has an effect only then; elsewhere it shows ``-`` and runs are
+      grouped regardless of it.
+    """
+
+    key: Any
+    name: Optional[str] = None
+    map: Optional[dict] = None
+    contains: Optional[str] = None
+    format: str = "text"
+    only_when: Optional[dict] = None
+
+    def __post_init__(self) -> None:
+        self.map = None if self.map is None else {str(k): v for k, v in self.map.items()}
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else [str(k) for k in self.key]
+
+    @property
+    def title(self) -> str:
+        return self.name or self.keys[0]
+
+    def raw(self, run: RunRecord) -> Optional[str]:
+        if self.only_when and any(not same_value(run.value(k), v) for k, v in self.only_when.items()):
+            return "-"
+        for key in self.keys:
+            if "{" in key:  # a template of settings: "{model.name}/{lora.load_in_4bit}"
+                names = re.findall(r"\{([^}]+)\}", key)
+                if all(run.value(n) is None for n in names):
+                    continue
+                return re.sub(r"\{([^}]+)\}", lambda m: str(run.value(m.group(1))), key)
+            value = run.value(key)
+            if value is not None:
+                return str(value)
+        return None
+
+    def mapped(self, raw: Optional[str]) -> Optional[str]:
+        """The ``map`` key the raw value matches (numbers by value), or ``None``."""
+        if self.map is None or raw is None:
+            return None
+        return next((k for k in self.map if same_value(k, raw)), None)
+
+    def show(self, raw: Optional[str]) -> str:
+        if raw is None:
+            return "-"
+        if self.contains is not None:
+            return "x" if self.contains in raw else ""
+        key = self.mapped(raw)
+        if key is not None:
+            return str(self.map[key])
+        if self.format == "sci" and is_number(raw):
+            return f"{float(raw):.2E}"
+        return raw
+
+    def order(self, raw: Optional[str]) -> tuple:
+        key = self.mapped(raw)
+        if key is not None:
+            return (0, list(self.map).index(key), 0.0, "")
+        text = "" if raw is None else raw
+        return (1, 0, *((0.0, text) if not is_number(text) else (float(text), "")))
+
+
+@dataclass
+class TableSpec:
+    """One table of a preset's ``report.tables`` (one per table of the journal document).
+
+    ``rows``: the row-key columns (:class:`RowKey`); ``columns``: the metric columns (:class:`Column`), titled as the
+    journal titles them; ``where``: the runs the table takes, ``{setting: value or [values]}`` (a one-factor table:
+    the learning-rate table takes the runs at ``lora.r: 32``); ``run_type``: ``training`` (train.py), ``evaluation``
+    (evaluate.py) or ``solve`` (solve.py), or a list of them; ``keep_apart``: settings whose runs may share a row key
+    but are kept apart by an extra column; ``ignore``: settings allowed to differ within a row (besides ``seed``).
+    ``metric_rows`` turns the table around: one row per listed metric (``{metric, name}``) under ``row_title``, one
+    column per :class:`Column` (``metric`` unused there, ``step: first`` = before training), over all the runs it takes
+    (one setting). ``command`` is the command that makes its runs (shown when it has none)."""
+
+    name: str
+    columns: list[Column]
+    rows: list[RowKey] = field(default_factory=list)
+    title: Optional[str] = None
+    run_type: Any = "training"
+    where: dict = field(default_factory=dict)
+    keep_apart: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    metric_rows: list[dict] = field(default_factory=list)
+    row_title: str = "metric"
+    command: Optional[str] = None
+    layout: list[tuple[str, int]] = field(default_factory=list)  # ("row" | "column", index) in header order
+
+    @classmethod
+    def from_config(cls, spec: Mapping, where: str = "report.tables") -> "TableSpec":
+        """From a plain dict of the preset; an unknown key or a missing part is a :class:`ReportError`."""
+        known = set(cls.__dataclass_fields__)
+        name = spec.get("name")
+        if not name:
+            raise ReportError(f"{where}: a table needs a name (report.py table=<name> prints it alone)")
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ReportError(f"{where}: table '{name}' has unknown key(s) {', '.join(unknown)}; "
+                              f"use {', '.join(sorted(known))}")
+        if not spec.get("columns") or not (spec.get("rows") or spec.get("metric_rows")):
+            raise ReportError(f"{where}: table '{name}' needs columns and rows (or metric_rows)")
+        try:
+            rows = [RowKey(**r) if isinstance(r, Mapping) else RowKey(str(r)) for r in spec.get("rows") or []]
+            layout = [("row", i) for i in range(len(rows))]
+            columns = []
+            for c in spec["columns"]:  # an entry with `key` is a row key shown at that place (the journal's order)
+                if isinstance(c, Mapping) and "key" in c:
+                    layout.append(("row", len(rows)))
+                    rows.append(RowKey(**c))
+                else:
+                    layout.append(("column", len(columns)))
+                    columns.append(Column(**c) if isinstance(c, Mapping) else Column(str(c)))
+        except TypeError as error:
+            raise ReportError(f"{where}: table '{name}': {error}") from None
+        return cls(**{**dict(spec), "columns": columns, "rows": rows, "layout": layout,
+                      "where": dict(spec.get("where") or {}), "keep_apart": list(spec.get("keep_apart") or []),
+                      "ignore": list(spec.get("ignore") or []), "metric_rows": list(spec.get("metric_rows") or [])})
+
+    @property
+    def run_types(self) -> list[str]:
+        return [self.run_type] if isinstance(self.run_type, str) else list(self.run_type)
+
+    @property
+    def header(self) -> list[str]:
+        """The journal's titles: row keys (or ``row_title``), then the metric columns."""
+        if self.metric_rows:
+            return [self.row_title, *(c.title for c in self.columns)]
+        return [*self.keep_apart, *(self.rows[i].title if kind == "row" else self.columns[i].title
+                                    for kind, i in self.cells)]
+
+    @property
+    def cells(self) -> list[tuple[str, int]]:
+        """``("row" | "column", index)`` of each cell after the ``keep_apart`` ones, in the header's order."""
+        return self.layout or [*(("row", i) for i in range(len(self.rows))),
+                               *(("column", i) for i in range(len(self.columns)))]
+
+
+def table_specs(report: Mapping, experiment: str = "report") -> list[TableSpec]:
+    """A preset's ``report:`` as tables: ``report.tables`` (a list), or the older single table
+    (``report.rows``/``columns``/``only_when``/``run_type``) named after the experiment."""
+    if "tables" in report:
+        specs = [TableSpec.from_config(t, f"report.tables[{i}]") for i, t in enumerate(report["tables"] or [])]
+    elif report.get("rows"):
+        only_when = report.get("only_when") or {}
+        specs = [TableSpec(name=experiment, columns=[Column(**c) for c in report["columns"]],
+                           rows=[RowKey(k, only_when=only_when.get(k)) for k in report["rows"]],
+                           run_type=report.get("run_type", "training"))]
+    else:
+        specs = []
+    if not specs:
+        raise ReportError("report: the preset has no table (report.tables)")
+    names = [t.name for t in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ReportError(f"report.tables: table name(s) {', '.join(duplicates)} used twice")
+    return specs
+
+
+def select_runs(runs: Sequence[RunRecord], table: TableSpec) -> list[RunRecord]:
+    """The runs of the table: its run types, and every ``where`` setting matched (a list: any of its values)."""
+    chosen = []
+    for run in runs:
+        if run.tags.get("run_type", "training") not in table.run_types:
+            continue
+        if all(any(same_value(run.value(key), v) for v in (wanted if isinstance(wanted, (list, tuple)) else [wanted]))
+               for key, wanted in table.where.items()):
+            chosen.append(run)
+    return chosen
+
+
+def check_one_setting(members: Sequence[RunRecord], table: TableSpec, row: str) -> None:
+    """Runs averaged into one row must differ only in ``seed`` (and the table's ``ignore``): else a
+    :class:`ReportError` naming the setting that differs."""
+    if len(members) < 2:
+        return
+    allowed = {"seed", *table.ignore, *table.keep_apart, *(k for r in table.rows if r.only_when for k in r.keys)}
+    for key in sorted({k for m in members for k in m.params}):
+        if key in allowed or key.rsplit(".", 1)[-1] == "seed":
+            continue
+        values = {m.params.get(key) for m in members}
+        if len({_canonical(v) for v in values}) > 1:
+            shown = ", ".join(sorted("(unset)" if v is None else str(v)[:60] for v in values))
+            raise ReportError(f"table '{table.name}', row {row}: its {len(members)} runs differ in '{key}' "
+                              f"({shown}), not only in seed; give the table where: {{{key}: <value>}} or "
+                              f"keep_apart: [{key}]")
+
+
+@dataclass
+class BuiltTable:
+    """A table filled from runs: ``records`` hold, per row, the shown row keys, the raw column values (means), the
+    number of runs and how many of them degraded."""
+
+    spec: TableSpec
+    records: list[dict]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def header(self) -> list[str]:
+        return [*self.spec.header, "runs"]
+
+
+def metric_notes(runs: Sequence[RunRecord], table: TableSpec) -> list[str]:
+    """A column titled as the journal (``pass_64``) whose template found another metric in these runs (``pass_4`` at
+    the smoke scale) says so under the table."""
+    notes = []
+    for column in table.columns:
+        for key in column.metric.split("|"):
+            if "{" not in key:
+                continue
+            found = sorted({re.sub(r"\{([^}]+)\}", lambda m: str(r.params.get(m.group(1), m.group(0))), key)
+                            .split("/")[-1] for r in runs} - {column.title})
+            if found:
+                notes.append(f"{column.title}: {', '.join(found)} of these runs")
+            break
+    return notes
+
+
+def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
+    """The table's rows from ``runs`` (all runs of the experiment: :func:`select_runs` picks the table's)."""
+    chosen = select_runs(runs, table)
+    if table.metric_rows:
+        check_one_setting(chosen, table, "(all)")
+        records = []
+        for item in table.metric_rows:
+            values = [_mean([column_value(r, Column(**{**c.__dict__, "metric": item["metric"]})) for r in chosen])
+                      for c in table.columns]
+            records.append({"keys": [item.get("name") or item["metric"]], "values": values, "runs": len(chosen),
+                            "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded]})
+        return BuiltTable(table, records if chosen else [], metric_notes(chosen, table))
+    keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
+    groups: dict[tuple, list[RunRecord]] = {}
+    for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it;
+        # degraded runs are never averaged with clean ones: a row of their own, after the clean row
+        groups.setdefault((*(_canonical(k.raw(run)) for k in keys), run.degraded), []).append(run)
+    records = []
+    for members in sorted(groups.values(),
+                          key=lambda m: (*(k.order(k.raw(m[0])) for k in keys), m[0].degraded)):
+        setting = tuple(k.raw(members[0]) for k in keys)
+        shown = [k.show(v) for k, v in zip(keys, setting)]
+        check_one_setting(members, table, "(" + ", ".join(f"{k.title}={v}" for k, v in zip(keys, shown)) + ")")
+        records.append({"keys": shown, "values": [_mean([column_value(m, c) for m in members]) for c in table.columns],
+                        "runs": len(members), "degraded": sum(m.degraded for m in members),
+                        "names": [m.name for m in members if m.degraded]})
+    return BuiltTable(table, records, metric_notes(chosen, table))
+
+
+def _canonical(raw: Optional[str]) -> Optional[str]:
+    return repr(float(raw)) if raw is not None and is_number(raw) else raw
+
+
+def _mean(values: Sequence[Any]) -> Any:
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    texts = [v for v in values if isinstance(v, str)]
+    return mean(numbers) if numbers else (texts[0] if texts else None)
+
+
+DAGGER = "†"
+
+
+def table_markdown(built: BuiltTable) -> str:
+    """The table as the journal prints it (plus ``runs``); a row with degraded runs has daggered cells, its count
+    says how many degraded, and a note under the table names them."""
+    lines = ["| " + " | ".join(built.header) + " |", "|" + "---|" * len(built.header)]
+    for record in built.records:
+        mark = f" {DAGGER}" if record["degraded"] else ""
+        values = [format_value(v, c.kind()) + (mark if v is not None else "")
+                  for v, c in zip(record["values"], built.spec.columns)]
+        cells = _ordered(built.spec, record["keys"], values)
+        cells.append(f"{record['runs']} (degraded)" if record["degraded"] else str(record["runs"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    if built.notes:
+        lines.append("\n" + "; ".join(built.notes))
+    degraded = [n for r in built.records for n in r["names"]]
+    if degraded:
+        lines.append(f"\n{DAGGER} degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean "
+                     f"results: {', '.join(sorted(set(degraded)))}")
+    return "\n".join(lines)
+
+
+def _ordered(spec: TableSpec, keys: Sequence[Any], values: Sequence[Any]) -> list[Any]:
+    """A record's cells in the header's order: keep_apart, then row keys and columns as the spec lays them out."""
+    if spec.metric_rows:
+        return [*keys, *values]
+    rows, apart = keys[:len(spec.rows)], keys[len(spec.rows):]
+    return [*apart, *(rows[i] if kind == "row" else values[i] for kind, i in spec.cells)]
+
+
+def table_csv(built: BuiltTable) -> str:
+    """Raw numbers (not formatted), for spreadsheets and pandas; ``degraded`` counts the degraded runs of a row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*built.header, "degraded"])
+    for record in built.records:
+        values = ["" if v is None else v for v in record["values"]]
+        writer.writerow([*_ordered(built.spec, record["keys"], values), record["runs"], record["degraded"]])
+    return out.getvalue()
