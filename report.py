@@ -17,7 +17,6 @@ from arc_exp import cli  # noqa: E402
 cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
 
 import hydra  # noqa: E402
-import mlflow  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
@@ -81,16 +80,13 @@ def main(cfg: DictConfig) -> None:
     if training and cfg.plot_metrics:
         files.append(report.plot_metric_curves(uri, training, list(cfg.plot_metrics),
                                                output_dir / f"{cfg.experiment}.png"))
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment_id = tracking.ensure_experiment(uri, cfg.logger.experiment_name)
-    run = client.create_run(experiment_id, run_name=f"report:{cfg.experiment}",
-                            tags={"run_type": "report", "experiment": cfg.experiment,
-                                  "tables": ",".join(t.name for t in tables)})
-    cli.run_started(run.info.run_id, uri)
-    for path in files:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id)
-    log.info("tables written to %s and logged to MLflow run %s", output_dir, run.info.run_id)
+    run = tracking.MLflowRun(uri, cfg.logger.experiment_name, f"report:{cfg.experiment}",
+                             {"run_type": "report", "experiment": cfg.experiment,
+                              "tables": ",".join(t.name for t in tables)})
+    cli.run_started(run.run_id, uri)
+    run.log_files(files)
+    run.finish()
+    log.info("tables written to %s and logged to MLflow run %s", output_dir, run.run_id)
 
 
 def compare(runs, uri: str, output_dir: Path) -> None:

@@ -340,7 +340,7 @@ class Solver:
         run = tracker and tracker.child("dataset", stage="dataset")
         if run is not None:
             run.log_metrics(summary)
-            run.client.log_artifact(run.run_id, str(folder / "report.json"))
+            run.log_files([folder / "report.json"])
         _finish(run, "FINISHED")
         write_marker(folder, {"stage": "dataset", "summary": summary, "ttft": self.ttft.describe()})
         return dataset
@@ -642,9 +642,7 @@ class Solver:
                               "notes": " | ".join(result.notes)[:5000], "degraded": str(result.degraded).lower(),
                               "errors": " | ".join(result.errors)[:5000]})
             for name in ("submission.json", "score.json", "dataset/report.json", "ttft/stage.json"):
-                if (run_dir / name).exists():
-                    tracker.client.log_artifact(tracker.run_id, str(run_dir / name),
-                                                str(Path(name).parent) if "/" in name else None)
+                tracker.log_files([run_dir / name], str(Path(name).parent) if "/" in name else None)
         for error in result.errors:
             log.error("worked around: %s", error)
         if result.status == "FAILED":
