@@ -140,6 +140,7 @@ class CountGeneratorSchema:
     grids: CountGridsSchema = field(default_factory=CountGridsSchema)
     questions: CountQuestionsSchema = field(default_factory=CountQuestionsSchema)
     system_prompt: Optional[str] = None
+    style: str = "full"  # full or short (arc_exp.synthetic.questions.CHAT_STYLES)
 
 
 @dataclass
