@@ -90,12 +90,6 @@ def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optio
     return model
 
 
-def build_model_and_tokenizer(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int):
-    """The base model wrapped for training as ``lora`` says, and its tokenizer. Fails early on bad settings."""
-    model = build_model(model_cfg, lora_cfg, adapter_path, seed)
-    return model, build_tokenizer(model_cfg)
-
-
 def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int) -> ARCDataModule:
     train_entries = OmegaConf.to_container(data_cfg.train, resolve=True)
     if not train_entries:
