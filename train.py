@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.model.tokenizer import wrap_tokenizer
     from arc_exp.tracking.runs import choice_tags
     from arc_exp.training import distributed, recipe as training
-    from arc_exp.training.callbacks import training_callbacks
+    from arc_exp.training.callbacks import EvaluateEvery, training_callbacks
     from arc_exp.training.module import ARCLitModule
 
     hydra_cfg = HydraConfig.get()
@@ -62,7 +62,12 @@ def main(cfg: DictConfig) -> float:
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
             **choice_tags(hydra_cfg.runtime.choices)}
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved)
-    trainer = training.build_trainer(cfg.trainer, None, [checkpoints, adapters], output_dir)
+    callbacks = [checkpoints, adapters]
+    count_qa = cfg.evaluation.get("count_qa")
+    if count_qa and count_qa.get("every_n_steps"):  # the accuracy curve: qa/* every N steps (run is set below)
+        callbacks.append(EvaluateEvery(count_qa.every_n_steps,
+                                       lambda step: training.evaluate_count_qa(model, tokenizer, cfg, run, step)))
+    trainer = training.build_trainer(cfg.trainer, None, callbacks, output_dir)
     # under DDP every process runs this recipe (trainer=ddp_cpu: 2); process 0 alone writes files and the MLflow run
     run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags) \
         if trainer.is_global_zero else None

@@ -37,7 +37,7 @@ COUNT_TRAIN_CHATS, COUNT_HELDOUT_CHATS = 20000, 60
 COUNT_TRAINING = ["encoder=minimal", "data.val=null", "trainer.limit_val_batches=0", "data.batch_size=8",
                   "data.max_seq_len=1024", "lora.r=32", "learning_rate=1e-3", "scheduler=linear",
                   "callbacks.checkpoint_every_n_steps=0", "trainer.enable_progress_bar=false"]
-COUNT_STEPS = 100
+COUNT_STEPS, COUNT_EVERY = 100, 25
 
 # overfit: 10 small ARC-1 training tasks (grids up to 6x6), trained with augmentation, scored on their own test outputs
 SMALL_TASKS = "{source: arc1-training, max_grid_side: 6, first_n: 10}"
@@ -106,18 +106,24 @@ def _run_metrics(folder: Path, run_dir: Path) -> dict[str, list[tuple[int, float
             for key in run.data.metrics}
 
 
-def count_tokens(chats: Path, encoder: str) -> tuple[float, float]:
-    """Mean tokens and answer tokens per chat of the first 200 records, as training tokenizes them."""
+def count_tokens(chats: Path, overrides: list[str]) -> tuple[float, float]:
+    """Mean tokens and answer tokens per chat of the first 200 records, as train.py with ``overrides`` tokenizes
+    them (its composed model and encoder)."""
     sys.path.insert(0, str(ROOT))
+    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
+    from arc_exp import cli
     from arc_exp.data.samples import chat_sample
     from arc_exp.model.loader import load_tokenizer
     from arc_exp.synthetic import load_chats
 
-    tokenizer = load_tokenizer(instantiate(OmegaConf.load(ROOT / "conf" / "model" / "smollm2-135m.yaml")))
-    samples = [chat_sample(chat, tokenizer) for _, chat in zip(range(200), load_chats(chats, encoder=encoder))]
+    cli.prepare()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", [o for o in overrides if not o.startswith("hydra.")])
+    tokenizer = load_tokenizer(instantiate(cfg.model))
+    chats_of_run = load_chats(chats, encoder=instantiate(cfg.encoder))
+    samples = [chat_sample(chat, tokenizer) for _, chat in zip(range(200), chats_of_run)]
     return (statistics.mean(len(s) for s in samples),
             statistics.mean(sum(label != -100 for label in s.labels) for s in samples))
 
@@ -131,12 +137,11 @@ def count(args, run: Runner) -> None:
     run_dir = folder / _stamp()
     overrides = [f"data.train=[{{chats: {train_chats}, weight: 1.0, loss_weight: 1.0}}]", *COUNT_TRAINING,
                  f"evaluation.count_qa={{chats: {heldout}, n_chats: {COUNT_HELDOUT_CHATS}, before: true, "
-                 "max_new_tokens: 4}",
+                 f"max_new_tokens: 4, every_n_steps: {args.every or COUNT_EVERY}}}",
                  f"trainer.max_steps={args.steps or COUNT_STEPS}", *_mlflow(folder), *args.set,
                  f"hydra.run.dir={run_dir}"]
     if not args.dry_run:
-        encoder = next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("encoder=")), None)
-        tokens, answers = count_tokens(train_chats, encoder)
+        tokens, answers = count_tokens(train_chats, overrides)
         print(f"tokens per training chat: {tokens:.1f} ({answers:.1f} of them answer tokens, which carry the loss)")
     run("train.py", overrides, run_dir / "train.log")
     if args.dry_run:
@@ -149,6 +154,7 @@ def count(args, run: Runner) -> None:
     tokens_per_s = statistics.mean(v for _, v in metrics.get("train/tokens_per_s", [(0, float("nan"))]))
     print(f"held-out count accuracy ({COUNT_HELDOUT_CHATS} grids, {int(metrics['qa/n_questions'][-1][1])} "
           f"questions): before {before} -> after {after[1]:.3f} (step {steps})")
+    print("accuracy curve: " + ", ".join(f"step {step} {value:.3f}" for step, value in metrics["qa/count"]))
     print(f"{steps} steps, {run.times()}, {tokens_per_s:.0f} training tokens/s; final train loss "
           f"{metrics['train/loss'][-1][1]:.4f}; run folder {run_dir}")
 
@@ -220,7 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["count", "overfit", "ttft"])
     parser.add_argument("--steps", type=int, help="training steps (count: 100, overfit: 150)")
-    parser.add_argument("--every", type=int, help="overfit: checkpoint (and evaluate) every N steps (50)")
+    parser.add_argument("--every", type=int, help="overfit: checkpoint (and evaluate) every N steps (50); count: held-out accuracy every N steps (25)")
     parser.add_argument("--checkpoint", help="ttft: the checkpoint to start from (default: the last overfit run)")
     parser.add_argument("--set", nargs="*", default=[], help="more train.py overrides, e.g. learning_rate=1e-3")
     parser.add_argument("--threads", type=int, default=1,

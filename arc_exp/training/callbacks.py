@@ -1,4 +1,4 @@
-"""Lightning callbacks: adapter folders every N steps (training), a deadline and a loss record (test-time
+"""Lightning callbacks: adapter folders every N steps (training), an evaluation every N steps, a deadline and a loss record (test-time
 fine-tuning), a progress bar counting optimizer steps."""
 from __future__ import annotations
 
@@ -67,6 +67,22 @@ class StopAtDeadline(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.deadline is not None and self.clock() >= self.deadline:
             trainer.should_stop = True
+
+
+class EvaluateEvery(pl.Callback):
+    """Call ``evaluate(step)`` every ``every_n_steps`` optimizer steps during training, on process 0 (the count-QA
+    accuracy curve of ``evaluation.count_qa.every_n_steps``); the step training ends at is left to the recipe, which
+    evaluates after training anyway."""
+
+    def __init__(self, every_n_steps: int, evaluate: Callable[[int], object]):
+        self.every_n_steps = every_n_steps
+        self.evaluate = evaluate
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if (self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != trainer.max_steps
+                and trainer.is_global_zero):
+            self.evaluate(step)
 
 
 class RecordLosses(pl.Callback):
