@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.model.tokenizer import wrap_tokenizer
     from arc_exp.tracking.runs import choice_tags
     from arc_exp.training import distributed, recipe as training
-    from arc_exp.training.callbacks import EvaluateEvery, training_callbacks
+    from arc_exp.training.callbacks import training_callbacks
     from arc_exp.training.module import ARCLitModule
 
     hydra_cfg = HydraConfig.get()
@@ -62,11 +62,7 @@ def main(cfg: DictConfig) -> float:
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
             **choice_tags(hydra_cfg.runtime.choices)}
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved)
-    callbacks = [checkpoints, adapters]
-    count_qa = cfg.evaluation.get("count_qa")
-    if count_qa and count_qa.get("every_n_steps"):  # the accuracy curve: qa/* every N steps (run is set below)
-        callbacks.append(EvaluateEvery(count_qa.every_n_steps,
-                                       lambda step: training.evaluate_count_qa(model, tokenizer, cfg, run, step)))
+    callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run)]
     trainer = training.build_trainer(cfg.trainer, None, callbacks, output_dir)
     # under DDP every process runs this recipe (trainer=ddp_cpu: 2); process 0 alone writes files and the MLflow run
     run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags) \
@@ -80,34 +76,14 @@ def main(cfg: DictConfig) -> float:
 
     status = "FAILED"
     try:
-        before = {}
-        if evaluation is not None and cfg.evaluation.get("before") and checkpoint is None and trainer.is_global_zero:
-            # data.eval at step 0, before training: the base model (a new LoRA adapter changes nothing yet)
-            before = training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, run, step=0,
-                                                      folder="evaluation-before")
-        if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before") and checkpoint is None \
-                and trainer.is_global_zero:
-            # the same held-out questions before training: qa/* at step 0, so the run shows before and after
-            training.evaluate_count_qa(model, tokenizer, cfg, run, step=0)
+        before = training.evaluate_before_training(model, tokenizer, cfg, evaluation, output_dir, run) \
+            if checkpoint is None and trainer.is_global_zero else {}
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         metrics = training.finish_run(run, trainer, datamodule, adapters)
-        if not trainer.is_global_zero:  # the evaluation after training is process 0's
+        if not trainer.is_global_zero:  # the evaluations after training are process 0's
             return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
-        if evaluation is not None:
-            after = training.evaluate_after_training(model, tokenizer, cfg, evaluation, output_dir, run,
-                                                     trainer.global_step)
-            metrics.update(after)
-            if before:
-                log.info("data.eval before and after training:\n%s",
-                         training.before_after_table(before, after, trainer.global_step))
-            if metrics.get("eval/unanswered") == 1.0:
-                from arc_exp.evaluation.unanswered import unanswered_reason
-
-                log.warning("every prediction of the evaluation after training is unanswered (no grid): probably "
-                            "%s", unanswered_reason(resolved, cfg.prompt.version, cfg.inference.sampler,
-                                                    cfg.inference.dfs_threshold, is_base_model=False))
-        if cfg.evaluation.get("count_qa"):
-            metrics.update(training.evaluate_count_qa(model, tokenizer, cfg, run, trainer.global_step))
+        metrics.update(training.evaluate_trained(model, tokenizer, cfg, evaluation, output_dir, run,
+                                                 trainer.global_step, before))
         status = "FINISHED"
     finally:
         if run is not None:

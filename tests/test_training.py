@@ -450,3 +450,26 @@ def test_task_of_interest_steps_sets_max_steps_before_the_config_is_logged(store
     assert (run.data.params["trainer.max_steps"], run.data.params["data.task_of_interest_steps"]) == ("3", "2")
     assert sorted(losses(uri, run_dir)) == [0, 1, 2]
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["max_steps"] == 3
+
+
+def test_count_qa_every_n_steps_logs_the_learning_curve(store):
+    """evaluation.count_qa with before=true and every_n_steps=2 on a 5-step run: qa/* at steps 0 (the base model),
+    2 and 4 (during training) and 5 (after training), each over the same 3 held-out chats."""
+    from arc_exp.synthetic import CountQAGenerator
+    from arc_exp.synthetic.writer import write_shards
+
+    folder, uri = store
+    chats, heldout = folder / "count-chats", folder / "count-heldout"
+    write_shards(CountQAGenerator(), 16, chats, seed=0, workers=1)
+    write_shards(CountQAGenerator(), 3, heldout, seed=1, workers=1)
+    run_dir = folder / "count_curve"
+    run_train(run_dir, [*TINY, f"logger.tracking_uri={uri}", f"data.train=[{{chats: {chats}, weight: 1.0}}]",
+                        "data.val=null", "trainer.limit_val_batches=0", "trainer.max_steps=5",
+                        "callbacks.checkpoint_every_n_steps=0",
+                        f"evaluation.count_qa={{chats: {heldout}, n_chats: 3, before: true, max_new_tokens: 2, "
+                        "every_n_steps: 2}"])
+    run_id = run_id_of(uri, run_dir)
+    curve = metric_history(uri, run_id, "qa/count")
+    assert sorted(curve) == [0, 2, 4, 5]
+    questions = metric_history(uri, run_id, "qa/n_questions")
+    assert len(set(questions.values())) == 1 and sorted(questions) == [0, 2, 4, 5]

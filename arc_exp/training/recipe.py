@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -255,6 +255,53 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
         run.log_files(paths.values(), folder)  # folders keep their name: evaluation/plots/...
     log.info("evaluation on %d tasks at step %d: %s", len(tasks), step, {k: round(v, 4) for k, v in metrics.items()})
     return metrics
+
+
+def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output_dir: str,
+                             run: Optional[MLflowRun]) -> dict:
+    """The step-0 points of a new training run: ``data.eval`` with the base model (``evaluation.before=true``; a new
+    LoRA adapter changes nothing yet) and the held-out count questions (``evaluation.count_qa.before``), so the
+    run shows before and after. Returns the ``eval/*`` metrics of the base model ({} when not asked)."""
+    before = {}
+    if prepared is not None and cfg.evaluation.get("before"):
+        before = evaluate_after_training(model, tokenizer, cfg, prepared, output_dir, run, step=0,
+                                         folder="evaluation-before")
+    if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before"):
+        evaluate_count_qa(model, tokenizer, cfg, run, step=0)
+    return before
+
+
+def evaluate_trained(model, tokenizer, cfg: DictConfig, prepared, output_dir: str, run: Optional[MLflowRun],
+                     step: int, before: dict) -> dict:
+    """The evaluations after training (``data.eval`` when ``evaluation.enabled``, the count questions when
+    ``evaluation.count_qa``): their metrics, the before/after table in the log, and, when every prediction is
+    unanswered, the probable reason, once."""
+    metrics = {}
+    if prepared is not None:
+        metrics = evaluate_after_training(model, tokenizer, cfg, prepared, output_dir, run, step)
+        if before:
+            log.info("data.eval before and after training:\n%s", before_after_table(before, metrics, step))
+        if metrics.get("eval/unanswered") == 1.0:
+            from arc_exp.evaluation.unanswered import unanswered_reason
+
+            log.warning("every prediction of the evaluation after training is unanswered (no grid): probably %s",
+                        unanswered_reason(OmegaConf.to_container(cfg, resolve=True), cfg.prompt.version,
+                                          cfg.inference.sampler, cfg.inference.dfs_threshold, is_base_model=False))
+    if cfg.evaluation.get("count_qa"):
+        metrics.update(evaluate_count_qa(model, tokenizer, cfg, run, step))
+    return metrics
+
+
+def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[], Optional[MLflowRun]]) -> list:
+    """Evaluations during training: the count-QA accuracy every ``evaluation.count_qa.every_n_steps`` steps (the
+    learning curve), logged into the run ``get_run()`` returns once training starts."""
+    from arc_exp.training.callbacks import EvaluateEvery
+
+    count_qa = cfg.evaluation.get("count_qa")
+    if not (count_qa and count_qa.get("every_n_steps")):
+        return []
+    return [EvaluateEvery(count_qa.every_n_steps, lambda step: evaluate_count_qa(model, tokenizer, cfg, get_run(),
+                                                                                  step))]
 
 
 def before_after_table(before: dict, after: dict, step: int,
