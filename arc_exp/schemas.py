@@ -6,18 +6,24 @@ from it (``defaults: [schema, _self_]``), so an option sets values, never new ke
 stops the composition (an unknown key too; add one with ``+group.key=value``). Ranges and allowed values are still
 checked by the library class each group builds (``lora.r must be >= 1``).
 
-The field lists mirror those classes (``arc_exp.model.adapters.AdapterConfig``, ``arc_exp.model.loader.ModelSpec``, ...);
-``tests/test_config.py`` checks that they stay the same. This module imports only dataclasses and Hydra, so entry
-points register it before anything heavy is imported: :func:`register` (idempotent).
+Where the library class is a dataclass of OmegaConf types, the schema is derived from it (``InferenceSchema``,
+``TTFTSchema``, the count generator's ``grids`` and ``questions``: :func:`settable`); the others are written out
+and mirror the classes they build (``arc_exp.model.adapters.AdapterConfig``, ``arc_exp.model.loader.ModelSpec``, ...),
+which ``tests/test_config.py`` checks. This module imports dataclasses, Hydra and those library dataclasses (numpy,
+no torch), so entry points register it before anything heavy is imported: :func:`register` (idempotent).
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
 from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
+from arc_exp.synthetic.count import CountConfig  # numpy; no torch
+from arc_exp.synthetic.questions import QuestionConfig
 from arc_exp.ttft.settings import TTFTSettings  # numpy, through the augmentation policy; no torch
 
 
@@ -103,34 +109,31 @@ class TTFTSchema(TTFTSettings):
     augmentation: Any = None   # an arc_exp.data.augmentation_policy.AugmentationPolicy
 
 
-@dataclass
-class CountGridsSchema:
-    min_side: int = 3
-    max_side: int = 30
-    size_power: float = 1.0
-    square_prob: float = 0.3
-    background_zero_prob: float = 0.8
-    min_objects: int = 1
-    max_objects: int = 12
-    max_object_side: int = 6
-    max_colors: int = 4
-    max_fill: float = 0.45
-    shape_weights: Dict[str, float] = field(default_factory=lambda: {"line": 1.0, "rectangle": 1.0, "blob": 2.0})
-    connectivity_8_prob: float = 0.5
-    attempts: int = 16
-    blobs_per_box: int = 128
-    library_seed: int = 0
+def settable(frozen: type, name: str) -> type:
+    """A plain dataclass with the fields (names, types, defaults) of the frozen dataclass ``frozen``, derived rather
+    than copied, so the schema cannot drift from the class the generator builds.
+
+    Why not ``frozen`` itself, as :class:`InferenceSchema` uses InferenceConfig: OmegaConf makes a frozen dataclass a
+    read-only node, so no YAML option or override could set its values (``Cannot set value of read-only config
+    node``); and a dataclass cannot subclass a frozen one without being frozen. The library class still checks
+    the values (``CountConfig.__post_init__``) when the generator is built from the composed dict.
+
+    ``name`` is the module attribute the schema is assigned to: configs are pickled (joblib sweeps) with their
+    schema class, found again by module and name.
+    """
+    hints = typing.get_type_hints(frozen)  # the classes use ``from __future__ import annotations``: strings
+    specs = []
+    for spec in dataclasses.fields(frozen):
+        default = field(default=spec.default) if spec.default is not dataclasses.MISSING \
+            else field(default_factory=spec.default_factory)
+        specs.append((spec.name, hints[spec.name], default))
+    schema = dataclasses.make_dataclass(name, specs)
+    schema.__module__ = __name__
+    return schema
 
 
-@dataclass
-class CountQuestionsSchema:
-    types: List[str] = field(default_factory=lambda: ["count", "areas", "biggest_area", "smallest_area",
-                                                      "count_color", "background", "shape", "most_common_color"])
-    min_questions: int = 3
-    max_questions: int = 6
-    max_grids: int = 3
-    multi_grid_prob: float = 0.2
-    absent_color_prob: float = 0.2
+CountGridsSchema = settable(CountConfig, "CountGridsSchema")         # generator.grids
+CountQuestionsSchema = settable(QuestionConfig, "CountQuestionsSchema")  # generator.questions
 
 
 @dataclass

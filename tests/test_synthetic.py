@@ -416,6 +416,23 @@ def test_generate_config_composes_the_default_generator():
             instantiate(bad.generator, encoder=instantiate(bad.encoder))
 
 
+@pytest.mark.parametrize("override, key, message", [
+    ("generator.grids.max_side=abc", "generator.grids.max_side", "could not be converted to Integer"),
+    ("generator.questions.max_grids=1.5", "generator.questions.max_grids", "could not be converted to Integer"),
+    ("generator.grids.maxside=10", "generator.grids.maxside", "Key 'maxside' not in 'CountGridsSchema'"),
+])
+def test_generator_settings_are_typed_when_composing(override, key, message):
+    """The count generator's schemas are derived from CountConfig and QuestionConfig (arc_exp/schemas.py): a value
+    of the wrong type or an unknown key stops the composition, naming the key."""
+    from hydra.errors import ConfigCompositionException
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        with pytest.raises(ConfigCompositionException) as error:
+            compose("generate", overrides=["out=x", override])
+    text = f"{error.value}\n{error.value.__cause__}"
+    assert message in text and key in text
+
+
 def test_generate_entry_point_writes_the_library_output(tmp_path):
     command = [sys.executable, str(ROOT / "generate.py"), "n=30", f"out={tmp_path / 'cli'}", "shard_size=20",
                "workers=1", f"hydra.run.dir={tmp_path / 'run'}"]
