@@ -6,8 +6,9 @@ from it (``defaults: [schema, _self_]``), so an option sets values, never new ke
 stops the composition (an unknown key too; add one with ``+group.key=value``). Ranges and allowed values are still
 checked by the library class each group builds (``lora.r must be >= 1``).
 
-Where the library class is a dataclass of OmegaConf types, the schema is derived from it (``InferenceSchema``,
-``TTFTSchema``, the count generator's ``grids`` and ``questions``: :func:`settable`); the others are written out
+Where the library class is a dataclass of OmegaConf types, the schema is that class or derived from it
+(``InferenceSchema``, ``TTFTSchema``, the entries of ``data.train``, the count generator's ``grids`` and
+``questions``: :func:`settable`); the others are written out
 and mirror the classes they build (``arc_exp.model.adapters.AdapterConfig``, ``arc_exp.model.loader.ModelSpec``, ...),
 which ``tests/test_config.py`` checks. This module imports dataclasses, Hydra and those library dataclasses (numpy,
 no torch), so entry points register it before anything heavy is imported: :func:`register` (idempotent).
@@ -21,6 +22,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
+from arc_exp.data.entries import TrainEntry  # the task set selection; no numpy, no torch
 from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
 from arc_exp.synthetic.count import CountConfig  # numpy; no torch
 from arc_exp.synthetic.questions import QuestionConfig
@@ -58,6 +60,34 @@ class LoraSchema:
     use_rslora: bool = False
     load_in_4bit: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataLimitSchema:
+    """``data.limit``: selection keys applied to every ARC task entry of ``data.train`` that does not set them."""
+
+    max_grid_side: Optional[int] = None
+    first_n: Optional[int] = None
+
+
+@dataclass
+class DataSchema:
+    """The data group (conf/data). Each ``data.train`` entry is typed by :class:`~arc_exp.data.entries.TrainEntry`
+    itself: an ARC task set (``source``, ``prompt``, selection keys) or generated chats (``chats``, ``max_chats``) in
+    one class with optional fields, since OmegaConf types a list's items with one class, not a union of two (the
+    module docstring of arc_exp.data.entries says why, and how an entry that mixes the kinds is refused).
+    ``val`` and ``eval`` are task sets (arc_exp.data.selection.TaskSetSpec keys, ``prompt`` too for ``val``), checked
+    by TaskSetSpec when they are loaded."""
+
+    train: List[TrainEntry] = field(default_factory=list)
+    val: Optional[Dict[str, Any]] = None
+    eval: Optional[Dict[str, Any]] = None
+    max_seq_len: int = 8192
+    drop_examples_to_fit: bool = True
+    limit: DataLimitSchema = field(default_factory=DataLimitSchema)
+    batch_size: int = 1
+    task_of_interest_steps: Optional[int] = None
+    bucket_batches: int = 64
 
 
 @dataclass
@@ -159,6 +189,7 @@ class NewInputsGeneratorSchema:
 SCHEMAS = {
     "model": ("schema", ModelSchema),
     "lora": ("schema", LoraSchema),
+    "data": ("schema", DataSchema),
     "trainer": ("schema", TrainerSchema),
     "callbacks": ("schema", CallbacksSchema),
     "inference": ("schema", InferenceSchema),

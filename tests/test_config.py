@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from arc_exp.model.adapters import AdapterConfig
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.datamodule import TrainingDataset
+from arc_exp.data.entries import TrainEntry, train_entries
 from arc_exp.data.selection import TaskSetSpec, largest_grid_side
 from arc_exp.model.loader import ModelSpec
 from arc_exp.training.distributed import strategy_name
@@ -145,6 +146,13 @@ def test_lora_alpha_follows_r_unless_set(overrides, alpha, scale):
     ("callbacks.checkpoint_every_n_steps=x", "callbacks.checkpoint_every_n_steps", "could not be converted to Integer"),
     ("inference.temperature=hot", "inference.temperature", "could not be converted to Float"),
     ("lora.rank=8", "lora.rank", "Could not override 'lora.rank'"),
+    ("data.train.0.weight=abc", "data.train[0].weight", "Value 'abc' of type 'str' could not be converted to Float"),
+    ("data.train.0.wieght=1", "data.train[0].wieght", "Key 'wieght' not in 'TrainEntry'"),
+    ("data.train.0.first_n=all", "data.train[0].first_n", "could not be converted to Integer"),
+    ("data.train=[{source: arc1-training, promt: output-from-examples-v0}]", "promt",
+     "Key 'promt' not in 'TrainEntry'"),
+    ("data.max_seq_len=long", "data.max_seq_len", "could not be converted to Integer"),
+    ("data.limit.first_n=few", "data.limit.first_n", "could not be converted to Integer"),
 ])
 def test_schema_types_are_checked_when_composing(override, key, message):
     """arc_exp/schemas.py: a value of the wrong type (or an unknown key) fails composition, naming the key."""
@@ -175,13 +183,41 @@ def test_schemas_list_the_fields_of_the_classes_they_build():
                           (schemas.NewInputsGeneratorSchema, NewInputsGenerator)]:
         assert names(schema) == names(built), schema.__name__
     assert names(schemas.CallbacksSchema) == ["checkpoint_every_n_steps"]
+    # a data.train entry: the keys of a task set (TaskSetSpec), of a chats entry, and the weights of both
+    assert sorted(names(TrainEntry)) == sorted({*names(TaskSetSpec), "prompt", "swap_train_test", "chats",
+                                                "max_chats", "weight", "loss_weight"})
+    assert schemas.DataSchema.__dataclass_fields__["train"].type == "List[TrainEntry]"
 
 
-def test_cfg_job_refuses_a_bad_type_naming_the_key():
-    result = run_train_process(["lora.r=abc", "--cfg", "job"], timeout=60)
+@pytest.mark.parametrize("override, error", [
+    ("lora.r=abc", "Value 'abc' of type 'str' could not be converted to Integer\n    full_key: lora.r"),
+    ("data.train.0.weight=abc", "Error merging override data.train.0.weight=abc\nValue 'abc' of type 'str' could "
+                                "not be converted to Float\n    full_key: data.train[0].weight"),
+])
+def test_cfg_job_refuses_a_bad_type_naming_the_key(override, error):
+    result = run_train_process([override, "--cfg", "job"], timeout=60)
     assert result.returncode == 1
-    assert "Value 'abc' of type 'str' could not be converted to Integer\n    full_key: lora.r" in result.stderr
+    assert error in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_data_option_with_a_misspelt_entry_key_does_not_compose(tmp_path):
+    """A data option's YAML goes through the same schema: a misspelt key in an entry stops the composition."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "data" / "misspelt.yaml").write_text(
+        "defaults:\n  - arc1-training\n  - _self_\ntrain:\n  - source: arc1-training\n    prompt: output-from-examples-v0\n"
+        "    wieght: 0.5\n")
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        with pytest.raises(ConfigCompositionException) as error:
+            compose("train", overrides=["data=misspelt"])
+    assert "In 'data/misspelt': ConfigKeyError raised while composing config:\nKey 'wieght' not in 'TrainEntry'" \
+        in str(error.value) + "\n" + str(error.value.__cause__)
 
 
 ENCODED = {  # option -> [[1, 2, 3], [4, 5, 6]] as text (the example in each YAML's comment)
@@ -268,7 +304,7 @@ DATA = {  # option -> ([(source, tasks, prompt, weight, swap_train_test)], val t
 def test_data_options_load_their_task_sets(option):
     assert option in options("data")
     cfg = compose_train([f"data={option}", "prompt=output-from-examples-v1"])
-    train = [TrainingDataset.from_config(entry) for entry in OmegaConf.to_container(cfg.data.train, resolve=True)]
+    train = [TrainingDataset.from_config(entry) for entry in cfg.data.train]
     val = TaskSetSpec.from_config(OmegaConf.to_container(cfg.data.val, resolve=True)).load()
     evaluation = TaskSetSpec.from_config(OmegaConf.to_container(cfg.data.eval, resolve=True)).load()
     expected_train, expected_val, expected_eval = DATA[option]
@@ -285,8 +321,8 @@ def test_debug_smoke_selects_a_handful_of_small_tasks():
     cfg = compose_train(["debug=smoke"])
     default = compose_train()
     side = cfg.data.limit.max_grid_side
-    entry = training.apply_limit(OmegaConf.to_container(cfg.data.train, resolve=True), cfg.data.limit)[0]
-    assert (entry["max_grid_side"], entry["first_n"]) == (6, 16)  # the limit fills every train entry
+    entry = train_entries(cfg.data.train, cfg.data.limit)[0]
+    assert (entry.max_grid_side, entry.first_n) == (6, 16)  # the limit fills every train entry
     train = TrainingDataset.from_config(entry)
     val = TaskSetSpec.from_config(OmegaConf.to_container(cfg.data.val, resolve=True)).load()
     assert side <= 7 and 0 < len(train.tasks) <= 16 and 0 < len(val) <= 4

@@ -294,10 +294,10 @@ def test_iter22_rows_take_the_same_steps_on_the_task_of_interest(scale, unit):
 
 
 @pytest.mark.parametrize("entries, steps, message", [
-    ([{"prompt": "input-from-inputs-v0", "weight": 1.0}], 10,
+    ([{"source": "arc1-training", "prompt": "input-from-inputs-v0", "weight": 1.0}], 10,
      "data.task_of_interest_steps: data.train has no output-from-examples entry (the task of interest); set it to "
      "null and give trainer.max_steps"),
-    ([{"prompt": "output-from-examples-v0"}], 0, "data.task_of_interest_steps must be an integer >= 1 or null, got 0"),
+    ([{"source": "arc1-training", "prompt": "output-from-examples-v0"}], 0, "data.task_of_interest_steps must be an integer >= 1 or null, got 0"),
 ])
 def test_task_of_interest_steps_bad_settings(entries, steps, message):
     from arc_exp.training import recipe as training
@@ -310,5 +310,6 @@ def test_task_of_interest_steps_bad_settings(entries, steps, message):
 def test_task_of_interest_steps_counts_chats_as_other_tasks():
     from arc_exp.training import recipe as training
 
-    entries = [{"chats": "data/count", "weight": 1.0}, {"prompt": "output-from-examples-v1", "weight": 3.0}]
+    entries = [{"chats": "data/count", "weight": 1.0},
+               {"source": "arc1-training", "prompt": "output-from-examples-v1", "weight": 3.0}]
     assert training.steps_for_task_of_interest(entries, 300) == 400

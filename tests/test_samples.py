@@ -184,15 +184,54 @@ def test_datamodule_without_dropping_examples_names_the_key(tokenizer):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("loss_weight", -1, "data.train[0].loss_weight must be a number >= 0, got -1"),
-    ("loss_weight", "2", "data.train[0].loss_weight must be a number >= 0, got '2'"),
-    ("weight", 0, "data.train[0].weight must be a number > 0, got 0"),
+    ("loss_weight", -1, "data.train[0].loss_weight must be a number >= 0, got -1.0"),
+    ("loss_weight", "abc", "data.train[0].loss_weight: Value 'abc' of type 'str' could not be converted to Float"),
+    ("weight", 0, "data.train[0].weight must be a number > 0, got 0.0"),
+    ("swap_train_test", "maybe", "data.train[0].swap_train_test: Value 'maybe' is not a valid bool (type str)"),
+    ("first_n", 0, "data.train[0]: first_n must be an integer >= 1 or null, got 0"),
+    ("wieght", 1, "data.train[0].wieght: Key 'wieght' not in 'TrainEntry'"),
+    ("max_chats", 5, "data.train[0]: an ARC task entry (source: arc1-training) cannot set max_chats (a key of chats "
+                     "entries)"),
 ])
-def test_bad_entry_weights_name_the_key(key, value, message):
+def test_bad_entries_name_the_key(key, value, message):
+    """A plain dict goes through the same schema (arc_exp.data.entries.TrainEntry) as a composed config."""
     entry = {"source": "arc1-training", "first_n": 1, "prompt": VERSION, key: value}
     with pytest.raises(ValueError) as error:
         TrainingDataset.from_config(entry, where="data.train[0]")
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"chats": "data/count", "source": "arc1-training"}, "data.train[2]: an entry sets either 'source' (ARC tasks) "
+                                                         "or 'chats' (generated chats), not both"),
+    ({"weight": 1.0}, "data.train[2]: an entry sets either 'source' (ARC tasks) or 'chats' (generated chats), "
+                      "got neither"),
+    ({"chats": "data/count", "prompt": VERSION, "first_n": 3}, "data.train[2]: a chats entry cannot set prompt, "
+                                                               "first_n (a key of ARC task entries)"),
+    ({"chats": "data/count", "max_chats": 0}, "data.train[2].max_chats must be an integer >= 1 or null, got 0"),
+    ({"source": "arc1-training"}, "data.train[2]: missing key 'prompt' (a prompt version)"),
+    ("arc1-training", "data.train[2]: an entry is a mapping with 'source' or 'chats', got 'arc1-training'"),
+])
+def test_an_entry_is_one_kind(entry, message):
+    with pytest.raises(ValueError) as error:
+        TrainingDataset.from_config(entry, where="data.train[2]")
+    assert str(error.value) == message
+
+
+def test_an_entry_leaves_unset_keys_to_the_defaults_of_its_kind():
+    from arc_exp.data.entries import TrainEntry
+    from arc_exp.data.selection import TaskSetSpec
+
+    entry = TrainEntry.from_config({"source": "arc1-training", "prompt": VERSION, "first_n": 2})
+    assert entry.task_set() == TaskSetSpec("arc1-training", first_n=2, seed=0, val_fraction=0.2, test_outputs=True)
+    dataset = TrainingDataset.from_config(entry)
+    assert (dataset.name, len(dataset.tasks), dataset.weight, dataset.loss_weight, dataset.swap_train_test) == \
+        ("arc1-training", 2, 1.0, 1.0, True)
+    # data.limit fills what an entry leaves unset, never what it sets, and skips chats entries
+    limited = entry.limited({"first_n": 16, "max_grid_side": 6})
+    assert (limited.first_n, limited.max_grid_side) == (2, 6)
+    chats = TrainEntry.from_config({"chats": "data/count", "weight": 0.5})
+    assert chats.limited({"first_n": 16}) is chats
 
 
 # a task as it is at test time: train pairs and a test input whose output is unknown
@@ -256,5 +295,5 @@ def test_test_outputs_false_trains_on_the_evaluation_set_as_at_test_time():
     assert all(e.output is not None for t in dataset.tasks for e in t.train)
     with pytest.raises(ValueError, match="have no known test output to train prompt 'output-from-examples-v1'"):
         TrainingDataset.from_config({**entry, "prompt": "output-from-examples-v1"})
-    with pytest.raises(ValueError, match="test_outputs must be true or false, got 'no'"):
-        TrainingDataset.from_config({**entry, "test_outputs": "no"})
+    with pytest.raises(ValueError, match=r"data.train.test_outputs: Value 'nope' is not a valid bool"):
+        TrainingDataset.from_config({**entry, "test_outputs": "nope"})

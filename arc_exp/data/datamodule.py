@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from arc_exp.data.augmentation import swap_train_test
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
-from arc_exp.data.selection import TaskSetSpec
+from arc_exp.data.entries import TrainEntry
 from arc_exp.data.tasks import Task
 from arc_exp.data.prompts import answer_indices, check_prompt_version, training_view
 
@@ -33,9 +33,6 @@ log = logging.getLogger(__name__)
 
 class NoSampleFitsError(ValueError):
     """``data.max_seq_len`` is too small for every sampled task (TTFT skips such a task; training stops)."""
-
-ENTRY_KEYS = ("prompt", "weight", "loss_weight", "swap_train_test")
-CHAT_KEYS = ("chats", "max_chats", "weight", "loss_weight")
 
 
 @dataclass
@@ -55,51 +52,39 @@ class TrainingDataset:
     chats: Optional[list] = None  # ready-made chats (lists of messages) instead of tasks
 
     @classmethod
-    def from_config(cls, entry: dict, where: str = "data.train", encoder=None) -> "TrainingDataset":
-        entry = dict(entry)
-        if "chats" in entry:
+    def from_config(cls, entry: Union[TrainEntry, Mapping], where: str = "data.train",
+                    encoder=None) -> "TrainingDataset":
+        """The dataset of one ``data.train`` entry (a :class:`~arc_exp.data.entries.TrainEntry` or a mapping of its
+        keys, checked first): its tasks loaded and selected, or its chats read (``encoder`` writes their grids)."""
+        entry = TrainEntry.from_config(entry, where)
+        if entry.is_chats:
             return cls.from_chats(entry, where, encoder)
-        options = {key: entry.pop(key) for key in ENTRY_KEYS if key in entry}
-        if "prompt" not in options:
-            raise ValueError(f"{where}: missing key 'prompt' (a prompt version)")
-        check_prompt_version(options["prompt"])
-        spec = TaskSetSpec.from_config(entry)
+        check_prompt_version(entry.prompt)
+        spec = entry.task_set()
         tasks = spec.load()
         if not tasks:
             raise ValueError(f"{where}: source '{spec.source}' with this selection holds no task")
-        unanswered = [t.task_id for t in tasks if not answer_indices(t, options["prompt"])]
+        unanswered = [t.task_id for t in tasks if not answer_indices(t, entry.prompt)]
         if unanswered:
             raise ValueError(f"{where}: {len(unanswered)} tasks of '{spec.source}' have no known test output to "
-                             f"train prompt '{options['prompt']}' on ({', '.join(unanswered[:5])}"
+                             f"train prompt '{entry.prompt}' on ({', '.join(unanswered[:5])}"
                              f"{', ...' if len(unanswered) > 5 else ''}); train input-from-inputs-v0 on them, or "
                              f"use a source with solutions")
-        check_weights(options, where)
-        return cls(name=spec.source, tasks=tasks, **options)
+        swap = True if entry.swap_train_test is None else entry.swap_train_test
+        return cls(name=spec.source, tasks=tasks, prompt=entry.prompt, weight=entry.weight,
+                   loss_weight=entry.loss_weight, swap_train_test=swap)
 
     @classmethod
-    def from_chats(cls, entry: dict, where: str, encoder=None) -> "TrainingDataset":
+    def from_chats(cls, entry: TrainEntry, where: str, encoder=None) -> "TrainingDataset":
         from itertools import islice
 
         from arc_exp.synthetic import load_chats
 
-        unknown = sorted(set(entry) - set(CHAT_KEYS))
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown} for a chats entry; allowed: {', '.join(CHAT_KEYS)}")
-        check_weights(entry, where)
-        chats = list(islice(load_chats(entry["chats"], encoder=encoder), entry.get("max_chats")))
+        chats = list(islice(load_chats(entry.chats, encoder=encoder), entry.max_chats))
         if not chats:
-            raise ValueError(f"{where}: no chats found at '{entry['chats']}'")
-        return cls(name=str(entry["chats"]), tasks=[], prompt="chat", weight=entry.get("weight", 1.0),
-                   loss_weight=entry.get("loss_weight", 1.0), swap_train_test=False, chats=chats)
-
-
-def check_weights(entry: dict, where: str) -> None:
-    """``weight`` (sampling share) must be > 0; ``loss_weight`` (multiplies the entry's answer-token loss) >= 0."""
-    for key, low in (("weight", 0.0), ("loss_weight", 0.0)):
-        value = entry.get(key, 1.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or \
-                (key == "weight" and value == low):
-            raise ValueError(f"{where}.{key} must be a number {'> 0' if key == 'weight' else '>= 0'}, got {value!r}")
+            raise ValueError(f"{where}: no chats found at '{entry.chats}'")
+        return cls(name=str(entry.chats), tasks=[], prompt="chat", weight=entry.weight,
+                   loss_weight=entry.loss_weight, swap_train_test=False, chats=chats)
 
 
 @dataclass

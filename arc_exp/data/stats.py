@@ -63,7 +63,7 @@ def main() -> None:
     from omegaconf import DictConfig, OmegaConf
 
     from arc_exp import cli
-    from arc_exp.data.selection import TaskSetSpec
+    from arc_exp.data.entries import TrainEntry, TrainEntryError
     from arc_exp.model.loader import load_tokenizer
 
     cli.prepare()  # the config schemas (conf/model/ starts from one)
@@ -73,15 +73,17 @@ def main() -> None:
 
     @hydra.main(config_path=str(root / "conf"), config_name="stats", version_base="1.3")
     def run(cfg: DictConfig) -> None:
+        entry = TrainEntry.from_config(cfg.data.train[0], "data.train[0]")
+        if entry.is_chats:
+            raise TrainEntryError(f"data.train[0] is a chats entry ({entry.chats}); the statistics are of ARC tasks: "
+                                  f"choose a data option whose first entry is a task source")
+        prompt, tasks = entry.prompt, entry.task_set().load()
         tokenizer = load_tokenizer(instantiate(cfg.model))
-        entry = dict(OmegaConf.to_container(cfg.data.train[0], resolve=True))
-        prompt = entry.pop("prompt")
-        tasks = TaskSetSpec.from_config(entry, ignore=("weight", "loss_weight", "swap_train_test")).load()
         stats = []
         for name in cfg.encoders:
             encoder = instantiate(OmegaConf.load(root / "conf" / "encoder" / f"{name}.yaml"))
             stats.append(token_stats(name, task_token_counts(tasks, encoder, prompt, tokenizer), cfg.max_seq_len))
-        print(f"{len(tasks)} tasks of {entry['source']}, prompt {prompt}, tokenizer of {cfg.model.name}")
+        print(f"{len(tasks)} tasks of {entry.source}, prompt {prompt}, tokenizer of {cfg.model.name}")
         print(format_table(stats, cfg.max_seq_len))
 
     run()

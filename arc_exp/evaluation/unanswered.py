@@ -7,7 +7,7 @@ mismatch between what the model learned and what it is asked:
 'the base model was never fine-tuned to answer with a grid (checkpoint=null); evaluate a trained checkpoint'
 >>> unanswered_reason({"data": {"train": [{"chats": "data/count"}]}}, "output-from-examples-v0", "greedy", 0.1)
 'the checkpoint was trained on chats only (data.train has no ARC task entry), never on output-from-examples-v0 prompts'
->>> unanswered_reason({"data": {"train": [{"source": "x", "prompt": "input-from-inputs-v0"}]}},
+>>> unanswered_reason({"data": {"train": [{"source": "x", "prompt": "input-from-inputs-v0", "chats": None}]}},
 ...                   "output-from-examples-v0", "greedy", 0.1)
 'the checkpoint was trained on input-from-inputs-v0 prompts, this evaluation asks output-from-examples-v0 (prompt=...)'
 """
@@ -27,7 +27,8 @@ def unanswered_reason(checkpoint_config: Optional[Mapping], prompt_version: str,
         return ("the base model was never fine-tuned to answer with a grid (checkpoint=null); evaluate a trained "
                 "checkpoint")
     entries = list((checkpoint_config or {}).get("data", {}).get("train") or [])
-    task_entries = [e for e in entries if isinstance(e, Mapping) and "chats" not in e]
+    # a saved config lists every key of an entry (chats: null in a task entry), an older one only those it set
+    task_entries = [e for e in entries if isinstance(e, Mapping) and e.get("chats") is None]
     if entries and not task_entries:
         return (f"the checkpoint was trained on chats only (data.train has no ARC task entry), never on "
                 f"{prompt_version} prompts")

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from arc_exp.data.datamodule import ARCDataModule, TrainingDataset
+from arc_exp.data.entries import train_entries
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.model.adapters import AdapterConfig, trainable_parameters
 from arc_exp.model.loader import ModelSpec, load_for_training, load_tokenizer
@@ -52,17 +53,17 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
     from arc_exp.synthetic import load_chats, load_records
     from arc_exp.synthetic.questions import chat_from_record
 
-    entries = OmegaConf.to_container(cfg.data.train, resolve=True) or []
+    entries = train_entries(cfg.data.train)
     val = OmegaConf.to_container(cfg.data.val, resolve=True) if cfg.data.get("val") else {}
-    prompts = {f"data.train[{i}].prompt": e.get("prompt") for i, e in enumerate(entries) if "chats" not in e}
+    prompts = {f"data.train[{i}].prompt": e.prompt for i, e in enumerate(entries) if not e.is_chats}
     prompts.update({"data.val.prompt": val.get("prompt", cfg.prompt.version), "prompt.version": cfg.prompt.version})
     for key, version in prompts.items():
         try:
             check_prompt_version(version)
         except UnknownPromptError as error:
             raise UnknownPromptError(f"{key}: {error}") from None
-    chats = [chat for e in entries if "chats" in e
-             for chat in islice(load_chats(e["chats"], encoder=encoder), CHATS_FOR_VOCABULARY)]
+    chats = [chat for e in entries if e.is_chats
+             for chat in islice(load_chats(e.chats, encoder=encoder), CHATS_FOR_VOCABULARY)]
     count_qa = cfg.get("evaluation", {}).get("count_qa")
     if count_qa and count_qa.get("chats"):
         # every held-out chat evaluate_count_qa asks (its n_chats first records)
@@ -91,12 +92,9 @@ def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optio
 
 
 def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int) -> ARCDataModule:
-    train_entries = OmegaConf.to_container(data_cfg.train, resolve=True)
-    if not train_entries:
-        raise ValueError("data.train is empty: list at least one dataset to train on")
-    train_entries = apply_limit(train_entries, data_cfg.get("limit"))
+    entries = train_entries(data_cfg.train, data_cfg.get("limit"))
     datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]", encoder=encoder)
-                for i, entry in enumerate(train_entries)]
+                for i, entry in enumerate(entries)]
     val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.get("val") else None
     default_prompt = next((d.prompt for d in datasets if d.chats is None), "output-from-examples-v0")
     val_prompt = val.pop("prompt", default_prompt) if val else default_prompt
@@ -107,35 +105,30 @@ def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int
                          drop_examples_to_fit=data_cfg.get("drop_examples_to_fit", True))
 
 
-def steps_for_task_of_interest(entries: list, steps: int) -> int:
+def steps_for_task_of_interest(entries: Sequence, steps: int) -> int:
     """``trainer.max_steps`` for ``data.task_of_interest_steps=steps``: the run trains ``steps`` steps (in expectation,
     entries are drawn by ``weight``) on the task of interest, the output-from-examples entries of ``data.train``,
     plus the steps its other entries (new-input and new-output tasks, chats) take on top. Seed iteration 22's fair
     comparison: "the same number of steps on the task of interest", so extra tasks add steps instead of taking them.
+    ``entries`` are ``data.train``'s (:class:`~arc_exp.data.entries.TrainEntry` objects or mappings of their keys).
 
-    >>> steps_for_task_of_interest([{"prompt": "output-from-examples-v0", "weight": 1.0},
-    ...                             {"prompt": "input-from-inputs-v0", "weight": 0.5},
-    ...                             {"prompt": "output-from-outputs-v0", "weight": 0.5}], 5000)
+    >>> steps_for_task_of_interest([{"source": "a", "prompt": "output-from-examples-v0", "weight": 1.0},
+    ...                             {"source": "a", "prompt": "input-from-inputs-v0", "weight": 0.5},
+    ...                             {"source": "a", "prompt": "output-from-outputs-v0", "weight": 0.5}], 5000)
     10000
     """
     from arc_exp.data.prompts import NEW_GRID_VERSIONS
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"data.task_of_interest_steps must be an integer >= 1 or null, got {steps!r}")
-    total = sum(entry.get("weight", 1.0) for entry in entries)
-    interest = sum(entry.get("weight", 1.0) for entry in entries
-                   if "chats" not in entry and entry.get("prompt") not in NEW_GRID_VERSIONS)
+    entries = train_entries(entries)
+    total = sum(entry.weight for entry in entries)
+    interest = sum(entry.weight for entry in entries
+                   if not entry.is_chats and entry.prompt not in NEW_GRID_VERSIONS)
     if not interest:
         raise ValueError("data.task_of_interest_steps: data.train has no output-from-examples entry (the task of "
                          "interest); set it to null and give trainer.max_steps")
     return math.ceil(round(steps * total / interest, 6))
-
-
-def apply_limit(entries: list, limit: Optional[DictConfig]) -> list:
-    """``data.limit`` (e.g. ``{max_grid_side: 6, first_n: 16}``) applied to every task-set entry that does not set
-    the key itself, so ``debug=smoke`` shrinks any data mixture instead of replacing it."""
-    limit = {k: v for k, v in (OmegaConf.to_container(limit, resolve=True) if limit else {}).items() if v is not None}
-    return [entry if "chats" in entry else {**limit, **entry} for entry in entries]
 
 
 def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback], root_dir: str | Path,
