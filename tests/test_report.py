@@ -212,12 +212,14 @@ def test_metric_rows_show_before_and_after_training():
         "metric_rows": [{"metric": "qa/count", "name": "How many objects?"}, {"metric": "qa/areas", "name": "areas"}],
         "columns": [{"metric": "qa", "name": "before training", "step": "first", "format": "percent"},
                     {"metric": "qa", "name": "after training", "format": "percent"}]})
-    data = "[{'chats': 'data/count', 'weight': 1.0}, {'source': 'arc1-training', 'weight': %s}]"
+    data = "[{'chats': 'data/count', 'source': None, 'weight': 1.0}, {'source': 'arc1-training', 'chats': None, " \
+           "'weight': %s}]"  # a typed entry is logged with every key, null for those it leaves unset
     count_only = [run(letter, {"data.train": data % "1e-06", "seed": seed}, {"qa/count": after},
                       first={"qa/count": before}) for letter, seed, before, after in (("a", "0", 0.25, 0.75),
                                                                                      ("b", "1", 0.5, 1.0))]
     mixed = run("c", {"data.train": data % "1.0"}, {"qa/count": 0.0}, first={"qa/count": 0.0})
     assert count_only[0].value("data.train.1.weight") == "1e-06" and mixed.value("data.train.0.source") is None
+    assert mixed.value("data.train.0.chats") == "data/count" and mixed.value("data.train.1.chats") is None
     assert table_markdown(build_table([*count_only, mixed], table)).splitlines() == [
         "| question type | before training | after training | runs |", "|---|---|---|---|",
         "| How many objects? | 37.5% | 87.5% | 2 |", "| areas | - | - | 2 |"]

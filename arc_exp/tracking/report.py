@@ -86,7 +86,8 @@ class RunRecord:
 
     def list_item(self, key: str) -> Any:
         """A key inside a param logged whole as a list: ``data.train.1.weight`` from the ``data.train`` param
-        ``"[{'source': ..., 'weight': 1.0}, {...}]"``; ``None`` when there is no such param or it does not parse."""
+        ``"[{'source': ..., 'weight': 1.0}, {...}]"``; ``None`` when there is no such param, it does not parse or the
+        value is null."""
         import ast
 
         parts = key.split(".")
@@ -105,7 +106,8 @@ class RunRecord:
                     value = value[part]
                 else:
                     return None
-            return None if isinstance(value, (list, dict)) else str(value)
+            # None: a key the entry leaves unset (a typed entry lists every key: source: None in a chats entry)
+            return None if value is None or isinstance(value, (list, dict)) else str(value)
         return None
 
     def overrides(self) -> dict[str, str]:
