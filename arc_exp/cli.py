@@ -1,7 +1,9 @@
 """What every entry point (train, evaluate, solve, report, generate) does around its recipe.
 
 - A quiet console: the known deprecation warnings of dependencies (each by category, module and message; never a
-  blanket ignore) and Lightning's advertising tip are filtered; a sweep job's log lines start with ``[job N]``.
+  blanket ignore) and Lightning's advertising tip are filtered; when a sweep's jobs run in parallel (the joblib
+  launcher) and share the console, each job's log lines start with ``[job N]`` (sequential jobs, Hydra's basic
+  launcher, print one after the other and need none).
 - The run folder and the MLflow run id are printed when the run starts and again when it ends.
 - A user's mistake (a malformed task file, an unknown task id, a checkpoint or file that does not exist, a bad
   setting) prints one line, ``train.py: error: <message>``, and exits with status 1, without a traceback;
@@ -123,9 +125,9 @@ def entry_point(name: str) -> Callable:
         @functools.wraps(main)
         def wrapped(cfg):
             quiet_warnings()
-            folder, job, multirun = _hydra_runtime()
+            folder, job, multirun, launcher = _hydra_runtime()
             _Run.folder, _Run.run_id, _Run.tracking_uri = folder, None, None
-            if multirun:
+            if multirun and runs_in_parallel(launcher):
                 prefix_log_lines(f"[job {job}] ")
             try:
                 result = main(cfg)
@@ -144,13 +146,37 @@ def entry_point(name: str) -> Callable:
     return decorate
 
 
-def _hydra_runtime() -> tuple[Optional[Path], Optional[int], bool]:
+def _hydra_runtime() -> tuple[Optional[Path], Optional[int], bool, dict]:
+    """The run folder, the job number, whether this is a sweep, the launcher's config."""
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     if not HydraConfig.initialized():
-        return None, None, False
+        return None, None, False, {}
     hydra_cfg = HydraConfig.get()
-    return Path(hydra_cfg.runtime.output_dir).resolve(), hydra_cfg.job.get("num"), hydra_cfg.mode.name == "MULTIRUN"
+    launcher = OmegaConf.to_container(hydra_cfg.launcher, resolve=False) if hydra_cfg.get("launcher") else {}
+    return (Path(hydra_cfg.runtime.output_dir).resolve(), hydra_cfg.job.get("num"), hydra_cfg.mode.name == "MULTIRUN",
+            launcher)
+
+
+SEQUENTIAL_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
+
+
+def runs_in_parallel(launcher: dict) -> bool:
+    """Whether a sweep's launcher (``hydra.launcher``) runs jobs at the same time, their log lines interleaved on one
+    console: Hydra's basic launcher runs them one after the other, and so does any launcher with ``n_jobs: 1``;
+    the others (joblib, and launchers that start jobs elsewhere) are taken to run them side by side.
+
+    >>> runs_in_parallel({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+    False
+    >>> runs_in_parallel({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    ...                   "n_jobs": 2})
+    True
+    >>> runs_in_parallel({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    ...                   "n_jobs": 1})
+    False
+    """
+    return launcher.get("_target_") not in SEQUENTIAL_LAUNCHERS and launcher.get("n_jobs") != 1
 
 
 def _after_failure(folder: Optional[Path]) -> None:

@@ -1,0 +1,66 @@
+"""arc_exp/cli.py around a Hydra app of a few lines (no model, no data): what every entry point's console shows."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+APP = '''
+import logging
+
+import hydra
+
+from arc_exp import cli
+
+
+@hydra.main(config_path=None, config_name=None, version_base="1.3")
+@cli.entry_point("app.py")
+def main(cfg):
+    logging.getLogger("app").info("x=%s", cfg.x)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def run_sweep(tmp_path, *overrides) -> str:
+    (tmp_path / "app.py").write_text(APP)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this worktree's arc_exp, not the installed one
+    result = subprocess.run([sys.executable, "app.py", "-m", "+x=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                             *overrides], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_sequential_sweep_jobs_print_without_a_prefix(tmp_path):
+    """Hydra's basic launcher runs one job after the other: their lines cannot interleave, no ``[job N]``."""
+    output = run_sweep(tmp_path)
+    lines = [line for line in output.splitlines() if "[app]" in line]
+    assert [re.sub(r"^\[[^]]*\]", "[time]", line) for line in lines] == ["[time][app][INFO] - x=1",
+                                                                         "[time][app][INFO] - x=2"]
+    assert "[job " not in output
+
+
+def test_parallel_sweep_jobs_prefix_their_lines_with_the_job_number(tmp_path):
+    output = run_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    for job, x in ((0, 1), (1, 2)):
+        assert re.search(rf"^\[job {job}\] \[.*\]\[app\]\[INFO\] - x={x}$", output, re.M), output[-3000:]
+        assert re.search(rf"^\[job {job}\] \[.*\]\[arc_exp\]\[INFO\] - done: run folder .*sweep/{job}, no MLflow run$",
+                         output, re.M), output[-3000:]
+
+
+@pytest.mark.parametrize("launcher, parallel", [
+    ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, False),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2}, True),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": -1}, True),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 1}, False),
+    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}, True),
+])
+def test_which_launchers_run_jobs_in_parallel(launcher, parallel):
+    from arc_exp.cli import runs_in_parallel
+
+    assert runs_in_parallel(launcher) is parallel
