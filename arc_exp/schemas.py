@@ -22,7 +22,8 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from arc_exp.data.entries import TrainEntry  # the task set selection; no numpy, no torch
+from arc_exp.data.entries import TrainEntry  # numpy, through the task sets; no torch
+from arc_exp.data.selection import TaskSetSpec
 from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
 from arc_exp.synthetic.count import CountConfig  # numpy; no torch
 from arc_exp.synthetic.questions import QuestionConfig
@@ -71,17 +72,32 @@ class DataLimitSchema:
 
 
 @dataclass
+class TaskSetSchema(TaskSetSpec):
+    """``data.eval``: the fields of :class:`~arc_exp.data.selection.TaskSetSpec` itself (checked again when it is
+    built), but ``task_ids`` untyped: typed as strings, an unquoted id that YAML reads as a number (00576224) would
+    silently become another id; TaskSetSpec refuses it, asking for quotes."""
+
+    task_ids: Any = None
+
+
+@dataclass
+class ValSchema(TaskSetSchema):
+    """``data.val``: a task set and the prompt version it is shown with."""
+
+    prompt: Optional[str] = None  # null: the prompt of the first ARC task entry of data.train
+
+
+@dataclass
 class DataSchema:
     """The data group (conf/data). Each ``data.train`` entry is typed by :class:`~arc_exp.data.entries.TrainEntry`
     itself: an ARC task set (``source``, ``prompt``, selection keys) or generated chats (``chats``, ``max_chats``) in
     one class with optional fields, since OmegaConf types a list's items with one class, not a union of two (the
     module docstring of arc_exp.data.entries says why, and how an entry that mixes the kinds is refused).
-    ``val`` and ``eval`` are task sets (arc_exp.data.selection.TaskSetSpec keys, ``prompt`` too for ``val``), checked
-    by TaskSetSpec when they are loaded."""
+    ``val`` and ``eval`` are task sets (TaskSetSpec keys, ``prompt`` too for ``val``)."""
 
     train: List[TrainEntry] = field(default_factory=list)
-    val: Optional[Dict[str, Any]] = None
-    eval: Optional[Dict[str, Any]] = None
+    val: Optional[ValSchema] = None
+    eval: Optional[TaskSetSchema] = None
     max_seq_len: int = 8192
     drop_examples_to_fit: bool = True
     limit: DataLimitSchema = field(default_factory=DataLimitSchema)

@@ -153,6 +153,9 @@ def test_lora_alpha_follows_r_unless_set(overrides, alpha, scale):
      "Key 'promt' not in 'TrainEntry'"),
     ("data.max_seq_len=long", "data.max_seq_len", "could not be converted to Integer"),
     ("data.limit.first_n=few", "data.limit.first_n", "could not be converted to Integer"),
+    ("data.val.first_n=abc", "data.val.first_n", "could not be converted to Integer"),
+    ("data.eval.test_outputs=perhaps", "data.eval.test_outputs", "Value 'perhaps' is not a valid bool"),
+    ("data.eval.max_gridside=7", "data.eval.max_gridside", "Could not override 'data.eval.max_gridside'"),
 ])
 def test_schema_types_are_checked_when_composing(override, key, message):
     """arc_exp/schemas.py: a value of the wrong type (or an unknown key) fails composition, naming the key."""
@@ -187,6 +190,8 @@ def test_schemas_list_the_fields_of_the_classes_they_build():
     assert sorted(names(TrainEntry)) == sorted({*names(TaskSetSpec), "prompt", "swap_train_test", "chats",
                                                 "max_chats", "weight", "loss_weight"})
     assert schemas.DataSchema.__dataclass_fields__["train"].type == "List[TrainEntry]"
+    assert names(schemas.TaskSetSchema) == names(TaskSetSpec)  # data.eval
+    assert names(schemas.ValSchema) == [*names(TaskSetSpec), "prompt"]  # data.val
 
 
 @pytest.mark.parametrize("override, error", [

@@ -56,7 +56,7 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
     entries = train_entries(cfg.data.train)
     val = OmegaConf.to_container(cfg.data.val, resolve=True) if cfg.data.get("val") else {}
     prompts = {f"data.train[{i}].prompt": e.prompt for i, e in enumerate(entries) if not e.is_chats}
-    prompts.update({"data.val.prompt": val.get("prompt", cfg.prompt.version), "prompt.version": cfg.prompt.version})
+    prompts.update({"data.val.prompt": val.get("prompt") or cfg.prompt.version, "prompt.version": cfg.prompt.version})
     for key, version in prompts.items():
         try:
             check_prompt_version(version)
@@ -97,7 +97,7 @@ def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int
                 for i, entry in enumerate(entries)]
     val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.get("val") else None
     default_prompt = next((d.prompt for d in datasets if d.chats is None), "output-from-examples-v0")
-    val_prompt = val.pop("prompt", default_prompt) if val else default_prompt
+    val_prompt = (val.pop("prompt", None) if val else None) or default_prompt
     val_tasks = TaskSetSpec.from_config(val).load() if val else []
     return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
                          max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
