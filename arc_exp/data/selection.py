@@ -2,12 +2,12 @@
 
 The Hydra data configs describe each task set as a mapping; :class:`TaskSetSpec` reads it::
 
-    train:
-      - {source: arc1-training, prompt: predict_output, weight: 1.0, split: train, max_grid_side: 10}
-    val: {source: arc1-training, split: val, first_n: 8}
+    val: {source: arc1-training, split: val, first_n: 8, prompt: output-from-examples-v0}
+    eval: {source: arc1-evaluation, max_grid_side: 10}
 
-``prompt`` and ``weight`` belong to the caller; ``test_outputs: false`` drops the test outputs after selection (the
-tasks as they are at test time); everything else is a :func:`select_tasks` argument.
+``prompt`` belongs to the caller; ``test_outputs: false`` drops the test outputs after selection (the tasks as they
+are at test time); everything else is a :func:`select_tasks` argument. A ``data.train`` entry
+(:class:`arc_exp.data.entries.TrainEntry`) builds its TaskSetSpec from the selection keys it sets.
 """
 from __future__ import annotations
 
