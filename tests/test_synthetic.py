@@ -444,6 +444,22 @@ def test_generate_entry_point_writes_the_library_output(tmp_path):
         "GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))"
 
 
+def test_the_schemas_import_the_generator_settings_without_scipy():
+    """arc_exp/schemas.py derives the count generator's schemas from CountConfig and QuestionConfig; scipy (~0.4 s)
+    is imported only where grids are labelled, so ``--cfg job`` answers at once. The structures written out in
+    objects.py are scipy's."""
+    from scipy import ndimage
+
+    from arc_exp.synthetic.objects import STRUCTURES
+
+    code = "import sys, arc_exp.schemas; print('scipy' in sys.modules, 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]
+    for connectivity, rank in ((4, 1), (8, 2)):
+        expected = ndimage.generate_binary_structure(2, rank)
+        assert STRUCTURES[connectivity].dtype == expected.dtype and (STRUCTURES[connectivity] == expected).all()
+
+
 def test_doctests():
     for module in (arc_exp.synthetic.count, arc_exp.synthetic.questions):
         assert doctest.testmod(module).failed == 0

@@ -6,7 +6,6 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from arc_exp.data.grid import MAX_SIDE, N_COLORS
 from arc_exp.synthetic.objects import CONNECTIVITIES, STRUCTURES, CountGrid, GridObject
@@ -68,6 +67,8 @@ def make_shapes(rows: np.ndarray, cols: np.ndarray, connectivity: int) -> list[S
     parts_of = None
     if connectivity == 8:
         # Label all shapes at once, each in its own band of a tall canvas, to find their 4-connected parts.
+        from scipy import ndimage  # here, not at the top: see objects.STRUCTURES
+
         band = int(rows.max()) + 2
         band_rows = band * np.arange(len(rows))[:, None]
         canvas = np.zeros((band * len(rows), _STRIDE), dtype=bool)
