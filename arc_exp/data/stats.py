@@ -72,6 +72,7 @@ def main() -> None:
     os.environ.setdefault("ARC_EXP_ROOT", str(root))
 
     @hydra.main(config_path=str(root / "conf"), config_name="stats", version_base="1.3")
+    @cli.entry_point("arc_exp.data.stats")  # a user's mistake (a chats entry, a bad task file) in one line
     def run(cfg: DictConfig) -> None:
         entry = TrainEntry.from_config(cfg.data.train[0], "data.train[0]")
         if entry.is_chats:
