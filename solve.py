@@ -7,7 +7,10 @@
     python solve.py data.eval.max_grid_side=10 data.eval.first_n=4 ttft.holdout=true  # held-out loss before/after
     python solve.py resume=outputs/solve/2026-01-01/12-00-00           # continue: finished stages are skipped
     python solve.py ensemble=[model,/kaggle/working/solver2020.json]   # merge attempts, this run's first
+    python solve.py checkpoint=<run> shards=2                          # tasks split over 2 processes (GPUs, cores)
+    python solve.py -m checkpoint=<run> shard=0/2,1/2 && python solve.py checkpoint=<run> merge=<sweep dir>
 """
+import functools
 import logging
 import os
 from pathlib import Path
@@ -31,6 +34,7 @@ log = logging.getLogger("solve")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
+    from arc_exp.evaluation import shards as sharding
     from arc_exp.evaluation.job import prepare_job, start_job_run
     from arc_exp.evaluation.settings import settings_from_config
     from arc_exp.inference.config import create_generator
@@ -55,6 +59,8 @@ def main(cfg: DictConfig) -> float:
     ttft_settings = instantiate(cfg.ttft)
     ensemble = load_ensemble(resolved["ensemble"])
     tasks = load_tasks(cfg.challenges, resolved["data"].get("eval"))
+    shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks),
+                                    "challenges" if cfg.challenges else "data.eval")  # shard=i/N: this job's
     # the solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
                       [settings.prompt_version], settings.prompt_version)
@@ -62,7 +68,8 @@ def main(cfg: DictConfig) -> float:
     run_dir = run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
              hydra_cfg.runtime.choices.get("ttft"), run_dir)
-    tracker = start_job_run(resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "solve", "solve",
+    # a job of an array (shard=i/N) logs no run: the merge logs the whole solve as one
+    tracker = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "solve", "solve",
                             run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),  # keep the first's
                             cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, ttft=hydra_cfg.runtime.choices.get("ttft"),
@@ -70,12 +77,12 @@ def main(cfg: DictConfig) -> float:
     cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))
 
     solver = Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
-                    make_generator=lambda model: create_generator(inference, model, tokenizer),
+                    make_generator=functools.partial(create_generator, inference, tokenizer=tokenizer),
                     trainer_options=resolved["trainer"], config=resolved,
                     plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
     status = "FAILED"
     try:
-        result = solver.run(tasks, run_dir, budget, tracker, ensemble)
+        result = solver.run(tasks, run_dir, budget, tracker, ensemble, cfg.shards, shard, cfg.merge)
         status = result.status  # FAILED when errors left nothing predicted; the submission is written all the same
     finally:
         if tracker is not None:

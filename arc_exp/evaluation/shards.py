@@ -11,6 +11,7 @@ differ between shards (equally valid samples, other numbers).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -69,10 +70,11 @@ def available_devices() -> tuple[int, str]:
     return os.cpu_count() or 1, "CPU cores"
 
 
-def check_sharding(shards: Optional[int], shard: Optional[str], merge: Optional[str], n_tasks: int
-                   ) -> Optional[Shard]:
+def check_sharding(shards: Optional[int], shard: Optional[str], merge: Optional[str], n_tasks: int,
+                   tasks_from: str = "data.eval") -> Optional[Shard]:
     """The shard this job predicts (``shard=i/N``), else None; one clear error for settings that cannot work,
-    before a model loads: two modes at once, an index out of range, more processes than devices or tasks."""
+    before a model loads: two modes at once, an index out of range, more processes than devices or tasks (of
+    ``tasks_from``, named in the error)."""
     given = [key for key, value in (("shards", shards), ("shard", shard), ("merge", merge)) if value]
     if len(given) > 1:
         raise ShardError(f"{' and '.join(given)} given together: choose one of shards=N (processes here), "
@@ -80,7 +82,7 @@ def check_sharding(shards: Optional[int], shard: Optional[str], merge: Optional[
     if shard:
         parsed = Shard.parse(shard)
         if parsed.count > n_tasks:
-            raise ShardError(f"shard={shard}: {parsed.count} shards for {n_tasks} tasks (data.eval)")
+            raise ShardError(f"shard={shard}: {parsed.count} shards for {n_tasks} tasks ({tasks_from})")
         return parsed
     if shards is not None:
         count, what = available_devices()
@@ -89,7 +91,7 @@ def check_sharding(shards: Optional[int], shard: Optional[str], merge: Optional[
         if shards > count:
             raise ShardError(f"shards={shards}: this machine has {count} {what}")
         if shards > n_tasks:
-            raise ShardError(f"shards={shards}: more processes than the {n_tasks} tasks of data.eval")
+            raise ShardError(f"shards={shards}: more processes than the {n_tasks} tasks of {tasks_from}")
     return None
 
 
@@ -125,10 +127,25 @@ def load_shards(folder: str | Path, tasks: Sequence[Task], steps: Sequence[Optio
     """Every ``shard-<i>-of-<n>.pkl`` under ``folder`` (a job array's run folders), merged: results by step folder
     name (``steps``, None for one checkpoint). Missing, duplicate or mismatched shards, or shards of other tasks or
     checkpoints than this run's, are an error naming them."""
+    payloads = _load_payloads(folder, tasks, dict)
+    if any(list(p["results"]) != list(steps) for p in payloads):
+        raise ShardError(f"merge={folder}: the shards evaluated other checkpoints ({list(payloads[0]['results'])}) "
+                         f"than checkpoint= gives ({list(steps)})")
+    task_ids = [t.task_id for t in tasks]
+    return {step: merge_results([p["results"][step] for p in payloads], task_ids) for step in steps}
+
+
+def _load_payloads(folder: str | Path, tasks: Sequence[Task], kind: type) -> list[dict]:
+    """The payloads of :func:`save_shard` under ``folder``, in shard order, checked: one split, every shard once,
+    split from ``tasks``, results of ``kind`` (an evaluation's dict by step, or a solve's part)."""
     files = sorted(Path(folder).rglob("shard-*-of-*.pkl"))
     if not files:
         raise ShardError(f"merge={folder}: no shard-<i>-of-<n>.pkl files under it")
     payloads = [pickle.loads(path.read_bytes()) for path in files]
+    wrong = [str(path) for path, p in zip(files, payloads) if not isinstance(p["results"], kind)]
+    if wrong:
+        raise ShardError(f"merge={folder}: {', '.join(wrong)} written by "
+                         f"{'solve.py' if kind is dict else 'evaluate.py'}, not by this entry point")
     counts = {p["shard"].count for p in payloads}
     if len(counts) > 1:
         raise ShardError(f"merge={folder}: shard files of different splits ({sorted(counts)} shards)")
@@ -138,12 +155,9 @@ def load_shards(folder: str | Path, tasks: Sequence[Task], steps: Sequence[Optio
         raise ShardError(f"merge={folder}: expected shards 0..{count - 1} once each, found {found}")
     task_ids = [t.task_id for t in tasks]
     if any(p["task_ids"] != task_ids for p in payloads):
-        raise ShardError(f"merge={folder}: the shards were split from other tasks than data.eval's "
+        raise ShardError(f"merge={folder}: the shards were split from other tasks than this run's "
                          f"({len(payloads[0]['task_ids'])} vs {len(task_ids)} tasks); merge with the shards' data")
-    if any(list(p["results"]) != list(steps) for p in payloads):
-        raise ShardError(f"merge={folder}: the shards evaluated other checkpoints ({list(payloads[0]['results'])}) "
-                         f"than checkpoint= gives ({list(steps)})")
-    return {step: merge_results([p["results"][step] for p in payloads], task_ids) for step in steps}
+    return sorted(payloads, key=lambda p: p["shard"].index)
 
 
 def run_shards(count: int, function, *args) -> list:
@@ -187,3 +201,52 @@ def predict_in_processes(count: int, tasks: Sequence[Task], *args) -> Evaluation
     log.info("predicting %d tasks in %d processes", len(tasks), count)
     parts = run_shards(count, predict_shard, tasks, *args)
     return merge_results(parts, [t.task_id for t in tasks])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# solve.py: a shard trains the per-task TTFT adapters of its tasks and predicts them (Solver.solve_part).
+
+
+def solve_parts(solver, tasks: Sequence[Task], shards: Optional[int], shard: Optional[Shard], dataset, stage,
+                budget) -> list:
+    """``solver.solve_part`` for every shard: in ``shards`` processes side by side, for this job's ``shard`` only,
+    or for all tasks in this process (one part; per-task TTFT runs are children of the open ``stage.run``)."""
+    if shards and shards > 1:
+        log.info("solving %d tasks in %d processes", len(tasks), shards)
+        quiet = dataclasses.replace(solver, progress=False)  # the bars of several processes would interleave
+        return run_shards(shards, _solve_shard, quiet, tasks, dataset, dataclasses.replace(stage, run=None), budget)
+    return [solver.solve_part(shard.tasks(tasks) if shard else tasks, dataset, stage, budget, stage.run)]
+
+
+def _solve_shard(shard: Shard, solver, tasks: Sequence[Task], *args):
+    return solver.solve_part(shard.tasks(tasks), *args)
+
+
+def load_solve_parts(folder: str | Path, tasks: Sequence[Task]) -> list:
+    """The parts of every solve shard under ``folder`` (checked as :func:`load_shards` checks them)."""
+    from arc_exp.ttft.solver import SolvePart
+
+    return [p["results"] for p in _load_payloads(folder, tasks, SolvePart)]
+
+
+def merge_solve_parts(parts: Sequence, task_ids: Sequence[str]):
+    """The shards' parts as one: predictions merged as :func:`merge_results` merges them (answer losses, skipped and
+    failed tasks in task order), the per-task adapters and outcomes of all, the shared adapter's outcome once (each
+    job of an array trained the same)."""
+    from arc_exp.ttft.predict import Predicted
+    from arc_exp.ttft.solver import SolvePart
+
+    predicted = [p.predicted for p in parts]
+    order = {task_id: i for i, task_id in enumerate(task_ids)}
+    in_order = lambda ids: sorted(ids, key=order.__getitem__)  # noqa: E731
+    merged = Predicted(merge_results([p.evaluation for p in predicted], task_ids),
+                       {k: v for p in predicted for k, v in p.val_losses.items()},
+                       in_order([t for p in predicted for t in p.skipped]),
+                       in_order([t for p in predicted for t in p.failed]),
+                       [e for p in predicted for e in p.errors])
+    shared = [o for p in parts for o in p.outcomes if o.task_id is None][:1]
+    per_task = sorted((o for p in parts for o in p.outcomes if o.task_id is not None),
+                      key=lambda o: order.get(o.task_id, len(order)))
+    return SolvePart(merged, {k: v for p in parts for k, v in p.adapters.items()}, shared + per_task,
+                     [e for p in parts for e in p.errors], [n for p in parts for n in p.notes],
+                     all(p.complete for p in parts))

@@ -58,159 +58,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from tqdm.auto import tqdm
-
 from arc_exp.data.datamodule import NoSampleFitsError, TrainingDataset
 from arc_exp.data.tasks import Task
+from arc_exp.evaluation import shards as sharding
 from arc_exp.evaluation.checkpoints import Checkpoint, load_model_for_evaluation
-from arc_exp.evaluation.metrics import (
-    aggregate_metrics,
-    task_metrics,
-    test_input_metrics,
-)
-from arc_exp.evaluation.outputs import write_outputs
-from arc_exp.evaluation.pipeline import evaluate_tasks
-from arc_exp.evaluation.results import EvaluationResult, TaskResult, TestInputResult
 from arc_exp.evaluation.settings import EvaluationSettings
-from arc_exp.evaluation.submission import (
-    build_submission,
-    score_submission,
-    write_submission,
-)
+from arc_exp.evaluation.shards import Shard
+from arc_exp.evaluation.submission import build_submission, score_submission, write_submission
 from arc_exp.files import write_json
 from arc_exp.model.adapters import AdapterConfig
 from arc_exp.model.checkpoints import read_checkpoint_config, save_checkpoint
 from arc_exp.model.loader import ModelSpec
 from arc_exp.model.tokenizer import vocabulary_of
 from arc_exp.tracking.runs import MLflowRun
-from arc_exp.ttft.budget import Budget, predictions_for_next, steps_within
+from arc_exp.ttft.budget import Budget, steps_within
 from arc_exp.ttft.dataset import TTFTDataset, build_ttft_dataset, ids_text
 from arc_exp.ttft.ensemble import MODEL, ensemble_submission
-from arc_exp.ttft.finetune import (
-    FineTuneOutcome,
-    answer_losses,
-    fine_tune,
-    load_model_for_ttft,
-)
+from arc_exp.ttft.finetune import FineTuneOutcome, fine_tune, load_model_for_ttft
+from arc_exp.ttft.predict import Predicted, predict_tasks, write_predictions
 from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
-from arc_exp.ttft.stages import (
-    read_marker,
-    write_marker,
-)
+from arc_exp.ttft.stages import read_marker, write_marker
 
 log = logging.getLogger(__name__)
 
-
-
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Settings.
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The time budget.
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Stage 1: the TTFT dataset.
-
-
-
-
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Stage 2: fine-tuning.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Stage 3: predictions, within the budget.
-
-
-def unpredicted_result(task: Task, n: int, source: str = "") -> TaskResult:
-    """The result of a task with no prediction (no time left, or an error): fallback attempts, scored as wrong."""
-    entries = build_submission({}, [task])[task.task_id]
-    test_inputs = []
-    for index, (example, entry) in enumerate(zip(task.test, entries)):
-        attempts = [entry["attempt_1"], entry["attempt_2"]]
-        metrics = None if example.output is None else test_input_metrics([], example.output, attempts, n)
-        test_inputs.append(TestInputResult(task.task_id, index, example.input, example.output, [], [], attempts,
-                                           metrics))
-    scored = [t.metrics for t in test_inputs if t.metrics is not None]
-    return TaskResult(task.task_id, source or task.source, test_inputs, task_metrics(scored, n) if scored else None)
-
-
-def _with_pass_n(result: TaskResult, n: int) -> TaskResult:
-    """Name the pass_n metric by the configured ``n`` even when the budget allowed fewer predictions, so every task
-    of the stage has the same metric keys (``task_metrics`` of one item renames its pass_n key)."""
-    for test_input in result.test_inputs:
-        if test_input.metrics is not None:
-            test_input.metrics = task_metrics([test_input.metrics], n)
-    if result.metrics is not None:
-        result.metrics = task_metrics([result.metrics], n)
-    return result
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Ensembles.
-
-
-
-
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Run folders, markers and MLflow child runs.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-def _mean(values: Iterable[float]) -> Optional[float]:
-    values = list(values)
-    return sum(values) / len(values) if values else None
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The solver: the three stages, the ensemble and the score.
 
 
 @dataclass
@@ -236,6 +106,7 @@ class SolveResult:
     failed_tasks: list[str] = field(default_factory=list)
     fallback_attempts: int = 0  # attempts of the model's submission that are fallbacks because their task failed
     predicted_tasks: int = 0  # tasks predicted by the model (not failed, not cut by the budget)
+    stage_metrics: dict[str, float] = field(default_factory=dict)  # ttft/*: steps, seconds per step, model size
 
     @property
     def degraded(self) -> bool:
@@ -248,7 +119,33 @@ class SolveResult:
         """The MLflow status of the solve run: ``FAILED`` when errors left no task predicted by the model (the
         submission holds fallback attempts only), else ``FINISHED`` (tagged ``degraded=true`` when degraded)."""
         return "FAILED" if self.errors and not self.predicted_tasks else "FINISHED"
-    stage_metrics: dict[str, float] = field(default_factory=dict)  # ttft/*: steps, seconds per step, model size
+
+
+@dataclass
+class SolvePart:
+    """What solving some of the tasks gives before anything is written for the whole run: a shard's (one process or
+    one job of an array) or all tasks'. The per-task TTFT adapters it trained and their outcomes (a job of an array
+    also carries the shared adapter's), its predictions, the TTFT errors it worked around and its notes."""
+
+    predicted: Optional[Predicted] = None
+    adapters: dict[str, Optional[str]] = field(default_factory=dict)
+    outcomes: list[FineTuneOutcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    complete: bool = True  # False: the budget left some of its tasks without their TTFT adapter
+
+
+@dataclass
+class TTFTStage:
+    """Stage 2 as the parent process leaves it: the adapter of each task, the outcomes, and for per-task TTFT not
+    done yet, the folder and deadline the shards train in (``pending``) and the stage's MLflow run, still open."""
+
+    adapters: dict[str, Optional[str]]
+    outcomes: list[FineTuneOutcome] = field(default_factory=list)
+    pending: bool = False
+    folder: Optional[Path] = None
+    deadline: Optional[float] = None
+    run: Optional[MLflowRun] = None
 
 
 @dataclass
@@ -256,7 +153,8 @@ class Solver:
     """Everything the stages need, as plain objects (``solve.py`` builds them from the config).
 
     ``config`` is the resolved run config, saved as ``arc_exp.yaml`` beside every TTFT adapter so evaluation can
-    check its model and encoder. ``make_generator(model)`` builds the prediction generator (tests pass a stand-in).
+    check its model and encoder. ``make_generator(model)`` builds the prediction generator (tests pass a stand-in;
+    ``shards=N`` sends the solver to other processes, so it must pickle there: a ``functools.partial``, no lambda).
     """
 
     spec: ModelSpec
@@ -273,38 +171,58 @@ class Solver:
 
     def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget,
             tracker: Optional[MLflowRun] = None,
-            ensemble: Sequence[tuple[str, Optional[dict]]] = ((MODEL, None),)) -> SolveResult:
-        """Run (or resume) the stages on ``tasks`` in ``run_dir`` and write ``submission.json`` there."""
+            ensemble: Sequence[tuple[str, Optional[dict]]] = ((MODEL, None),), shards: Optional[int] = None,
+            shard: Optional[Shard] = None, merge: Optional[str | Path] = None) -> SolveResult:
+        """Run (or resume) the stages on ``tasks`` in ``run_dir`` and write ``submission.json`` there.
+
+        The per-task TTFT and the predictions split over ``shards`` processes; ``shard=Shard(i, n)`` solves only that
+        shard's tasks and saves its part (``shard-<i>-of-<n>.pkl``); ``merge`` takes the parts of every shard from
+        the shard files under that folder. Either way the parts merge into the files one process writes."""
         if not tasks:
             raise TTFTConfigError("no tasks to solve")
         run_dir = Path(run_dir)
+        mine = shard.tasks(tasks) if shard else list(tasks)  # what this run submits
         final = run_dir / "submission.json"
         result = SolveResult(final)
         if not final.exists():  # a valid file from the first second on: a killed run still leaves a submission
-            write_submission(build_submission({}, tasks), final)
+            write_submission(build_submission({}, mine), final)
         timings: dict[str, float] = {}
 
         began = time.perf_counter()
-        dataset = self.dataset_stage(tasks, run_dir / "dataset", tracker, result) if self.ttft.enabled else None
+        enabled = self.ttft.enabled and not merge
+        dataset = self.dataset_stage(tasks, run_dir / "dataset", tracker, result) if enabled else None
         timings["dataset"] = time.perf_counter() - began
         began = time.perf_counter()
         try:
-            adapters = self.ttft_stage(tasks, dataset, run_dir / "ttft", budget, tracker, result)
+            stage = self.ttft_stage(tasks, dataset, run_dir / "ttft", budget, tracker, result)
         except Exception as error:  # noqa: BLE001 - a failed TTFT must not cost the submission: predict without it
             # (the run is marked degraded, the error is logged with its traceback and tagged: never a silent result)
             log.exception("TTFT failed; predicting with the checkpoint instead")
             result.errors.append(f"ttft: {type(error).__name__}: {error}")
-            adapters = {t.task_id: None for t in tasks}
-        timings["ttft"] = time.perf_counter() - began
+            stage = TTFTStage({t.task_id: None for t in tasks})
+        timings["ttft"] = time.perf_counter() - began  # the shared adapter; per-task adapters train in the shards
         began = time.perf_counter()
-        own = self.predict_stage(tasks, adapters, run_dir / "predict", budget, tracker, result)
+        own = None if stage.pending or merge else self._predicted_before(run_dir / "predict", stage.adapters, result)
+        if own is None:
+            if merge:
+                parts = sharding.load_solve_parts(merge, tasks)
+            else:
+                parts = sharding.solve_parts(self, tasks, shards, shard, dataset, stage, budget)
+            part = sharding.merge_solve_parts(parts, [t.task_id for t in mine])
+            if shard:
+                part.outcomes[:0] = stage.outcomes  # the merge reports the shared adapter too
+                log.info("shard %d of %d written: %s", shard.index, shard.count,
+                         sharding.save_shard(run_dir, shard, tasks, part))
+            self._close_ttft_stage(stage, part, run_dir / "ttft", tracker, result, reported=bool(merge))
+            own = self._write_predictions(mine, part.predicted, run_dir / "predict",
+                                          {**stage.adapters, **part.adapters}, tracker, result)
         timings["predict"] = time.perf_counter() - began
 
-        submission = ensemble_submission(own, ensemble, tasks)
+        submission = ensemble_submission(own, ensemble, mine)
         write_submission(submission, final)
-        log.info("wrote %s (%d tasks%s)", final, len(tasks),
+        log.info("wrote %s (%d tasks%s)", final, len(mine),
                  "" if len(ensemble) == 1 else f", ensemble of {', '.join(name for name, _ in ensemble)}")
-        self._score(submission, own, ensemble, tasks, run_dir, tracker, result, timings)
+        self._score(submission, own, ensemble, mine, run_dir, tracker, result, timings)
         return result
 
     # -- stage 1 ------------------------------------------------------------------------------------------------------
@@ -348,48 +266,65 @@ class Solver:
     # -- stage 2 ------------------------------------------------------------------------------------------------------
 
     def ttft_stage(self, tasks: Sequence[Task], dataset: Optional[TTFTDataset], folder: Path, budget: Budget,
-                   tracker, result: SolveResult) -> dict[str, Optional[str]]:
-        """The adapter folder each task is predicted with (``None``: the starting checkpoint)."""
+                   tracker, result: SolveResult) -> TTFTStage:
+        """The adapter folder each task is predicted with (``None``: the starting checkpoint). The shared adapter is
+        trained here; per-task adapters are left ``pending`` for :meth:`solve_part` (in each shard's process)."""
         none = {t.task_id: None for t in tasks}
         if dataset is None:
             log.info("ttft: disabled (ttft=none); predicting with the checkpoint")
-            return none
+            return TTFTStage(none)
         marker = read_marker(folder)
         if marker is not None:
             self._warn_if_changed(marker, "ttft")
             log.info("ttft: done in an earlier run (%s), skipped", folder)
             result.skipped_stages.append("ttft")
-            return marker["adapters"]
+            return TTFTStage(marker["adapters"])
         if not dataset.tasks:
             write_marker(folder, {"stage": "ttft", "adapters": none, "ttft": self.ttft.describe(),
                                   "note": "no TTFT data"})
-            return none
+            return TTFTStage(none)
         seconds = budget.ttft_seconds()
         if budget.limited and seconds < 60 * budget.min_ttft_minutes:
             note = (f"time budget: {budget.seconds_left():.0f} s left gives TTFT {seconds:.0f} s, less than "
                     f"budget.min_ttft_minutes={budget.min_ttft_minutes}: TTFT skipped, predicting with the checkpoint")
             log.warning("ttft: %s", note)
             result.notes.append(note)
-            return none  # no marker: a resume with more time fine-tunes
+            return TTFTStage(none)  # no marker: a resume with more time fine-tunes
         deadline = budget.clock() + seconds if budget.limited else None
         run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.ttft.per_task else "shared")
+        if self.ttft.per_task:
+            return TTFTStage(none, pending=True, folder=folder, deadline=deadline, run=run)
         status = "FAILED"
         try:
-            if self.ttft.per_task:
-                adapters, outcomes, complete = self._per_task(dataset, folder, budget, deadline, run, result)
-            else:
-                outcome = self._shared(dataset, folder, budget, deadline, run)
-                adapters = {task_id: outcome.adapter for task_id in dataset.task_ids}
-                outcomes, complete = [outcome], True
-            info = self._ttft_report(adapters, outcomes, run, result)
+            outcome = self._shared(dataset, folder, budget, deadline, run)
+            adapters = {task_id: outcome.adapter for task_id in dataset.task_ids}
+            write_marker(folder, self._ttft_report(adapters, [outcome], run, result))
             status = "FINISHED"
         finally:
             _finish(run, status)
-        if complete:
+        return TTFTStage(adapters, [outcome])
+
+    def _close_ttft_stage(self, stage: TTFTStage, part: SolvePart, folder: Path, tracker, result: SolveResult,
+                          reported: bool) -> None:
+        """After the shards: the per-task adapters they trained reported (``stage.json``, or ``partial.json`` when
+        the budget left tasks untrained: a resume trains them), or a merge's TTFT figures reported."""
+        result.errors.extend(part.errors)
+        result.notes.extend(part.notes)
+        if reported and part.outcomes:  # merge=: the jobs' TTFT, reported in this run (the adapters stay there)
+            run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.ttft.per_task else "shared")
+            self._ttft_report(part.adapters, part.outcomes, run, result)
+            _finish(run, "FAILED" if part.errors else "FINISHED")
+        if not stage.pending:
+            return
+        stage.adapters.update(part.adapters)
+        info = self._ttft_report(stage.adapters, part.outcomes, stage.run, result)
+        _finish(stage.run, "FAILED" if part.errors else "FINISHED")
+        if part.errors:
+            return  # no marker: a resume trains again
+        if part.complete:
             write_marker(folder, info)
         else:  # tasks left untrained for lack of time: a resume trains them
             write_json(folder / "partial.json", info, indent=1)
-        return adapters
 
     def _ttft_report(self, adapters: Mapping, outcomes: Sequence[FineTuneOutcome], run,
                      result: SolveResult) -> dict:
@@ -436,24 +371,24 @@ class Solver:
         gc.collect()
         return outcome
 
-    def _per_task(self, dataset: TTFTDataset, folder: Path, budget: Budget, deadline: Optional[float], run,
-                  result: SolveResult) -> tuple[dict, list, bool]:
-        adapters: dict[str, Optional[str]] = {task_id: None for task_id in dataset.task_ids}
-        outcomes: list[FineTuneOutcome] = []
-        todo = [task_id for task_id in dataset.task_ids if task_id in dataset.tasks]
-        complete, spent, steps_done = True, 0.0, 0
+    def _per_task(self, task_ids: Sequence[str], dataset: TTFTDataset, folder: Path, budget: Budget,
+                  deadline: Optional[float], run, part: SolvePart) -> None:
+        """One adapter for each of ``task_ids`` that has TTFT tasks, into ``part``; each task gets an equal share of
+        the time left."""
+        todo = [task_id for task_id in task_ids if task_id in dataset.tasks]
+        spent, steps_done = 0.0, 0
         for number, task_id in enumerate(todo, start=1):
             task_folder = folder / "tasks" / task_id
             done = read_marker(task_folder)
             if done is not None:  # resumed: this task's adapter is already trained
-                adapters[task_id] = done["adapter"]
-                outcomes.append(FineTuneOutcome(**{k: v for k, v in done.items()
-                                                   if k in FineTuneOutcome.__dataclass_fields__}))
+                part.adapters[task_id] = done["adapter"]
+                part.outcomes.append(FineTuneOutcome(**{k: v for k, v in done.items()
+                                                        if k in FineTuneOutcome.__dataclass_fields__}))
                 continue
             seconds = None if deadline is None else (deadline - budget.clock()) / (len(todo) - number + 1)
             steps = steps_within(self.ttft.steps, seconds, spent / steps_done if steps_done else None)
             if steps < 1 or (seconds is not None and seconds <= 0):
-                complete = False
+                part.complete = False
                 log.warning("ttft %d/%d task %s: no time left in the budget, predicted with the checkpoint", number,
                             len(todo), task_id)
                 continue
@@ -477,18 +412,17 @@ class Solver:
                 status = "FINISHED"
             except NoSampleFitsError as error:  # no TTFT sample of this task fits data.max_seq_len
                 log.warning("ttft %d/%d task %s: %s; predicted with the checkpoint", number, len(todo), task_id, error)
-                result.notes.append(f"task {task_id}: no TTFT ({error})")
+                part.notes.append(f"task {task_id}: no TTFT ({error})")
                 outcome = FineTuneOutcome(task_id, note=str(error))
                 status = "FINISHED"
             finally:
                 _finish(task_run, status)
                 gc.collect()
             spent, steps_done = spent + outcome.seconds, steps_done + outcome.steps
-            adapters[task_id] = outcome.adapter
-            outcomes.append(outcome)
+            part.adapters[task_id] = outcome.adapter
+            part.outcomes.append(outcome)
             write_marker(task_folder, outcome.to_dict())
             self._log_outcome(outcome, f"{number}/{len(todo)} task {task_id}")
-        return adapters, outcomes, complete
 
     def _save(self, model, folder: Path) -> Path:
         """The adapter (or full weights) with the tokenizer and the run config, seeded like its base model."""
@@ -509,99 +443,62 @@ class Solver:
             log.warning("resume: stage %s ran with other ttft settings (%s differ); its outputs are reused, start a "
                         "new run to apply the new settings", stage, ", ".join(f"ttft.{k}" for k in changed))
 
+    # -- a shard: its per-task TTFT, then its predictions -------------------------------------------------------------
+
+    def solve_part(self, tasks: Sequence[Task], dataset: Optional[TTFTDataset], stage: TTFTStage, budget: Budget,
+                   run: Optional[MLflowRun] = None) -> SolvePart:
+        """Train the pending per-task adapters of ``tasks`` (``stage.pending``), then predict ``tasks``: what one
+        shard does, in its own process with ``shards=N``. ``run``: the open TTFT run for per-task child runs."""
+        part = SolvePart()
+        if stage.pending:
+            try:
+                self._per_task([t.task_id for t in tasks], dataset, stage.folder, budget, stage.deadline, run, part)
+            except Exception as error:  # noqa: BLE001 - as a failed TTFT stage: predict with the checkpoint
+                log.exception("TTFT failed; predicting with the checkpoint instead")
+                part.errors.append(f"ttft: {type(error).__name__}: {error}")
+                part.adapters = {}
+        adapters = {**stage.adapters, **part.adapters}
+        part.predicted = predict_tasks(tasks, adapters, self._prediction_model, self.make_generator, self.tokenizer,
+                                       self.evaluation, budget, self.progress)
+        return part
+
     # -- stage 3 ------------------------------------------------------------------------------------------------------
 
-    def predict_stage(self, tasks: Sequence[Task], adapters: Mapping[str, Optional[str]], folder: Path,
-                      budget: Budget, tracker, result: SolveResult) -> dict:
-        """Predict every task with its model, within the budget; returns the model's submission."""
+    def _predicted_before(self, folder: Path, adapters: Mapping[str, Optional[str]], result: SolveResult
+                          ) -> Optional[dict]:
+        """A resumed run's submission when its predictions were made with the same settings, else ``None``."""
         marker = read_marker(folder)
-        predicted_with = self._prediction_settings(adapters)
-        if marker is not None and marker.get("settings") == predicted_with:
-            log.info("predict: done in an earlier run (%s), skipped", folder)
-            result.skipped_stages.append("predict")
-            result.metrics = json.loads((folder / "metrics.json").read_text()).get("metrics", {})
-            result.predicted_tasks = len(tasks)  # the marker is written only when every task was predicted
-            return json.loads((folder / "submission.json").read_text())
-        n = self.evaluation.predictions_per_task
-        groups: dict[Optional[str], list[Task]] = {}
-        for task in tasks:  # tasks sharing a model are predicted together: it loads once
-            groups.setdefault(adapters.get(task.task_id), []).append(task)
-        results: dict[str, TaskResult] = {}
-        generators, skipped, failed, val_losses = [], [], [], {}
-        spent, made, test_left = 0.0, 0, sum(len(t.test) for t in tasks)
-        bar = tqdm(total=len(tasks), desc="predict", unit="task", disable=not self.progress, dynamic_ncols=True)
+        if marker is None or marker.get("settings") != self._prediction_settings(adapters):
+            return None
+        log.info("predict: done in an earlier run (%s), skipped", folder)
+        result.skipped_stages.append("predict")
+        result.metrics = json.loads((folder / "metrics.json").read_text()).get("metrics", {})
+        result.predicted_tasks = len(json.loads((folder / "submission.json").read_text()))  # marked: all predicted
+        return json.loads((folder / "submission.json").read_text())
+
+    def _write_predictions(self, tasks: Sequence[Task], predicted: Predicted, folder: Path,
+                           adapters: Mapping[str, Optional[str]], tracker, result: SolveResult) -> dict:
+        """The stage's files and MLflow run, the run's accounting; returns the model's submission."""
         run = tracker and tracker.child("predict", stage="predict")
         status = "FAILED"
         try:
-            for adapter, group in groups.items():
-                generator = None
-                for task in group:
-                    per_input = predictions_for_next(n, budget.seconds_left(), spent / made if made else None,
-                                                     test_left, len(task.test))
-                    test_left -= len(task.test)
-                    bar.update(1)
-                    if per_input == 0:
-                        skipped.append(task.task_id)
-                        results[task.task_id] = unpredicted_result(task, n)
-                        continue
-                    began = time.perf_counter()
-                    try:
-                        if generator is None:
-                            model = self._prediction_model(adapter)
-                            generator = self.make_generator(model)
-                            generators.append(generator)
-                        settings = dataclasses.replace(self.evaluation, predictions_per_task=per_input)
-                        done = evaluate_tasks([task], generator, self.tokenizer, settings, progress=False)
-                        if task.has_solutions:  # the journal's val loss: the answer loss of the known test outputs
-                            val_losses.update(answer_losses(model, [task], settings.encoder, settings.prompt_version,
-                                                            self.tokenizer, settings.max_seq_len))
-                        results[task.task_id] = _with_pass_n(done.tasks[task.task_id], n)
-                        made += per_input * len(task.test)
-                        result.predicted_tasks += 1
-                    except Exception as error:  # noqa: BLE001 - one task's failure must not cost the submission
-                        # (counted: failed_tasks, fallback_attempts, and the run is marked degraded or FAILED)
-                        log.exception("predict: task %s failed; its attempts are the fallbacks", task.task_id)
-                        failed.append(task.task_id)
-                        result.failed_tasks.append(task.task_id)
-                        result.fallback_attempts += 2 * len(task.test)
-                        result.errors.append(f"predict {task.task_id}: {type(error).__name__}: {error}")
-                        results[task.task_id] = unpredicted_result(task, n)
-                    spent += time.perf_counter() - began
-                    scored = [r.metrics["pass_2"] for r in results.values() if r.metrics is not None]
-                    if scored:
-                        bar.set_postfix(pass_2=f"{sum(scored) / len(scored):.3f}", refresh=False)
-                del generator
-                gc.collect()
-            bar.close()
-            ordered = {t.task_id: results[t.task_id] for t in tasks}
-            metrics = aggregate_metrics({k: r.metrics for k, r in ordered.items() if r.metrics is not None}, n)
-            if val_losses:
-                metrics["val_loss"] = _mean(val_losses.values())
-            stats: dict[str, float] = {}
-            for generator in generators:
-                for key, value in (getattr(getattr(generator, "stats", None), "as_dict", dict)()).items():
-                    stats[key] = stats.get(key, 0) + value
-            evaluation = EvaluationResult(ordered, n, metrics, spent, stats)
-            paths = write_outputs(evaluation, tasks, folder, self.plots[0], self.plots[1], self.evaluation.seed)
-            if run is not None:
-                run.log_result(evaluation, paths)
-                run.log_metrics({"skipped_tasks": len(skipped), "failed_tasks": len(failed),
-                                 "fallback_attempts": 2 * sum(len(t.test) for t in tasks if t.task_id in failed)})
-                run.set_tags({"degraded": str(bool(failed)).lower()})
-            status = "FAILED" if failed and len(failed) + len(skipped) == len(tasks) else "FINISHED"
+            result.metrics = write_predictions(predicted, tasks, folder, self.plots, self.evaluation.seed, run)
+            status = "FAILED" if predicted.failed and not predicted.predicted_tasks else "FINISHED"
         finally:
-            bar.close()
             _finish(run, status)
-        if skipped:
-            note = (f"time budget: {len(skipped)} of {len(tasks)} tasks got no prediction (fallback attempts): "
-                    f"{ids_text(skipped)}")
+        result.errors.extend(predicted.errors)
+        result.failed_tasks.extend(predicted.failed)
+        result.fallback_attempts += 2 * sum(len(t.test) for t in tasks if t.task_id in set(predicted.failed))
+        result.predicted_tasks += predicted.predicted_tasks
+        if predicted.skipped:
+            note = (f"time budget: {len(predicted.skipped)} of {len(tasks)} tasks got no prediction (fallback "
+                    f"attempts): {ids_text(predicted.skipped)}")
             log.warning("predict: %s", note)
             result.notes.append(note)
-        if not skipped and not failed:  # a stage cut by the budget or by errors runs again on resume
-            write_marker(folder, {"stage": "predict", "settings": predicted_with})
-        result.metrics = metrics
-        log.info("predict: %d tasks, %s", len(tasks), {k: round(v, 4) for k, v in metrics.items()})
-        return evaluation.submission
+        if not predicted.skipped and not predicted.failed:  # a stage cut by the budget or by errors runs again
+            write_marker(folder, {"stage": "predict", "settings": self._prediction_settings(adapters)})
+        log.info("predict: %d tasks, %s", len(tasks), {k: round(v, 4) for k, v in result.metrics.items()})
+        return predicted.evaluation.submission
 
     def _prediction_settings(self, adapters: Mapping[str, Optional[str]]) -> dict:
         """What the predictions depend on: a resumed run predicts again when any of it changed."""
@@ -657,3 +554,8 @@ class Solver:
 def _finish(run: Optional[MLflowRun], status: str) -> None:
     if run is not None:
         run.finish(status)
+
+
+def _mean(values: Iterable[float]) -> Optional[float]:
+    values = list(values)
+    return sum(values) / len(values) if values else None
