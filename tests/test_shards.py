@@ -159,3 +159,145 @@ def test_merge_of_incomplete_shards_names_what_is_missing(tmp_path, evaluations)
         run_evaluate(tmp_path / "m", [*EVAL, f"merge={tmp_path / 'jobs'}", "logger=none"])
     with pytest.raises(ShardError, match=r"no shard-<i>-of-<n>.pkl files"):
         run_evaluate(tmp_path / "n", [*EVAL, f"merge={tmp_path}/nothing", "logger=none"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# solve.py: the per-task TTFT and the predictions split the same way.
+
+
+def solve_outputs(folder: Path) -> dict:
+    """What one solve run writes and must not depend on sharding: its predictions (timings left out), the final
+    submission and score."""
+    found = outputs(folder / "predict")
+    found["metrics"] = rounded(found["metrics"])
+    found["final"] = json.loads((folder / "submission.json").read_text())
+    found["score"] = json.loads((folder / "score.json").read_text())
+    return found
+
+
+@pytest.fixture(scope="module")
+def solve_store(tmp_path_factory):
+    """A folder for the solve runs and its SQLite store; the working directory moves there (MLflow's artifacts)."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("solve_shards")
+    before, threads = os.getcwd(), torch.get_num_threads()
+    os.chdir(folder)
+    yield folder, f"sqlite:///{folder}/mlflow.db"
+    os.chdir(before)
+    torch.set_num_threads(threads)
+
+
+def solve_three_ways(folder: Path, overrides, ways=("one", "processes", "jobs")) -> dict[str, Path]:
+    """The same solve unsharded, in 2 processes (``shards=2``) and as 2 jobs merged (``shard=i/2``, ``merge=``)."""
+    from test_ttft import TINY_SOLVE, run_solve
+
+    common = [*TINY_SOLVE, *overrides]
+    runs = {"one": folder / "one", "processes": folder / "processes", "jobs": folder / "merged"}
+    if "one" in ways:
+        run_solve(runs["one"], common)
+    if "processes" in ways:
+        run_solve(runs["processes"], [*common, "shards=2"])
+    if "jobs" in ways:
+        for i in (0, 1):
+            run_solve(folder / "jobs" / str(i), [*common, f"shard={i}/2"])
+        run_solve(runs["jobs"], [*common, f"merge={folder / 'jobs'}"])
+    return {way: runs[way] for way in ways}
+
+
+def test_a_solve_merged_from_jobs_without_ttft_writes_what_one_process_writes(solve_store):
+    folder, uri = solve_store
+    runs = solve_three_ways(folder / "none", ["ttft=none", f"logger.tracking_uri={uri}"], ways=("one", "jobs"))
+    one = solve_outputs(runs["one"])
+    assert (one["n_predictions"], one["score"]["n_tasks"]) == (8, 3)
+    assert 10 < one["metrics"]["val_loss"] < 12  # the tiny random model's answer loss: a figure the merge must keep
+    assert solve_outputs(runs["jobs"]) == one
+    # each job solved its tasks (shard 0: the 1st and 3rd); the jobs log no MLflow run, the merge logs one
+    jobs = [sorted(json.loads((folder / "none" / "jobs" / str(i) / "submission.json").read_text())) for i in (0, 1)]
+    assert jobs == [["4cd1b7b2", "6ea4a07e"], ["66e6c45b"]]
+    solves = [r for r in mlflow_runs(uri) if r.data.tags.get("run_type") == "solve"]
+    assert sorted(Path(r.data.tags["output_dir"]).name for r in solves) == ["merged", "one"]
+    merged = next(r for r in solves if r.data.tags["output_dir"].endswith("merged"))
+    assert merged.data.metrics["val_loss"] == pytest.approx(one["metrics"]["val_loss"], abs=1e-5)
+    assert (merged.data.metrics["score"], merged.data.tags["degraded"]) == (0.0, "false")
+
+
+def test_a_shared_ttft_adapter_is_trained_once_then_predictions_split(solve_store):
+    folder, uri = solve_store
+    runs = solve_three_ways(folder / "shared", ["ttft.steps=2", "logger=none"], ways=("one", "processes"))
+    one = solve_outputs(runs["one"])
+    assert solve_outputs(runs["processes"]) == one
+    stages = [json.loads((runs[way] / "ttft" / "stage.json").read_text()) for way in ("one", "processes")]
+    assert [len(s["outcomes"]) for s in stages] == [1, 1]
+    assert stages[1]["outcomes"][0]["losses"] == pytest.approx(stages[0]["outcomes"][0]["losses"], abs=1e-5)
+
+
+def test_per_task_ttft_runs_in_the_shards_processes(solve_store):
+    """ttft.per_task=true with shards=2: each process trains the adapters of its tasks, into the run folder."""
+    folder, uri = solve_store
+    runs = solve_three_ways(folder / "per_task", ["ttft.steps=2", "ttft.per_task=true", f"logger.tracking_uri={uri}"])
+    one = solve_outputs(runs["one"])
+    assert solve_outputs(runs["processes"]) == one
+    assert solve_outputs(runs["jobs"]) == one
+    stages = {way: json.loads((runs[way] / "ttft" / "stage.json").read_text()) for way in ("one", "processes")}
+    for way, stage in stages.items():
+        assert stage["adapters"] == {task_id: str(runs[way] / "ttft" / "tasks" / task_id / "adapter")
+                                     for task_id in ("4cd1b7b2", "66e6c45b", "6ea4a07e")}
+        assert [(o["task_id"], o["steps"]) for o in stage["outcomes"]] == [
+            ("4cd1b7b2", 2), ("66e6c45b", 2), ("6ea4a07e", 2)]
+    assert [x for o in stages["processes"]["outcomes"] for x in o["losses"]] == pytest.approx(
+        [x for o in stages["one"]["outcomes"] for x in o["losses"]], abs=1e-5)
+    solves = {Path(r.data.tags["output_dir"]).name: r for r in mlflow_runs(uri)
+              if r.data.tags.get("run_type") == "solve" and "per_task" in r.data.tags["output_dir"]}
+    assert sorted(solves) == ["merged", "one", "processes"]
+    for run in solves.values():  # the merge reports the jobs' TTFT as the others report their own
+        assert (run.data.metrics["ttft/steps"], run.data.metrics["ttft/adapters"]) == (6.0, 3.0)
+
+
+def test_failed_tasks_and_fallbacks_survive_the_merge(solve_store, monkeypatch):
+    """A stand-in solves 4cd1b7b2, raises on 66e6c45b (shard 1) and answers 6ea4a07e with no grid: the merged run
+    has the unsharded run's score, metrics and degraded accounting."""
+    import arc_exp.inference.config
+    from arc_exp.data.augmentation import Augmentation
+    from arc_exp.inference.requests import FunctionGenerator
+
+    by_id = {t.task_id: t for t in select_tasks(load_source("arc1-evaluation"), max_grid_side=4)}
+
+    def answer(request):
+        key = request.key
+        if key.task_id == "66e6c45b":
+            raise RuntimeError("out of memory")
+        if key.task_id == "4cd1b7b2":
+            return ENCODER.encode(Augmentation.from_name(key.augmentation).apply_grid(
+                by_id[key.task_id].test[key.test_index].output))
+        return "not a grid"
+
+    monkeypatch.setattr(arc_exp.inference.config, "create_generator",
+                        lambda config, model, tokenizer: FunctionGenerator(answer))
+    folder, uri = solve_store
+    runs = solve_three_ways(folder / "degraded", ["ttft=none", f"logger.tracking_uri={uri}"], ways=("one", "jobs"))
+    one = solve_outputs(runs["one"])
+    assert one["score"]["per_task"] == {"4cd1b7b2": 1.0, "66e6c45b": 0.0, "6ea4a07e": 0.0}
+    assert solve_outputs(runs["jobs"]) == one
+    solves = {Path(r.data.tags["output_dir"]).name: r for r in mlflow_runs(uri)
+              if r.data.tags.get("run_type") == "solve" and "degraded" in r.data.tags["output_dir"]}
+    for run in solves.values():
+        assert (run.info.status, run.data.tags["degraded"], run.data.tags["errors"]) == (
+            "FINISHED", "true", "predict 66e6c45b: RuntimeError: out of memory")
+        assert {k: run.data.metrics[k] for k in ("score", "errors", "failed_tasks", "fallback_attempts")} == {
+            "score": 1 / 3, "errors": 1.0, "failed_tasks": 1.0, "fallback_attempts": 2.0}
+
+
+def test_bad_solve_shards_fail_before_the_model_loads(tmp_path):
+    from test_ttft import TINY_SOLVE, run_solve
+
+    with pytest.raises(ShardError, match=r"shard=2/2: the index must be in 0..1 for 2 shards"):
+        run_solve(tmp_path / "a", [*TINY_SOLVE, "shard=2/2", "logger=none"])
+    with pytest.raises(ShardError, match=r"shard=0/4: 4 shards for 3 tasks \(data.eval\)"):
+        run_solve(tmp_path / "b", [*TINY_SOLVE, "shard=0/4", "logger=none"])
+    assert not (tmp_path / "a" / "config.yaml").exists() and not (tmp_path / "b" / "submission.json").exists()
+    with pytest.raises(ShardError, match=r"merge=.*evaluate.py, not by this entry point"):
+        (tmp_path / "evaluated").mkdir()
+        sharding.save_shard(tmp_path / "evaluated", Shard(0, 1), small := select_tasks(
+            load_source("arc1-evaluation"), max_grid_side=4), {None: None})
+        run_solve(tmp_path / "c", [*TINY_SOLVE, f"merge={tmp_path / 'evaluated'}", "logger=none", "ttft=none"])
