@@ -4,6 +4,8 @@
     python train.py debug=smoke                       # minutes on CPU
     python train.py model=qwen2-1.5b lora.r=128       # any group option or key
     python train.py -m lora.r=16,32,64,128 encoder=minimal,grid_shape_row_number
+    python train.py -m hparams_search=lr_lora_r evaluation.enabled=true objective.metric=eval/pass_2 \
+        objective.direction=maximize                  # an Optuna study of an eval metric (returns it)
 """
 import logging
 import os
@@ -33,6 +35,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.training import distributed, recipe as training
     from arc_exp.training.callbacks import training_callbacks
     from arc_exp.training.module import ARCLitModule
+    from arc_exp.training.objective import Objective
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
@@ -43,6 +46,8 @@ def main(cfg: DictConfig) -> float:
                  cfg.trainer.max_steps)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     training.seed_everything(cfg.seed)
+    objective = Objective(**resolved["objective"])  # what this returns: a sweep's figure, checked before training
+    objective.check(cfg.evaluation.enabled, bool(cfg.evaluation.get("count_qa")))
 
     # devices and strategy checked before anything loads; under DDP the other processes start in this run folder
     distributed.setup_processes(resolved["trainer"], output_dir, overrides)
@@ -80,8 +85,8 @@ def main(cfg: DictConfig) -> float:
             if checkpoint is None and trainer.is_global_zero else {}
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         metrics = training.finish_run(run, trainer, datamodule, adapters)
-        if not trainer.is_global_zero:  # the evaluations after training are process 0's
-            return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
+        if not trainer.is_global_zero:  # the evaluations after training are process 0's (a sweep reads its value)
+            return metrics.get(objective.metric, float("nan"))
         metrics.update(training.evaluate_trained(model, tokenizer, cfg, evaluation, output_dir, run,
                                                  trainer.global_step, before))
         status = "FINISHED"
@@ -89,7 +94,7 @@ def main(cfg: DictConfig) -> float:
         if run is not None:
             run.finish(status)
     log.info("final metrics: %s", cli.format_metrics(metrics))
-    return metrics.get("val/loss", metrics.get("train/loss", float("nan")))
+    return objective.value(metrics)
 
 
 if __name__ == "__main__":

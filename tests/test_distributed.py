@@ -288,3 +288,57 @@ def test_optuna_study_of_learning_rate_and_lora_rank(tmp_path):
     lowest = min(trials, key=trials.get)
     assert (best["best_params"]["learning_rate"], best["best_params"]["lora.r"]) == pytest.approx(lowest)
     assert best["best_value"] == pytest.approx(trials[lowest])
+
+
+def test_optuna_study_of_an_eval_metric(tmp_path):
+    """objective.metric=eval/pass_2 objective.direction=maximize: train.py returns the accuracy of the evaluation
+    after training, and the study maximizes it (the tiny random model solves nothing: every trial scores 0)."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the .[optuna] extra is not installed")
+    import yaml
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = subprocess.run(
+        [PYTHON, str(REPO / "train.py"), "-m", "hparams_search=lr_lora_r", "hydra.sweeper.n_trials=2",
+         "lora.r=choice(2,4)", *TINY, "trainer.max_steps=1", "trainer.val_check_interval=1", "data.val.first_n=1",
+         "evaluation.enabled=true", "evaluation.predictions_per_task=1", "data.eval.first_n=1",
+         "inference.max_new_tokens=4", "objective.metric=eval/pass_2", "objective.direction=maximize",
+         f"logger.tracking_uri={uri}", f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    runs = mlflow_runs(uri)
+    assert len(runs) == 2 and all(r.data.metrics["eval/n_tasks"] == 1.0 for r in runs)
+    assert [r.data.metrics["eval/pass_2"] for r in runs] == [0.0, 0.0]
+    assert best["best_value"] == 0.0 and "val/loss" in runs[0].data.metrics  # not the validation loss (~10.8)
+    assert "Directions: ['maximize']" in result.stdout + result.stderr  # hydra.sweeper.direction follows objective
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["objective.metric=eval/pass_2", "objective.direction=maximize"],
+     r"objective.metric=eval/pass_2 needs the evaluation after training: add evaluation.enabled=true"),
+    (["objective.metric=eval/pass_2", "evaluation.enabled=true"],
+     r"objective.direction=minimize for eval/pass_2, which is better higher: use objective.direction=maximize"),
+    (["objective.metric=val/loss", "objective.direction=maximize"],
+     r"objective.direction=maximize for val/loss, which is better lower: use objective.direction=minimize"),
+    (["objective.metric=qa/count", "objective.direction=maximize"],
+     r"objective.metric=qa/count needs the count question evaluation: set evaluation.count_qa"),
+    (["objective.metric=accuracy"], r"objective.metric=accuracy: expected val/loss, train/loss, eval/<metric>"),
+    (["objective.direction=up"], r"objective.direction=up: expected one of minimize, maximize"),
+])
+def test_a_bad_objective_fails_before_training(tmp_path, overrides, message):
+    from arc_exp.training.objective import ObjectiveError
+
+    with pytest.raises(ObjectiveError, match=message):
+        run_train(tmp_path, [*TINY, "logger=none", *overrides])
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_the_objective_is_what_train_returns(tmp_path):
+    from arc_exp.training.objective import Objective, ObjectiveError
+
+    metrics = {"train/loss": 3.0, "val/loss": 2.0, "eval/pass_2": 0.5}
+    assert [Objective(m, d).value(metrics) for m, d in (("val/loss", "minimize"), ("train/loss", "minimize"),
+                                                       ("eval/pass_2", "maximize"))] == [2.0, 3.0, 0.5]
+    with pytest.raises(ObjectiveError, match=r"objective.metric=eval/vote_2: the run logged no such metric \(it has "
+                                             r"eval/pass_2, train/loss, val/loss\)"):
+        Objective("eval/vote_2", "maximize").value(metrics)
