@@ -173,6 +173,9 @@ def run_shards(count: int, function, *args) -> list:
 def _in_shard_process(function, shard: Shard, args: tuple):
     import torch
 
+    logging.basicConfig(level=logging.INFO, format=f"[shard {shard.index}/{shard.count}] %(asctime)s %(name)s "
+                                                   f"%(levelname)s - %(message)s")
+
     if torch.cuda.is_available():
         torch.cuda.set_device(shard.index % torch.cuda.device_count())
     else:

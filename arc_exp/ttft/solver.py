@@ -193,8 +193,9 @@ class Solver:
         dataset = self.dataset_stage(tasks, run_dir / "dataset", tracker, result) if enabled else None
         timings["dataset"] = time.perf_counter() - began
         began = time.perf_counter()
-        try:
-            stage = self.ttft_stage(tasks, dataset, run_dir / "ttft", budget, tracker, result)
+        try:  # merge=: the jobs fine-tuned, their parts report it
+            stage = TTFTStage({t.task_id: None for t in tasks}) if merge else \
+                self.ttft_stage(tasks, dataset, run_dir / "ttft", budget, tracker, result)
         except Exception as error:  # noqa: BLE001 - a failed TTFT must not cost the submission: predict without it
             # (the run is marked degraded, the error is logged with its traceback and tagged: never a silent result)
             log.exception("TTFT failed; predicting with the checkpoint instead")
