@@ -69,7 +69,8 @@ def main(cfg: DictConfig) -> float:
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
              hydra_cfg.runtime.choices.get("ttft"), run_dir)
     # a job of an array (shard=i/N) logs no run: the merge logs the whole solve as one
-    tracker = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "solve", "solve",
+    tracker = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices,
+                            "solve", "solve",
                             run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),  # keep the first's
                             cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, ttft=hydra_cfg.runtime.choices.get("ttft"),

@@ -215,7 +215,8 @@ def test_a_solve_merged_from_jobs_without_ttft_writes_what_one_process_writes(so
     # each job solved its tasks (shard 0: the 1st and 3rd); the jobs log no MLflow run, the merge logs one
     jobs = [sorted(json.loads((folder / "none" / "jobs" / str(i) / "submission.json").read_text())) for i in (0, 1)]
     assert jobs == [["4cd1b7b2", "6ea4a07e"], ["66e6c45b"]]
-    solves = [r for r in mlflow_runs(uri) if r.data.tags.get("run_type") == "solve" and "/none/" in r.data.tags["output_dir"]]
+    solves = [r for r in mlflow_runs(uri)
+              if r.data.tags.get("run_type") == "solve" and "/none/" in r.data.tags["output_dir"]]
     assert sorted(Path(r.data.tags["output_dir"]).name for r in solves) == ["merged", "one"]
     merged = next(r for r in solves if r.data.tags["output_dir"].endswith("merged"))
     assert merged.data.metrics["val_loss"] == pytest.approx(one["metrics"]["val_loss"], abs=1e-5)
@@ -298,6 +299,6 @@ def test_bad_solve_shards_fail_before_the_model_loads(tmp_path):
     assert not (tmp_path / "a" / "config.yaml").exists() and not (tmp_path / "b" / "submission.json").exists()
     with pytest.raises(ShardError, match=r"merge=.*evaluate.py, not by this entry point"):
         (tmp_path / "evaluated").mkdir()
-        sharding.save_shard(tmp_path / "evaluated", Shard(0, 1), small := select_tasks(
-            load_source("arc1-evaluation"), max_grid_side=4), {None: None})
+        sharding.save_shard(tmp_path / "evaluated", Shard(0, 1),
+                            select_tasks(load_source("arc1-evaluation"), max_grid_side=4), {None: None})
         run_solve(tmp_path / "c", [*TINY_SOLVE, f"merge={tmp_path / 'evaluated'}", "logger=none", "ttft=none"])

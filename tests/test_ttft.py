@@ -455,12 +455,12 @@ def failing_generator(monkeypatch, failing: set):
 def test_a_failed_ttft_stage_and_a_failed_task_mark_the_run_degraded(store, caplog, monkeypatch):
     """TTFT raises (injected) and one task's prediction raises: the run still predicts from the checkpoint and
     submits, but it is tagged degraded=true with the counts, never a clean FINISHED result."""
-    import arc_exp.ttft.solver
+    import arc_exp.ttft.finetune
 
     def fine_tune(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    monkeypatch.setattr(arc_exp.ttft.solver, "fine_tune", fine_tune)
+    monkeypatch.setattr(arc_exp.ttft.finetune, "fine_tune", fine_tune)
     failing_generator(monkeypatch, {"66e6c45b"})
     folder, uri = store
     run_dir = folder / "degraded"

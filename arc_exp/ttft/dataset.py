@@ -1,8 +1,10 @@
 """The TTFT dataset: the test tasks' own train examples turned into training tasks (n-1: each example in turn the
-target, the others shown; n-2 as well with two left out), and the challenge tasks a solve run loads."""
+target, the others shown; n-2 as well with two left out), the challenge tasks a solve run loads, and stage 1 of a
+solve run (:func:`dataset_stage`), which builds the dataset once per run folder."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -10,7 +12,10 @@ from typing import Mapping, Optional, Sequence
 from arc_exp.data.augmentation import leave_one_out, leave_two_out
 from arc_exp.data.tasks import Task
 from arc_exp.files import write_json
-from arc_exp.ttft.settings import TTFTConfigError
+from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
+from arc_exp.ttft.stages import read_marker, warn_if_changed, write_marker
+
+log = logging.getLogger(__name__)
 
 SINGLE_EXAMPLE = "single train example: no n-1 task (its target would be shown no example)"
 
@@ -109,3 +114,44 @@ def load_tasks(challenges: Optional[str], eval_config: Optional[Mapping]) -> lis
             raise TTFTConfigError(f"challenges '{challenges}' holds no task")
         return tasks
     return load_eval_tasks(eval_config)
+
+
+def dataset_stage(tasks: Sequence[Task], folder: Path, settings: TTFTSettings, tracker, skipped_stages: list[str],
+                  notes: list[str]) -> TTFTDataset:
+    """Stage 1 of a solve run: the TTFT dataset of ``tasks`` saved in ``folder`` (or loaded from it on resume,
+    appending ``"dataset"`` to ``skipped_stages``), its summary logged to a child run of ``tracker``; the tasks
+    without TTFT tasks are reported in ``notes``."""
+    task_ids = [t.task_id for t in tasks]
+    marker = read_marker(folder)
+    if marker is not None:
+        warn_if_changed(marker, settings, "dataset", ("n2", "holdout"))
+        dataset = TTFTDataset.load(folder)
+        if dataset.task_ids != task_ids:
+            raise TTFTConfigError(f"resume: the run folder's dataset was built for tasks "
+                                  f"{ids_text(dataset.task_ids)} but this run selects {ids_text(task_ids)}; "
+                                  f"use the same task selection, or start a new run")
+        log.info("dataset: done in an earlier run (%s), skipped", folder)
+        skipped_stages.append("dataset")
+        return dataset
+    dataset = build_ttft_dataset(tasks, n2=settings.n2, holdout=settings.holdout)
+    dataset.save(folder)
+    summary = dataset.summary()
+    log.info("dataset: %d TTFT tasks (n-1: %d, n-2: %d) from %d of %d tasks", summary["ttft_tasks"],
+             summary["n1_tasks"], summary["n2_tasks"], summary["tasks_with_ttft"], summary["tasks"])
+    if dataset.skipped:
+        note = (f"{len(dataset.skipped)} of {len(tasks)} tasks have no TTFT task ({summary['single_example_tasks']}"
+                f" with a single train example, {summary['no_example_tasks']} with none): "
+                f"{ids_text(list(dataset.skipped))}; they are predicted without their own TTFT data")
+        log.warning("dataset: %s", note)
+        notes.append(note)
+    if not dataset.tasks:
+        note = "no task has 2 or more train examples: there is nothing to fine-tune on"
+        log.warning("dataset: %s", note)
+        notes.append(note)
+    run = tracker and tracker.child("dataset", stage="dataset")
+    if run is not None:
+        run.log_metrics(summary)
+        run.log_files([folder / "report.json"])
+        run.finish("FINISHED")
+    write_marker(folder, {"stage": "dataset", "summary": summary, "ttft": settings.describe()})
+    return dataset

@@ -1,26 +1,38 @@
 """Fine-tuning at test time: the model loaded from the starting checkpoint, trained on the TTFT dataset with Lightning
-within a deadline, losses recorded, the adapter saved."""
+within a deadline, losses recorded, the adapter saved; one shared adapter, or one per task (:class:`AdapterTraining`,
+stage 2 of a solve run)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
-from arc_exp.data.datamodule import ARCDataModule, TrainingDataset, validation_samples
+from arc_exp.data.datamodule import ARCDataModule, NoSampleFitsError, TrainingDataset, validation_samples
 from arc_exp.data.samples import collate
 from arc_exp.data.tasks import Task
 from arc_exp.evaluation.checkpoints import Checkpoint
+from arc_exp.evaluation.settings import EvaluationSettings
 from arc_exp.model.adapters import AdapterConfig
+from arc_exp.model.checkpoints import save_checkpoint
 from arc_exp.model.loader import ModelSpec, load_for_training
+from arc_exp.model.tokenizer import vocabulary_of
 from arc_exp.model.vocabulary import check_checkpoint_vocabulary
 from arc_exp.training.callbacks import RecordLosses, StopAtDeadline
 from arc_exp.training.module import ARCLitModule, answer_loss
 from arc_exp.training.recipe import build_trainer
+from arc_exp.ttft.budget import Budget, steps_within
+from arc_exp.ttft.dataset import TTFTDataset
 from arc_exp.ttft.settings import TTFTSettings
+from arc_exp.ttft.stages import read_marker, write_marker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -125,3 +137,106 @@ def fine_tune(model, tokenizer, datasets: Sequence[TrainingDataset], settings: T
     if holdout:
         outcome.holdout_after = answer_losses(model, holdout, encoder, prompt_version, tokenizer, max_seq_len)
     return outcome
+
+
+@dataclass
+class AdapterTraining:
+    """Stage 2 of a solve run, the fine-tuning itself: one shared adapter for all tasks (:meth:`shared`), or one per
+    task within an equal share of the time left (:meth:`per_task`, a shard's tasks in its process), each saved with
+    the tokenizer and ``config`` (the resolved run config, ``arc_exp.yaml``) so evaluation can check it."""
+
+    spec: ModelSpec
+    adapter: AdapterConfig
+    tokenizer: Any
+    checkpoint: Checkpoint
+    ttft: TTFTSettings
+    evaluation: EvaluationSettings
+    trainer_options: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    progress: bool = True
+
+    def shared(self, dataset: TTFTDataset, folder: Path, budget: Budget, deadline: Optional[float],
+                run) -> FineTuneOutcome:
+        # one training dataset per test task, all of weight 1: each task weighs the same, whatever its examples
+        datasets = [TrainingDataset(task_id, ttft_tasks, self.evaluation.prompt_version, swap_train_test=False)
+                    for task_id, ttft_tasks in dataset.tasks.items()]
+        model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed,
+                                    vocabulary_of(self.tokenizer))
+        log.info("ttft: fine-tuning one shared adapter on %d tasks, %d steps%s", len(datasets), self.ttft.steps,
+                 "" if deadline is None else f", at most {deadline - budget.clock():.0f} s")
+        outcome = fine_tune(model, self.tokenizer, datasets, self.ttft, self.evaluation.encoder,
+                            self.evaluation.prompt_version, self.evaluation.max_seq_len, self.evaluation.seed,
+                            self.trainer_options, self.ttft.steps, folder, deadline, budget.clock,
+                            run and run.lightning_logger(), list(dataset.holdout.values()), self.progress)
+        outcome.adapter = str(self.save(model, folder / "adapter"))
+        self.log_outcome(outcome, "shared adapter")
+        del model
+        gc.collect()
+        return outcome
+
+    def per_task(self, task_ids: Sequence[str], dataset: TTFTDataset, folder: Path, budget: Budget,
+                  deadline: Optional[float], run, part) -> None:
+        """One adapter for each of ``task_ids`` that has TTFT tasks, each within an equal share of the time left, into
+        ``part`` (a :class:`~arc_exp.ttft.solver.SolvePart`: adapters, outcomes, notes; ``complete`` turns False when
+        the budget leaves a task untrained). A task already trained (its ``stage.json``, on resume) is reused."""
+        todo = [task_id for task_id in task_ids if task_id in dataset.tasks]
+        spent, steps_done = 0.0, 0
+        for number, task_id in enumerate(todo, start=1):
+            task_folder = folder / "tasks" / task_id
+            done = read_marker(task_folder)
+            if done is not None:  # resumed: this task's adapter is already trained
+                part.adapters[task_id] = done["adapter"]
+                part.outcomes.append(FineTuneOutcome(**{k: v for k, v in done.items()
+                                                        if k in FineTuneOutcome.__dataclass_fields__}))
+                continue
+            seconds = None if deadline is None else (deadline - budget.clock()) / (len(todo) - number + 1)
+            steps = steps_within(self.ttft.steps, seconds, spent / steps_done if steps_done else None)
+            if steps < 1 or (seconds is not None and seconds <= 0):
+                part.complete = False
+                log.warning("ttft %d/%d task %s: no time left in the budget, predicted with the checkpoint", number,
+                            len(todo), task_id)
+                continue
+            task_run = run and run.child(f"ttft:{task_id}", stage="ttft", task_id=task_id)
+            status = "FAILED"
+            try:
+                model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed,
+                                            vocabulary_of(self.tokenizer))
+                datasets = [TrainingDataset(task_id, dataset.tasks[task_id], self.evaluation.prompt_version,
+                                            swap_train_test=False)]
+                holdout = [dataset.holdout[task_id]] if task_id in dataset.holdout else []
+                task_deadline = None if seconds is None else budget.clock() + seconds
+                outcome = fine_tune(model, self.tokenizer, datasets, self.ttft, self.evaluation.encoder,
+                                    self.evaluation.prompt_version, self.evaluation.max_seq_len,
+                                    self.evaluation.seed, self.trainer_options, steps, task_folder, task_deadline,
+                                    budget.clock, task_run and task_run.lightning_logger(), holdout, progress=False,
+                                    task_id=task_id)
+                outcome.planned_steps = self.ttft.steps
+                outcome.adapter = str(self.save(model, task_folder / "adapter"))
+                del model
+                status = "FINISHED"
+            except NoSampleFitsError as error:  # no TTFT sample of this task fits data.max_seq_len
+                log.warning("ttft %d/%d task %s: %s; predicted with the checkpoint", number, len(todo), task_id, error)
+                part.notes.append(f"task {task_id}: no TTFT ({error})")
+                outcome = FineTuneOutcome(task_id, note=str(error))
+                status = "FINISHED"
+            finally:
+                if task_run is not None:
+                    task_run.finish(status)
+                gc.collect()
+            spent, steps_done = spent + outcome.seconds, steps_done + outcome.steps
+            part.adapters[task_id] = outcome.adapter
+            part.outcomes.append(outcome)
+            write_marker(task_folder, outcome.to_dict())
+            self.log_outcome(outcome, f"{number}/{len(todo)} task {task_id}")
+
+    def save(self, model, folder: Path) -> Path:
+        """The adapter (or full weights) with the tokenizer and the run config, seeded like its base model."""
+        config = {**self.config, "seed": self.checkpoint.base_seed(self.evaluation.seed)}
+        return save_checkpoint(model, self.tokenizer, folder, config)
+
+    @staticmethod
+    def log_outcome(outcome: FineTuneOutcome, what: str) -> None:
+        first, last = (outcome.losses[0], outcome.losses[-1]) if outcome.losses else (math.nan, math.nan)
+        budget = f" (stopped by the time budget, {outcome.planned_steps} planned)" if outcome.stopped_by_budget else ""
+        log.info("ttft %s: %d steps%s in %.1f s, loss %.4f -> %.4f", what, outcome.steps, budget, outcome.seconds,
+                 first, last)

@@ -3,25 +3,19 @@
 ``solve.py`` runs three stages. Each writes its output under the run folder, with a ``stage.json`` marker when it is
 done, and ``resume=<run dir>`` skips the stages (and, in per-task mode, the tasks) already done:
 
-1. **dataset** (``dataset/``): the TTFT tasks made from each test task's own train examples. n-1
-   (:func:`~arc_exp.data.augmentation.leave_one_out`): each train example in turn is the target, the others are shown;
-   n-2 (``ttft.n2``, :func:`~arc_exp.data.augmentation.leave_two_out`, the seeds' "train with n-2 samples") replaces
-   them by the tasks with one more example left out (a task with 2 train examples keeps its n-1 tasks).
-   The test inputs are never trained on. For a task with train examples A, B, C::
+1. **dataset** (``dataset/``, :func:`~arc_exp.ttft.dataset.dataset_stage`): the TTFT tasks made from each test task's
+   own train examples: n-1 (each train example in turn the target, the others shown) or n-2 (``ttft.n2``). A task with
+   fewer than 2 train examples gives none (listed in ``dataset/report.json``) and is still predicted.
+2. **ttft** (``ttft/``, :class:`~arc_exp.ttft.finetune.AdapterTraining`): fine-tune from ``checkpoint`` with the
+   training code: one shared adapter for all tasks, each task weighed the same (``ttft/adapter/``), or one adapter
+   per task (``ttft.per_task=true``, ``ttft/tasks/<task_id>/adapter/``).
+3. **predict** (``predict/``, :mod:`arc_exp.ttft.predict`): the evaluation pipeline (augmented views, votes) with the
+   fine-tuned model(s): ``predictions.json``, ``submission.json``, ``per_task.csv``, ``metrics.json``.
 
-       abc:loo0   shown B, C  ->  target A
-       abc:loo1   shown A, C  ->  target B
-       abc:loo2   shown A, B  ->  target C
-
-   A task with a single train example gives no TTFT task: its target would come with no example shown, which says
-   nothing about the task's transformation (and training the example to itself would teach the identity). Nor does a
-   task without train examples. Both are listed in ``dataset/report.json`` with the reason, and still predicted (by
-   the shared adapter, or by the starting checkpoint in per-task mode).
-2. **ttft** (``ttft/``): fine-tune from ``checkpoint`` with the training code (:class:`ARCDataModule` with the TTFT
-   augmentation, :class:`ARCLitModule`, a Lightning ``Trainer``): one shared adapter for all tasks, each task weighed
-   the same (``ttft/adapter/``), or one adapter per task (``ttft.per_task=true``, ``ttft/tasks/<task_id>/adapter/``).
-3. **predict** (``predict/``): the evaluation pipeline (augmented views, votes) with the fine-tuned model(s):
-   ``predictions.json``, ``submission.json``, ``per_task.csv``, ``metrics.json`` (scored when test outputs are known).
+**Shards** (:mod:`arc_exp.evaluation.shards`): a shard of the tasks trains its per-task adapters and predicts its
+tasks (:meth:`Solver.solve_part`), in its own process (``shards=N``) or job (``shard=i/N``, then ``merge=``). Unsharded
+is one part; the parts merge into the files, metrics and accounting one process writes. A shared adapter is trained
+before the shards.
 
 Then ``submission.json`` at the root of the run folder: the model's submission merged with the ``ensemble``
 submissions by priority (:func:`ensemble_submission`), and ``score.json`` when the solutions are known. A fallback
@@ -49,16 +43,13 @@ that needs no test outputs.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from arc_exp.data.datamodule import NoSampleFitsError, TrainingDataset
 from arc_exp.data.tasks import Task
 from arc_exp.evaluation import shards as sharding
 from arc_exp.evaluation.checkpoints import Checkpoint, load_model_for_evaluation
@@ -67,17 +58,17 @@ from arc_exp.evaluation.shards import Shard
 from arc_exp.evaluation.submission import build_submission, score_submission, write_submission
 from arc_exp.files import write_json
 from arc_exp.model.adapters import AdapterConfig
-from arc_exp.model.checkpoints import read_checkpoint_config, save_checkpoint
+from arc_exp.model.checkpoints import read_checkpoint_config
 from arc_exp.model.loader import ModelSpec
 from arc_exp.model.tokenizer import vocabulary_of
 from arc_exp.tracking.runs import MLflowRun
-from arc_exp.ttft.budget import Budget, steps_within
-from arc_exp.ttft.dataset import TTFTDataset, build_ttft_dataset, ids_text
+from arc_exp.ttft.budget import Budget
+from arc_exp.ttft.dataset import TTFTDataset, dataset_stage, ids_text
 from arc_exp.ttft.ensemble import MODEL, ensemble_submission
-from arc_exp.ttft.finetune import FineTuneOutcome, fine_tune, load_model_for_ttft
+from arc_exp.ttft.finetune import AdapterTraining, FineTuneOutcome
 from arc_exp.ttft.predict import Predicted, predict_tasks, write_predictions
 from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
-from arc_exp.ttft.stages import read_marker, write_marker
+from arc_exp.ttft.stages import read_marker, warn_if_changed, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +181,8 @@ class Solver:
 
         began = time.perf_counter()
         enabled = self.ttft.enabled and not merge
-        dataset = self.dataset_stage(tasks, run_dir / "dataset", tracker, result) if enabled else None
+        dataset = dataset_stage(tasks, run_dir / "dataset", self.ttft, tracker, result.skipped_stages,
+                                result.notes) if enabled else None
         timings["dataset"] = time.perf_counter() - began
         began = time.perf_counter()
         try:  # merge=: the jobs fine-tuned, their parts report it
@@ -228,41 +220,10 @@ class Solver:
 
     # -- stage 1 ------------------------------------------------------------------------------------------------------
 
-    def dataset_stage(self, tasks: Sequence[Task], folder: Path, tracker, result: SolveResult) -> TTFTDataset:
-        task_ids = [t.task_id for t in tasks]
-        marker = read_marker(folder)
-        if marker is not None:
-            self._warn_if_changed(marker, "dataset", ("n2", "holdout"))
-            dataset = TTFTDataset.load(folder)
-            if dataset.task_ids != task_ids:
-                raise TTFTConfigError(f"resume: the run folder's dataset was built for tasks "
-                                      f"{ids_text(dataset.task_ids)} but this run selects {ids_text(task_ids)}; "
-                                      f"use the same task selection, or start a new run")
-            log.info("dataset: done in an earlier run (%s), skipped", folder)
-            result.skipped_stages.append("dataset")
-            return dataset
-        dataset = build_ttft_dataset(tasks, n2=self.ttft.n2, holdout=self.ttft.holdout)
-        dataset.save(folder)
-        summary = dataset.summary()
-        log.info("dataset: %d TTFT tasks (n-1: %d, n-2: %d) from %d of %d tasks", summary["ttft_tasks"],
-                 summary["n1_tasks"], summary["n2_tasks"], summary["tasks_with_ttft"], summary["tasks"])
-        if dataset.skipped:
-            note = (f"{len(dataset.skipped)} of {len(tasks)} tasks have no TTFT task ({summary['single_example_tasks']}"
-                    f" with a single train example, {summary['no_example_tasks']} with none): "
-                    f"{ids_text(list(dataset.skipped))}; they are predicted without their own TTFT data")
-            log.warning("dataset: %s", note)
-            result.notes.append(note)
-        if not dataset.tasks:
-            note = "no task has 2 or more train examples: there is nothing to fine-tune on"
-            log.warning("dataset: %s", note)
-            result.notes.append(note)
-        run = tracker and tracker.child("dataset", stage="dataset")
-        if run is not None:
-            run.log_metrics(summary)
-            run.log_files([folder / "report.json"])
-        _finish(run, "FINISHED")
-        write_marker(folder, {"stage": "dataset", "summary": summary, "ttft": self.ttft.describe()})
-        return dataset
+    @property
+    def training(self) -> AdapterTraining:
+        return AdapterTraining(self.spec, self.adapter, self.tokenizer, self.checkpoint, self.ttft, self.evaluation,
+                               self.trainer_options, self.config, self.progress)
 
     # -- stage 2 ------------------------------------------------------------------------------------------------------
 
@@ -276,7 +237,7 @@ class Solver:
             return TTFTStage(none)
         marker = read_marker(folder)
         if marker is not None:
-            self._warn_if_changed(marker, "ttft")
+            warn_if_changed(marker, self.ttft, "ttft")
             log.info("ttft: done in an earlier run (%s), skipped", folder)
             result.skipped_stages.append("ttft")
             return TTFTStage(marker["adapters"])
@@ -297,7 +258,7 @@ class Solver:
             return TTFTStage(none, pending=True, folder=folder, deadline=deadline, run=run)
         status = "FAILED"
         try:
-            outcome = self._shared(dataset, folder, budget, deadline, run)
+            outcome = self.training.shared(dataset, folder, budget, deadline, run)
             adapters = {task_id: outcome.adapter for task_id in dataset.task_ids}
             write_marker(folder, self._ttft_report(adapters, [outcome], run, result))
             status = "FINISHED"
@@ -353,97 +314,6 @@ class Solver:
             run.log_metrics(metrics)
         return info
 
-    def _shared(self, dataset: TTFTDataset, folder: Path, budget: Budget, deadline: Optional[float],
-                run) -> FineTuneOutcome:
-        # one training dataset per test task, all of weight 1: each task weighs the same, whatever its examples
-        datasets = [TrainingDataset(task_id, ttft_tasks, self.evaluation.prompt_version, swap_train_test=False)
-                    for task_id, ttft_tasks in dataset.tasks.items()]
-        model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed,
-                                    vocabulary_of(self.tokenizer))
-        log.info("ttft: fine-tuning one shared adapter on %d tasks, %d steps%s", len(datasets), self.ttft.steps,
-                 "" if deadline is None else f", at most {deadline - budget.clock():.0f} s")
-        outcome = fine_tune(model, self.tokenizer, datasets, self.ttft, self.evaluation.encoder,
-                            self.evaluation.prompt_version, self.evaluation.max_seq_len, self.evaluation.seed,
-                            self.trainer_options, self.ttft.steps, folder, deadline, budget.clock,
-                            run and run.lightning_logger(), list(dataset.holdout.values()), self.progress)
-        outcome.adapter = str(self._save(model, folder / "adapter"))
-        self._log_outcome(outcome, "shared adapter")
-        del model
-        gc.collect()
-        return outcome
-
-    def _per_task(self, task_ids: Sequence[str], dataset: TTFTDataset, folder: Path, budget: Budget,
-                  deadline: Optional[float], run, part: SolvePart) -> None:
-        """One adapter for each of ``task_ids`` that has TTFT tasks, into ``part``; each task gets an equal share of
-        the time left."""
-        todo = [task_id for task_id in task_ids if task_id in dataset.tasks]
-        spent, steps_done = 0.0, 0
-        for number, task_id in enumerate(todo, start=1):
-            task_folder = folder / "tasks" / task_id
-            done = read_marker(task_folder)
-            if done is not None:  # resumed: this task's adapter is already trained
-                part.adapters[task_id] = done["adapter"]
-                part.outcomes.append(FineTuneOutcome(**{k: v for k, v in done.items()
-                                                        if k in FineTuneOutcome.__dataclass_fields__}))
-                continue
-            seconds = None if deadline is None else (deadline - budget.clock()) / (len(todo) - number + 1)
-            steps = steps_within(self.ttft.steps, seconds, spent / steps_done if steps_done else None)
-            if steps < 1 or (seconds is not None and seconds <= 0):
-                part.complete = False
-                log.warning("ttft %d/%d task %s: no time left in the budget, predicted with the checkpoint", number,
-                            len(todo), task_id)
-                continue
-            task_run = run and run.child(f"ttft:{task_id}", stage="ttft", task_id=task_id)
-            status = "FAILED"
-            try:
-                model = load_model_for_ttft(self.spec, self.adapter, self.checkpoint, self.evaluation.seed,
-                                            vocabulary_of(self.tokenizer))
-                datasets = [TrainingDataset(task_id, dataset.tasks[task_id], self.evaluation.prompt_version,
-                                            swap_train_test=False)]
-                holdout = [dataset.holdout[task_id]] if task_id in dataset.holdout else []
-                task_deadline = None if seconds is None else budget.clock() + seconds
-                outcome = fine_tune(model, self.tokenizer, datasets, self.ttft, self.evaluation.encoder,
-                                    self.evaluation.prompt_version, self.evaluation.max_seq_len,
-                                    self.evaluation.seed, self.trainer_options, steps, task_folder, task_deadline,
-                                    budget.clock, task_run and task_run.lightning_logger(), holdout, progress=False,
-                                    task_id=task_id)
-                outcome.planned_steps = self.ttft.steps
-                outcome.adapter = str(self._save(model, task_folder / "adapter"))
-                del model
-                status = "FINISHED"
-            except NoSampleFitsError as error:  # no TTFT sample of this task fits data.max_seq_len
-                log.warning("ttft %d/%d task %s: %s; predicted with the checkpoint", number, len(todo), task_id, error)
-                part.notes.append(f"task {task_id}: no TTFT ({error})")
-                outcome = FineTuneOutcome(task_id, note=str(error))
-                status = "FINISHED"
-            finally:
-                _finish(task_run, status)
-                gc.collect()
-            spent, steps_done = spent + outcome.seconds, steps_done + outcome.steps
-            part.adapters[task_id] = outcome.adapter
-            part.outcomes.append(outcome)
-            write_marker(task_folder, outcome.to_dict())
-            self._log_outcome(outcome, f"{number}/{len(todo)} task {task_id}")
-
-    def _save(self, model, folder: Path) -> Path:
-        """The adapter (or full weights) with the tokenizer and the run config, seeded like its base model."""
-        config = {**self.config, "seed": self.checkpoint.base_seed(self.evaluation.seed)}
-        return save_checkpoint(model, self.tokenizer, folder, config)
-
-    @staticmethod
-    def _log_outcome(outcome: FineTuneOutcome, what: str) -> None:
-        first, last = (outcome.losses[0], outcome.losses[-1]) if outcome.losses else (math.nan, math.nan)
-        budget = f" (stopped by the time budget, {outcome.planned_steps} planned)" if outcome.stopped_by_budget else ""
-        log.info("ttft %s: %d steps%s in %.1f s, loss %.4f -> %.4f", what, outcome.steps, budget, outcome.seconds,
-                 first, last)
-
-    def _warn_if_changed(self, marker: Mapping, stage: str, keys: Optional[Sequence[str]] = None) -> None:
-        saved, now = marker.get("ttft") or {}, self.ttft.describe()
-        changed = sorted(k for k in (keys or set(saved) | set(now)) if saved.get(k) != now.get(k))
-        if changed:
-            log.warning("resume: stage %s ran with other ttft settings (%s differ); its outputs are reused, start a "
-                        "new run to apply the new settings", stage, ", ".join(f"ttft.{k}" for k in changed))
-
     # -- a shard: its per-task TTFT, then its predictions -------------------------------------------------------------
 
     def solve_part(self, tasks: Sequence[Task], dataset: Optional[TTFTDataset], stage: TTFTStage, budget: Budget,
@@ -453,7 +323,8 @@ class Solver:
         part = SolvePart()
         if stage.pending:
             try:
-                self._per_task([t.task_id for t in tasks], dataset, stage.folder, budget, stage.deadline, run, part)
+                self.training.per_task([t.task_id for t in tasks], dataset, stage.folder, budget, stage.deadline,
+                                       run, part)
             except Exception as error:  # noqa: BLE001 - as a failed TTFT stage: predict with the checkpoint
                 log.exception("TTFT failed; predicting with the checkpoint instead")
                 part.errors.append(f"ttft: {type(error).__name__}: {error}")

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from arc_exp.files import write_json
-from arc_exp.ttft.settings import TTFTConfigError
+from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
+
+log = logging.getLogger(__name__)
 
 MARKER = "stage.json"
 
@@ -32,3 +35,12 @@ def run_folder(resume: Optional[str], output_dir: str | Path) -> Path:
     if not (folder / "submission.json").exists():
         raise TTFTConfigError(f"resume: '{resume}' is not a solve.py run folder (no submission.json)")
     return folder
+
+
+def warn_if_changed(marker: Mapping, settings: TTFTSettings, stage: str, keys: Optional[Sequence[str]] = None) -> None:
+    """On resume: warn when a finished stage ran with other ttft settings (``keys``: only those matter to it)."""
+    saved, now = marker.get("ttft") or {}, settings.describe()
+    changed = sorted(k for k in (keys or set(saved) | set(now)) if saved.get(k) != now.get(k))
+    if changed:
+        log.warning("resume: stage %s ran with other ttft settings (%s differ); its outputs are reused, start a "
+                    "new run to apply the new settings", stage, ", ".join(f"ttft.{k}" for k in changed))
