@@ -225,12 +225,15 @@ def test_a_solve_merged_from_jobs_without_ttft_writes_what_one_process_writes(so
 
 def test_a_shared_ttft_adapter_is_trained_once_then_predictions_split(solve_store):
     folder, uri = solve_store
-    runs = solve_three_ways(folder / "shared", ["ttft.steps=2", "logger=none"], ways=("one", "processes"))
+    runs = solve_three_ways(folder / "shared", ["ttft.steps=2", "logger=none"])
     one = solve_outputs(runs["one"])
     assert solve_outputs(runs["processes"]) == one
+    assert solve_outputs(runs["jobs"]) == one  # each job trained the same shared adapter
     stages = [json.loads((runs[way] / "ttft" / "stage.json").read_text()) for way in ("one", "processes")]
-    assert [len(s["outcomes"]) for s in stages] == [1, 1]
-    assert stages[1]["outcomes"][0]["losses"] == pytest.approx(stages[0]["outcomes"][0]["losses"], abs=1e-5)
+    stages += [json.loads((folder / "shared" / "jobs" / str(i) / "ttft" / "stage.json").read_text()) for i in (0, 1)]
+    assert [len(s["outcomes"]) for s in stages] == [1, 1, 1, 1]
+    for stage in stages[1:]:
+        assert stage["outcomes"][0]["losses"] == pytest.approx(stages[0]["outcomes"][0]["losses"], abs=1e-5)
 
 
 def test_per_task_ttft_runs_in_the_shards_processes(solve_store):
