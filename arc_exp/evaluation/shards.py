@@ -1,5 +1,7 @@
 """Predictions split over processes or jobs: shard ``i`` of ``n`` predicts tasks ``i, i + n, ...`` of the task list,
-and one merge puts the shards' results back in task order and scores them as one process would have.
+and one merge puts the shards' results back in task order and scores them as one process would have. ``evaluate.py``
+and ``solve.py`` share it: a solve shard also trains the per-task TTFT adapters of its tasks
+(:meth:`~arc_exp.ttft.solver.Solver.solve_part`), and its merge keeps the failed tasks and fallback attempts.
 
     shards=2                one process per device of this machine (CPU cores, or one GPU each), merged at once
     shard=0/2, shard=1/2    one job each (a SLURM job array, two Kaggle notebooks); each writes shard-<i>-of-<n>.pkl
