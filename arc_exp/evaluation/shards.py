@@ -254,4 +254,4 @@ def merge_solve_parts(parts: Sequence, task_ids: Sequence[str]):
                       key=lambda o: order.get(o.task_id, len(order)))
     return SolvePart(merged, {k: v for p in parts for k, v in p.adapters.items()}, shared + per_task,
                      [e for p in parts for e in p.errors], [n for p in parts for n in p.notes],
-                     all(p.complete for p in parts))
+                     all(p.complete for p in parts), max(p.ttft_seconds for p in parts))

@@ -124,6 +124,7 @@ class SolvePart:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     complete: bool = True  # False: the budget left some of its tasks without their TTFT adapter
+    ttft_seconds: float = 0.0  # wall-clock of its per-task TTFT (merged: the slowest shard's)
 
 
 @dataclass
@@ -210,6 +211,9 @@ class Solver:
             own = self._write_predictions(mine, part.predicted, run_dir / "predict",
                                           {**stage.adapters, **part.adapters}, tracker, result)
         timings["predict"] = time.perf_counter() - began
+        if stage.pending:  # the shards' per-task TTFT belongs to the ttft stage
+            timings["ttft"] += part.ttft_seconds
+            timings["predict"] -= part.ttft_seconds
 
         submission = ensemble_submission(own, ensemble, mine)
         write_submission(submission, final)
@@ -320,7 +324,7 @@ class Solver:
                    run: Optional[MLflowRun] = None) -> SolvePart:
         """Train the pending per-task adapters of ``tasks`` (``stage.pending``), then predict ``tasks``: what one
         shard does, in its own process with ``shards=N``. ``run``: the open TTFT run for per-task child runs."""
-        part = SolvePart()
+        part, began = SolvePart(), time.perf_counter()
         if stage.pending:
             try:
                 self.training.per_task([t.task_id for t in tasks], dataset, stage.folder, budget, stage.deadline,
@@ -329,6 +333,7 @@ class Solver:
                 log.exception("TTFT failed; predicting with the checkpoint instead")
                 part.errors.append(f"ttft: {type(error).__name__}: {error}")
                 part.adapters = {}
+        part.ttft_seconds = time.perf_counter() - began
         adapters = {**stage.adapters, **part.adapters}
         part.predicted = predict_tasks(tasks, adapters, self._prediction_model, self.make_generator, self.tokenizer,
                                        self.evaluation, budget, self.progress)
