@@ -19,7 +19,7 @@ from arc_exp.evaluation.pipeline import evaluate_tasks
 from arc_exp.evaluation.settings import EvaluationSettings
 from arc_exp.evaluation.shards import Shard, ShardError
 from arc_exp.inference.requests import FunctionGenerator
-from conftest import CONF, mlflow_runs, run_recipe
+from conftest import CONF, metric_history, mlflow_runs, run_recipe
 
 ENCODER = create_grid_encoder("grid_shape_row_number")
 EVAL = ["model=tiny-random", "debug=smoke", "predictions_per_task=2", "progress=false", "inference.max_new_tokens=12",
@@ -256,6 +256,17 @@ def test_per_task_ttft_runs_in_the_shards_processes(solve_store):
     assert sorted(solves) == ["merged", "one", "processes"]
     for run in solves.values():  # the merge reports the jobs' TTFT as the others report their own
         assert (run.data.metrics["ttft/steps"], run.data.metrics["ttft/adapters"]) == (6.0, 3.0)
+    # each process logged its tasks' TTFT runs under the one ttft run, as one process does
+    from test_ttft import runs_by_name
+
+    for way in ("one", "processes"):
+        children = runs_by_name(uri, solves[way].info.run_id)
+        assert sorted(children) == ["dataset", "predict", "ttft", "ttft:4cd1b7b2", "ttft:66e6c45b", "ttft:6ea4a07e"]
+        for task_id in ("4cd1b7b2", "66e6c45b", "6ea4a07e"):
+            run = children[f"ttft:{task_id}"]
+            assert run.data.tags["mlflow.parentRunId"] == children["ttft"].info.run_id
+            assert run.info.status == "FINISHED"
+            assert list(metric_history(uri, run.info.run_id, "train/loss")) == [0, 1]
 
 
 def test_failed_tasks_and_fallbacks_survive_the_merge(solve_store, monkeypatch):

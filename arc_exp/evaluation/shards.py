@@ -215,16 +215,17 @@ def predict_in_processes(count: int, tasks: Sequence[Task], *args) -> Evaluation
 def solve_parts(solver, tasks: Sequence[Task], shards: Optional[int], shard: Optional[Shard], dataset, stage,
                 budget) -> list:
     """``solver.solve_part`` for every shard: in ``shards`` processes side by side, for this job's ``shard`` only,
-    or for all tasks in this process (one part; per-task TTFT runs are children of the open ``stage.run``)."""
+    or for all tasks in this process (one part). Per-task TTFT runs are children of the open ``stage.run``."""
     if shards and shards > 1:
         log.info("solving %d tasks in %d processes", len(tasks), shards)
         quiet = dataclasses.replace(solver, progress=False)  # the bars of several processes would interleave
-        return run_shards(shards, _solve_shard, quiet, tasks, dataset, dataclasses.replace(stage, run=None), budget)
+        return run_shards(shards, _solve_shard, quiet, tasks, dataset, stage, budget)
     return [solver.solve_part(shard.tasks(tasks) if shard else tasks, dataset, stage, budget, stage.run)]
 
 
-def _solve_shard(shard: Shard, solver, tasks: Sequence[Task], *args):
-    return solver.solve_part(shard.tasks(tasks), *args)
+def _solve_shard(shard: Shard, solver, tasks: Sequence[Task], dataset, stage, budget):
+    # each process logs its tasks' TTFT as children of the open ttft run (MLflowRun pickles without its client)
+    return solver.solve_part(shard.tasks(tasks), dataset, stage, budget, stage.run)
 
 
 def load_solve_parts(folder: str | Path, tasks: Sequence[Task]) -> list:

@@ -223,3 +223,13 @@ class MLflowRun:
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
+
+    def __getstate__(self) -> dict:
+        """Pickled without its client (another process, solve.py's shards, logs into the same run with its own)."""
+        return {k: v for k, v in self.__dict__.items() if k != "client"}
+
+    def __setstate__(self, state: dict) -> None:
+        import mlflow
+
+        self.__dict__.update(state)
+        self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
