@@ -61,6 +61,7 @@ def main(cfg: DictConfig) -> float:
     tasks = load_tasks(cfg.challenges, resolved["data"].get("eval"))
     shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks),
                                     "challenges" if cfg.challenges else "data.eval")  # shard=i/N: this job's
+    merged = sharding.load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
     # the solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
                       [settings.prompt_version], settings.prompt_version)
@@ -83,7 +84,7 @@ def main(cfg: DictConfig) -> float:
                     plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
     status = "FAILED"
     try:
-        result = solver.run(tasks, run_dir, budget, tracker, ensemble, cfg.shards, shard, cfg.merge)
+        result = solver.run(tasks, run_dir, budget, tracker, ensemble, cfg.shards, shard, merged)
         status = result.status  # FAILED when errors left nothing predicted; the submission is written all the same
     finally:
         if tracker is not None:

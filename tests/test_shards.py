@@ -316,3 +316,4 @@ def test_bad_solve_shards_fail_before_the_model_loads(tmp_path):
         sharding.save_shard(tmp_path / "evaluated", Shard(0, 1),
                             select_tasks(load_source("arc1-evaluation"), max_grid_side=4), {None: None})
         run_solve(tmp_path / "c", [*TINY_SOLVE, f"merge={tmp_path / 'evaluated'}", "logger=none", "ttft=none"])
+    assert not (tmp_path / "c" / "config.yaml").exists()  # checked before the run starts

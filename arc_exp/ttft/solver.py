@@ -164,12 +164,13 @@ class Solver:
     def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget,
             tracker: Optional[MLflowRun] = None,
             ensemble: Sequence[tuple[str, Optional[dict]]] = ((MODEL, None),), shards: Optional[int] = None,
-            shard: Optional[Shard] = None, merge: Optional[str | Path] = None) -> SolveResult:
+            shard: Optional[Shard] = None, merge: Optional[Sequence[SolvePart]] = None) -> SolveResult:
         """Run (or resume) the stages on ``tasks`` in ``run_dir`` and write ``submission.json`` there.
 
         The per-task TTFT and the predictions split over ``shards`` processes; ``shard=Shard(i, n)`` solves only that
-        shard's tasks and saves its part (``shard-<i>-of-<n>.pkl``); ``merge`` takes the parts of every shard from
-        the shard files under that folder. Either way the parts merge into the files one process writes."""
+        shard's tasks and saves its part (``shard-<i>-of-<n>.pkl``); ``merge`` are the parts of every shard (the shard
+        files of a job array, :func:`~arc_exp.evaluation.shards.load_solve_parts`). Either way the parts merge into the
+        files one process writes."""
         if not tasks:
             raise TTFTConfigError("no tasks to solve")
         run_dir = Path(run_dir)
@@ -198,10 +199,7 @@ class Solver:
         began = time.perf_counter()
         own = None if stage.pending or merge else self._predicted_before(run_dir / "predict", stage.adapters, result)
         if own is None:
-            if merge:
-                parts = sharding.load_solve_parts(merge, tasks)
-            else:
-                parts = sharding.solve_parts(self, tasks, shards, shard, dataset, stage, budget)
+            parts = merge or sharding.solve_parts(self, tasks, shards, shard, dataset, stage, budget)
             part = sharding.merge_solve_parts(parts, [t.task_id for t in mine])
             if shard:
                 part.outcomes[:0] = stage.outcomes  # the merge reports the shared adapter too
