@@ -268,6 +268,20 @@ def test_per_task_ttft_runs_in_the_shards_processes(solve_store):
             assert run.info.status == "FINISHED"
             assert list(metric_history(uri, run.info.run_id, "train/loss")) == [0, 1]
 
+    # as if the 2-process run had been killed while shard 1 trained 66e6c45b: a resume trains that task only
+    from test_ttft import TINY_SOLVE, run_solve
+
+    processes = runs["processes"]
+    adapter = processes / "ttft" / "tasks" / "{}" / "adapter" / "adapter_model.safetensors"
+    trained_at = {t: Path(str(adapter).format(t)).stat().st_mtime_ns for t in ("4cd1b7b2", "66e6c45b", "6ea4a07e")}
+    for marker in ("ttft/tasks/66e6c45b/stage.json", "ttft/stage.json", "predict/stage.json"):
+        (processes / marker).unlink()
+    run_solve(folder / "per_task" / "resumed", [*TINY_SOLVE, "ttft.steps=2", "ttft.per_task=true", "logger=none",
+                                                "shards=2", f"resume={processes}"])
+    assert [Path(str(adapter).format(t)).stat().st_mtime_ns == at for t, at in trained_at.items()] == [
+        True, False, True]
+    assert solve_outputs(processes) == one
+
 
 def test_failed_tasks_and_fallbacks_survive_the_merge(solve_store, monkeypatch):
     """A stand-in solves 4cd1b7b2, raises on 66e6c45b (shard 1) and answers 6ea4a07e with no grid: the merged run
