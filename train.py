@@ -65,7 +65,7 @@ def main(cfg: DictConfig) -> float:
                           total_steps=cfg.trainer.max_steps)
 
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
-            **choice_tags(hydra_cfg.runtime.choices)}
+            **choice_tags(hydra_cfg.runtime.choices, resolved)}
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved)
     callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run)]
     trainer = training.build_trainer(cfg.trainer, None, callbacks, output_dir)

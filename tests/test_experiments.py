@@ -185,6 +185,24 @@ def test_gpu_scale_has_the_journal_settings(preset, arm, expected):
         assert batch * cfg.trainer.accumulate_grad_batches == 16  # the journal's batch, by accumulation
 
 
+@pytest.mark.parametrize("preset, arm, model", [
+    ("iter12_grid_representation", None, "qwen2-0.5b"), ("iter12_grid_representation", "size_large", "qwen2-1.5b"),
+    ("iter24_overfit", None, "qwen2-0.5b"), ("iter24_overfit_evaluate", None, "qwen2-0.5b"),
+    ("iter04_ttft", "timing_long", "phi-3-mini-128k"), ("iter02_learn_to_count_base", None, "phi-3-mini-128k")])
+def test_the_model_tag_is_the_model_that_runs(preset, arm, model):
+    """The GPU sweep files set the model by value (Hydra lets them choose no group), so Hydra's choice is still the
+    default; the run's choice/model tag is the model that runs, as train.py and evaluation/job.py tag it."""
+    from arc_exp.tracking.runs import choice_tags
+
+    cfg = compose(preset, "gpu", arm)
+    assert cfg.hydra.runtime.choices["model"] == "smollm2-135m" and cfg.model.name == model
+    tags = choice_tags(cfg.hydra.runtime.choices, {"model": OmegaConf.to_container(cfg.model, resolve=True)})
+    assert tags["choice/model"] == model and tags["choice/encoder"] == cfg.hydra.runtime.choices["encoder"]
+    smoke = compose(preset, "smoke", arm)
+    assert choice_tags(smoke.hydra.runtime.choices, {"model": {"name": smoke.model.name}})["choice/model"] == \
+        smoke.hydra.runtime.choices["model"]  # a model chosen as a group: the tag is Hydra's choice, as before
+
+
 def sweep_arms(cfg) -> list[str]:
     arms = (cfg.hydra.sweeper.params or {}).get("arm")
     return [a.split("/", 1)[1] for a in str(arms).split(",")] if arms else []

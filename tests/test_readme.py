@@ -256,12 +256,12 @@ def test_experiment(readme, capsys):
     assert len(runs) >= 2 and {r.info.status for r in runs} == {"FINISHED"}  # the preset's smoke-scale arms
 
 
-@pytest.mark.xfail(reason="with the tiny model in every arm, the preset's model_size table finds two arms in one row "
-                          "and report.py refuses it; needs the real models (or a table= choice)", strict=True)
 def test_experiment_report(readme, capsys):
     runs = readme.runs("training", experiment="iter12_grid_representation")
     output = readme.run(REPORT, capsys)
     assert f"iter12_grid_representation: {len(runs)} runs" in output
+    # the tiny model ran both model-size arms (model=tiny-random, 2 steps): still the journal's two rows, each named
+    assert "| tiny-random (size_small) | 2 |" in output and "| tiny-random (size_large) | 2 |" in output
     tables = list((readme.root / "outputs" / "report").glob("*/*/iter12_grid_representation.*.md"))
     assert tables and all(t.with_suffix(".csv").exists() for t in tables)
 

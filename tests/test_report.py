@@ -171,6 +171,37 @@ def test_a_row_never_averages_runs_that_differ_in_more_than_seed():
         "| 4096 | 1e-4 | 0.300 | 1 |", "| 8192 | 1e-4 | 0.500 | 1 |"]
 
 
+SIZE_TABLE = TableSpec.from_config({
+    "name": "model_size", "where": {"arm": ["size_small", "size_large"]}, "split_by": ["arm"],
+    "rows": [{"key": "model.name", "name": "model", "map": {"qwen2-0.5b": "Qwen2-0.5B", "qwen2-1.5b": "Qwen2-1.5B"}},
+             {"key": "trainer.max_steps", "name": "steps"}],
+    "columns": [{"metric": "eval/pass_2", "name": "pass_2"}]})
+
+
+def size_run(letter, arm, model, seed="0", pass_2=0.5, max_seq_len="8192"):
+    return run(letter, {"arm": arm, "model.name": model, "trainer.max_steps": "2", "seed": seed,
+                        "data.max_seq_len": max_seq_len}, {"eval/pass_2": pass_2})
+
+
+def test_split_rows_keep_the_journal_shape_and_name_their_arm_only_when_they_look_alike():
+    """Both model-size arms with one model (model=tiny-random on the command line) stay two rows, in the where's
+    order, named by their arm in the model cell; no extra column. Distinct models need no name; seeds still average."""
+    one_model = [size_run("a", "size_large", "tiny-random", pass_2=0.25),
+                 size_run("b", "size_small", "tiny-random", pass_2=0.5),
+                 size_run("c", "size_small", "tiny-random", seed="1", pass_2=1.0)]
+    built = build_table(one_model, SIZE_TABLE)
+    assert built.header == ["model", "steps", "pass_2", "runs"]
+    assert table_markdown(built).splitlines()[2:] == ["| tiny-random (size_small) | 2 | 75.0% | 2 |",
+                                                      "| tiny-random (size_large) | 2 | 25.0% | 1 |"]
+    two_models = [size_run("a", "size_large", "qwen2-1.5b"), size_run("b", "size_small", "qwen2-0.5b")]
+    assert table_markdown(build_table(two_models, SIZE_TABLE)).splitlines()[2:] == ["| Qwen2-0.5B | 2 | 50.0% | 1 |",
+                                                                                    "| Qwen2-1.5B | 2 | 50.0% | 1 |"]
+    with pytest.raises(ReportError, match=r"row \(model=tiny-random, steps=2, arm=size_small\): its 2 runs differ in "
+                                          r"'data.max_seq_len' \(4096, 8192\)"):
+        build_table([one_model[1], size_run("d", "size_small", "tiny-random", seed="1", max_seq_len="4096")],
+                    SIZE_TABLE)
+
+
 def test_degraded_runs_are_marked_never_clean():
     runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5, degraded="true"),
             lr_run("c", "4e-4", "0", 0.2, 0.125)]
@@ -274,14 +305,14 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
     assert "## learning_rate: Optimal learning rate\n\n" \
            "| model | learning rate | train loss | val loss | accuracy | correct_pixels | correct_size | pass_64 | " \
            "unanswered | runs |\n|---|---|---|---|---|---|---|---|---|---|\n" \
-           "| smollm2-135m | 4.00E-04 | 0.400 | 0.900 | 37.5% | - | - | 37.5% | - | 2 |\n" \
-           "| smollm2-135m | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |" in text
-    assert "| smollm2-135m | 16 | 0.600 | 0.900 | 12.5% | - | - | 12.5% | - | 1 |" in text
+           "| SmolLM2-135M | 4.00E-04 | 0.400 | 0.900 | 37.5% | - | - | 37.5% | - | 2 |\n" \
+           "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |" in text
+    assert "| SmolLM2-135M | 16 | 0.600 | 0.900 | 12.5% | - | - | 12.5% | - | 1 |" in text
     assert "## encoders: Experiment with different grid encoders\n\n(no run yet)" in text
-    assert "| smollm2-135m | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_64: pass_4 of these runs" \
+    assert "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_64: pass_4 of these runs" \
         in text  # the journal's title, and what it holds at this scale
     assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [
-        "smollm2-135m,16,0.6,0.9,0.125,,,0.125,,1,0", "smollm2-135m,32,0.4,0.9,0.375,,,0.375,,2,0"]
+        "SmolLM2-135M,16,0.6,0.9,0.125,,,0.125,,1,0", "SmolLM2-135M,32,0.4,0.9,0.375,,,0.375,,2,0"]
     report_runs = [r for r in fetch_runs(uri, "iter12_grid_representation", run_type="report")]
     assert len(report_runs) == 1 and report_runs[0].tags["tables"].startswith("encoders,learning_rate,lora_rank")
     artifacts = {a.path for a in client.list_artifacts(report_runs[0].run_id)}

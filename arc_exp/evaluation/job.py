@@ -55,4 +55,4 @@ def start_job_run(logger_cfg: Optional[Mapping], resolved: Mapping, overrides: S
     tagged like a training run: ``run_type``, ``choice/<group>`` of Hydra's ``choices``, and ``tags``."""
     Path(config_file).write_text(OmegaConf.to_yaml(OmegaConf.create(dict(resolved))))
     return MLflowRun.start(logger_cfg, resolved, overrides, run_type, [config_file], project_root, name_prefix,
-                           **choice_tags(choices), **tags)
+                           **choice_tags(choices, resolved), **tags)

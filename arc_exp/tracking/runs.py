@@ -118,14 +118,25 @@ class MLflowStoreCallback(_HydraCallback):
         log.info("MLflow store ready at %s", self.tracking_uri)
 
 
-def choice_tags(choices: Mapping[str, Any]) -> dict[str, str]:
+def choice_tags(choices: Mapping[str, Any], resolved: Optional[Mapping] = None) -> dict[str, str]:
     """``choice/<group>`` tags from Hydra's ``runtime.choices`` (which option of each config group ran), the same for
     every run type, so the MLflow UI can filter any run by ``tags.`choice/lora` = 'dora'``.
 
+    A group whose resolved config names itself (``model.name``) is tagged with that name when it differs from the
+    option: a preset sets the model by value where Hydra lets it choose no group (the ``scale=gpu`` sweep files, loaded
+    through an interpolated default, may override no group), and the tag says the model that ran, not the default.
+
     >>> choice_tags({"lora": "dora", "hydra/launcher": "basic", "debug": None})
     {'choice/lora': 'dora', 'choice/debug': 'None'}
+    >>> choice_tags({"model": "smollm2-135m"}, {"model": {"name": "qwen2-0.5b"}})
+    {'choice/model': 'qwen2-0.5b'}
     """
-    return {f"choice/{group}": str(option) for group, option in choices.items() if not group.startswith("hydra")}
+    tags = {f"choice/{group}": str(option) for group, option in choices.items() if not group.startswith("hydra")}
+    for group in choices:
+        section = (resolved or {}).get(group)
+        if isinstance(section, Mapping) and section.get("name") is not None:
+            tags[f"choice/{group}"] = str(section["name"])
+    return tags
 
 
 class MLflowRun:

@@ -110,7 +110,10 @@ class TableSpec:
     journal titles them; ``where``: the runs the table takes, ``{setting: value or [values]}`` (a one-factor table:
     the learning-rate table takes the runs at ``lora.r: 32``); ``run_type``: ``training`` (train.py), ``evaluation``
     (evaluate.py) or ``solve`` (solve.py), or a list of them; ``keep_apart``: settings whose runs may share a row key
-    but are kept apart by an extra column; ``ignore``: settings allowed to differ within a row (besides ``seed``).
+    but are kept apart by an extra column; ``split_by``: settings that keep runs apart without a column of their own
+    (the journal's shape stays): rows that would look alike name their value after the first row key, as
+    ``tiny-random (size_small)`` when both model-size arms ran one model; ``ignore``: settings allowed to differ
+    within a row (besides ``seed``).
     ``metric_rows`` turns the table around: one row per listed metric (``{metric, name}``) under ``row_title``, one
     column per :class:`Column` (``metric`` unused there, ``step: first`` = before training), over all the runs it takes
     (one setting). ``command`` is the command that makes its runs (shown when it has none)."""
@@ -122,6 +125,7 @@ class TableSpec:
     run_type: Any = "training"
     where: dict = field(default_factory=dict)
     keep_apart: list[str] = field(default_factory=list)
+    split_by: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     metric_rows: list[dict] = field(default_factory=list)
     row_title: str = "metric"
@@ -156,6 +160,7 @@ class TableSpec:
             raise ReportError(f"{where}: table '{name}': {error}") from None
         return cls(**{**dict(spec), "columns": columns, "rows": rows, "layout": layout,
                       "where": dict(spec.get("where") or {}), "keep_apart": list(spec.get("keep_apart") or []),
+                      "split_by": list(spec.get("split_by") or []),
                       "ignore": list(spec.get("ignore") or []), "metric_rows": list(spec.get("metric_rows") or [])})
 
     @property
@@ -215,7 +220,7 @@ def check_one_setting(members: Sequence[RunRecord], table: TableSpec, row: str) 
     :class:`ReportError` naming the setting that differs."""
     if len(members) < 2:
         return
-    allowed = {"seed", *table.ignore, *table.keep_apart, *(k for r in table.rows if r.only_when for k in r.keys)}
+    allowed = {"seed", *table.ignore, *table.keep_apart, *table.split_by, *(k for r in table.rows if r.only_when for k in r.keys)}
     for key in sorted({k for m in members for k in m.params}):
         if key in allowed or key.rsplit(".", 1)[-1] == "seed":
             continue
@@ -270,20 +275,32 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
                             "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded]})
         return BuiltTable(table, records if chosen else [], metric_notes(chosen, table))
     keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
+    splits = [RowKey(k, map=_in_order(table.where.get(k))) for k in table.split_by]  # in the where's order
     groups: dict[tuple, list[RunRecord]] = {}
     for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it;
         # degraded runs are never averaged with clean ones: a row of their own, after the clean row
-        groups.setdefault((*(_canonical(k.raw(run)) for k in keys), run.degraded), []).append(run)
-    records = []
+        groups.setdefault((*(_canonical(k.raw(run)) for k in [*keys, *splits]), run.degraded), []).append(run)
+    records, split_values = [], []
     for members in sorted(groups.values(),
-                          key=lambda m: (*(k.order(k.raw(m[0])) for k in keys), m[0].degraded)):
-        setting = tuple(k.raw(members[0]) for k in keys)
-        shown = [k.show(v) for k, v in zip(keys, setting)]
-        check_one_setting(members, table, "(" + ", ".join(f"{k.title}={v}" for k, v in zip(keys, shown)) + ")")
+                          key=lambda m: (*(k.order(k.raw(m[0])) for k in [*keys, *splits]), m[0].degraded)):
+        shown = [k.show(k.raw(members[0])) for k in keys]
+        split_values.append([k.show(k.raw(members[0])) for k in splits])
+        label = [*(f"{k.title}={v}" for k, v in zip(keys, shown)),
+                 *(f"{k.title}={v}" for k, v in zip(splits, split_values[-1]))]
+        check_one_setting(members, table, "(" + ", ".join(label) + ")")
         records.append({"keys": shown, "values": [_mean([column_value(m, c) for m in members]) for c in table.columns],
                         "runs": len(members), "degraded": sum(m.degraded for m in members),
                         "names": [m.name for m in members if m.degraded]})
+    looks = [(tuple(r["keys"]), bool(r["degraded"])) for r in records]
+    for record, look, values in zip(records, looks, split_values):  # split rows that would look alike say their split
+        if looks.count(look) > 1 and record["keys"]:
+            record["keys"][0] = f"{record['keys'][0]} ({', '.join(values)})"
     return BuiltTable(table, records, metric_notes(chosen, table))
+
+
+def _in_order(values: Any) -> Optional[dict]:
+    """``where: {arm: [size_small, size_large]}`` as a map that keeps its order (rows split by arm follow it)."""
+    return {str(v): str(v) for v in values} if isinstance(values, (list, tuple)) else None
 
 
 def _canonical(raw: Optional[str]) -> Optional[str]:
