@@ -291,15 +291,18 @@ def test_poe_dfs_preset_sweeps_evaluate_options():
     assert wide.data.eval.get("first_n") is None and wide.predictions_per_task == 8
 
 
-@pytest.mark.parametrize("scale, unit", [("smoke", 1), ("gpu", 1000)])
-def test_iter22_rows_take_the_same_steps_on_the_task_of_interest(scale, unit):
+@pytest.mark.parametrize("scale, interest", [("smoke", {5: 2, 10: 4, 12: 5}), ("gpu", {5: 5000, 10: 10000,
+                                                                                   12: 12000})])
+def test_iter22_rows_take_the_same_steps_on_the_task_of_interest(scale, interest):
     """Seed iteration 22's fairness rule: every row of a table trains the same steps on output-from-examples; the
-    new-input and new-output tasks add theirs (5k inputs: 2x, 5k inputs + 5k outputs: 3x, 2.5k + 2.5k: 2x)."""
+    new-input and new-output tasks add theirs (5k inputs: 2x, 5k inputs + 5k outputs: 3x, 2.5k + 2.5k: 2x). The
+    smoke scale takes 1 step per 2.5k journal steps (12k: 5)."""
     from arc_exp.training import recipe as training
 
-    expected = {"out5k": 5, "out5k_in5k": 10, "out5k_in5k_out5k": 15, "out5k_in2.5k_out2.5k": 10, "out10k": 10,
-                "out10k_in10k": 20, "out12k": 12, "out12k_taskaug": 12, "out10k_in10k_taskaug": 20,
-                "out10k_in10k_taskaug_r128": 20, "out10k_pretrained": 10}
+    times = {"out5k": (5, 1), "out5k_in5k": (5, 2), "out5k_in5k_out5k": (5, 3), "out5k_in2.5k_out2.5k": (5, 2),
+             "out10k": (10, 1), "out10k_in10k": (10, 2), "out12k": (12, 1), "out12k_taskaug": (12, 1),
+             "out10k_in10k_taskaug": (10, 2), "out10k_in10k_taskaug_r128": (10, 2), "out10k_pretrained": (10, 1)}
+    expected = {arm: interest[k] * n for arm, (k, n) in times.items()}
     max_steps = {}
     for arm in expected:
         cfg = compose("iter22_inputs_distribution", scale, arm, extra=["adapter_path=/a"])
@@ -308,7 +311,7 @@ def test_iter22_rows_take_the_same_steps_on_the_task_of_interest(scale, unit):
         inputs = [e for e in entries if e.get("prompt") == "input-from-inputs-v0"]
         # the new inputs come from the evaluation set's inputs too, never from its test outputs
         assert not inputs or {"source": "arc1-evaluation", "test_outputs": False}.items() <= inputs[-1].items()
-    assert max_steps == {arm: steps * unit for arm, steps in expected.items()}
+    assert max_steps == expected
 
 
 @pytest.mark.parametrize("entries, steps, message", [
