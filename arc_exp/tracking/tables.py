@@ -220,7 +220,8 @@ def check_one_setting(members: Sequence[RunRecord], table: TableSpec, row: str) 
     :class:`ReportError` naming the setting that differs."""
     if len(members) < 2:
         return
-    allowed = {"seed", *table.ignore, *table.keep_apart, *table.split_by, *(k for r in table.rows if r.only_when for k in r.keys)}
+    allowed = {"seed", *table.ignore, *table.keep_apart, *table.split_by,
+               *(k for r in table.rows if r.only_when for k in r.keys)}
     for key in sorted({k for m in members for k in m.params}):
         if key in allowed or key.rsplit(".", 1)[-1] == "seed":
             continue
