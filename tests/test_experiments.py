@@ -256,6 +256,17 @@ def test_runs_from_a_trained_adapter_require_it():
         assert compose(preset, "smoke", arm, extra=["adapter_path=/a/b"]).adapter_path == "/a/b"
 
 
+@pytest.mark.parametrize("scale, chats, held_out", [("smoke", "count-smoke", "count-smoke-heldout"),
+                                                    ("gpu", "count", "count-heldout")])
+def test_iter02_reads_the_chats_of_its_scale(scale, chats, held_out):
+    """Each scale's sweep file names its chats; the preset (composed after it) must not put its own back (the smoke
+    run once asked data/count-heldout, which the smoke scale's commands do not make)."""
+    cfg = compose("iter02_learn_to_count", scale)
+    root = cfg.project_root
+    assert OmegaConf.select(cfg, "data.train.0.chats") == f"{root}/data/{chats}"
+    assert cfg.evaluation.count_qa.chats == f"{root}/data/{held_out}" and cfg.evaluation.count_qa.before
+
+
 def test_iter02_has_base_model_and_count_only_rows():
     base = compose("iter02_learn_to_count_base", "smoke")
     assert base.checkpoint is None and base.experiment == "iter02_learn_to_count"
