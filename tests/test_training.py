@@ -249,7 +249,7 @@ def test_a_weight_of_2_doubles_the_gradient_of_a_one_sample_batch(tiny_model):
     for weight in (1.0, 2.0):
         loss, _ = answer_loss(tiny_model, one_sample_batch(weight))
         grads[weight] = torch.autograd.grad(loss, params)
-        grads[f"loss{weight}"] = float(loss)
+        grads[f"loss{weight}"] = loss.item()
     assert grads["loss2.0"] == 2 * grads["loss1.0"]
     assert grads["loss1.0"] == pytest.approx(10.796121, abs=1e-5)
     # scaling by 2 is exact in floating point: every gradient entry is exactly twice as large

@@ -86,6 +86,7 @@ def test_a_bug_keeps_its_traceback(root, capsys, monkeypatch):
     assert "Traceback" in err and "ZeroDivisionError: division by zero" in err
 
 
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package:RuntimeWarning")  # runpy, in-process
 def test_token_statistics_of_a_chats_entry_is_one_line(root, capsys):
     """python -m arc_exp.data.stats on a data option whose first entry is generated chats: one line, exit 1."""
     code, out, err = run_in_process(["-m", "arc_exp.data.stats", "data=count-qa"], capsys)
