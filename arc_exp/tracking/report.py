@@ -352,7 +352,7 @@ def plot_metric_curves(tracking_uri: str, runs: Sequence[RunRecord], metrics: Se
     from matplotlib.figure import Figure
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    figure = Figure(figsize=(5 * len(metrics), 4), layout="constrained")  # room for long legends, no warning
+    figure = Figure(figsize=(5 * len(metrics), 4))
     FigureCanvasAgg(figure)
     for i, metric in enumerate(metrics):
         axis = figure.add_subplot(1, len(metrics), i + 1)
@@ -365,6 +365,7 @@ def plot_metric_curves(tracking_uri: str, runs: Sequence[RunRecord], metrics: Se
         axis.set_xlabel("step")
         if axis.lines:
             axis.legend(fontsize=7)
+    figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
