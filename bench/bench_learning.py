@@ -15,6 +15,7 @@ MLflow store of their own (mlflow.db inside).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -130,8 +131,13 @@ def count_tokens(chats: Path, overrides: list[str]) -> tuple[float, float]:
 
 def count(args, run: Runner) -> None:
     folder = OUT / "count"
-    train_chats, heldout = ROOT / "data" / "bench-count-train", ROOT / "data" / "bench-count-heldout"
-    for out, n, seed in ((train_chats, COUNT_TRAIN_CHATS, 0), (heldout, COUNT_HELDOUT_CHATS, 1)):
+    # the held-out chats are always the default generator's (count questions, both connectivities); --generate
+    # changes the training chats only, which then go to a folder of their own
+    suffix = "-" + hashlib.sha1(" ".join(args.generate).encode()).hexdigest()[:8] if args.generate else ""
+    train_chats, heldout = ROOT / "data" / f"bench-count-train{suffix}", ROOT / "data" / "bench-count-heldout"
+    run("generate.py", [*COUNT_GENERATOR, *args.generate, f"n={COUNT_TRAIN_CHATS}", f"out={train_chats}", "seed=0"],
+        folder / f"generate-train{suffix}.log")
+    for out, n, seed in ((heldout, COUNT_HELDOUT_CHATS, 1),):
         # generate.py continues (or keeps) an earlier identical output, so a second bench run reuses the chats
         run("generate.py", [*COUNT_GENERATOR, f"n={n}", f"out={out}", f"seed={seed}"], folder / f"generate-{seed}.log")
     run_dir = folder / _stamp()
@@ -228,6 +234,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="training steps (count: 100, overfit: 150)")
     parser.add_argument("--every", type=int, help="overfit: checkpoint (and evaluate) every N steps (50); count: held-out accuracy every N steps (25)")
     parser.add_argument("--checkpoint", help="ttft: the checkpoint to start from (default: the last overfit run)")
+    parser.add_argument("--generate", nargs="*", default=[],
+                        help="count: generate.py overrides of the training chats (the held-out ones stay the default "
+                             "count questions), e.g. 'generator.questions.types=[count,count_color]'")
     parser.add_argument("--set", nargs="*", default=[], help="more train.py overrides, e.g. learning_rate=1e-3")
     parser.add_argument("--threads", type=int, default=1,
                         help="OMP threads of each run (default 1: on a CPU shared with other jobs one thread trained "
