@@ -40,9 +40,14 @@ KNOWN_WARNINGS = [
     ("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", "FutureWarning",
      r"pytorch_lightning\.utilities\._pytree"),
 ]
-# Lightning's "💡 Tip: ... try installing [litlogger]" advertisement, logged at every Trainer start
-LIGHTNING_TIP_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
-                         "lightning.pytorch.utilities.rank_zero")
+# (logger, message prefix): known log lines of dependencies a user cannot act on: Lightning's "💡 Tip: ... try
+# installing [litlogger]" advertisement, logged at every Trainer start, and bitsandbytes' note that the optional
+# `kernels` package is missing (it then uses its own CPU code), logged whenever peft imports it
+KNOWN_LOG_LINES = [
+    *((name, "💡 Tip") for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                                    "lightning.pytorch.utilities.rank_zero")),
+    ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from kernels-community"),
+]
 
 
 def prepare() -> None:
@@ -55,18 +60,22 @@ def prepare() -> None:
 
 
 def quiet_warnings() -> None:
-    """Install :data:`KNOWN_WARNINGS` and the filter of Lightning's tip (idempotent)."""
+    """Install :data:`KNOWN_WARNINGS` and the filters of :data:`KNOWN_LOG_LINES` (idempotent)."""
     for action, message, category, module in KNOWN_WARNINGS:
         warnings.filterwarnings(action, message=message, category=getattr(builtins, category), module=module)
-    for name in LIGHTNING_TIP_LOGGERS:
+    for name, prefix in KNOWN_LOG_LINES:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropTip) for f in logger.filters):
-            logger.addFilter(_DropTip())
+        if not any(isinstance(f, _DropLines) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(_DropLines(prefix))
 
 
-class _DropTip(logging.Filter):
+class _DropLines(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+        return not str(record.msg).startswith(self.prefix)
 
 
 class UserError(Exception):

@@ -64,3 +64,22 @@ def test_which_launchers_run_jobs_in_parallel(launcher, parallel):
     from arc_exp.cli import runs_in_parallel
 
     assert runs_in_parallel(launcher) is parallel
+
+
+def test_known_log_lines_of_dependencies_are_dropped_and_others_kept(caplog):
+    """Lightning's tip and bitsandbytes' missing-`kernels` note are dropped; other lines of those loggers stay."""
+    import logging
+
+    from arc_exp import cli
+
+    cli.quiet_warnings()
+    cli.quiet_warnings()  # idempotent: one filter per line
+    caplog.set_level(logging.INFO)
+    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    tip = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    assert len(bnb.filters) == 1
+    bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'.")
+    bnb.warning("something else")
+    tip.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
+    tip.info("GPU available: False, used: False")
+    assert [r.getMessage() for r in caplog.records] == ["something else", "GPU available: False, used: False"]
