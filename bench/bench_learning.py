@@ -66,7 +66,7 @@ class Runner:
 
     def __call__(self, script: str, overrides: list[str], log: Path) -> None:
         command = [sys.executable, script, *overrides]
-        print("$ " + " ".join(shlex.quote(c) for c in [f".venv/bin/python", script, *overrides]), flush=True)
+        print("$ " + " ".join(shlex.quote(c) for c in [".venv/bin/python", script, *overrides]), flush=True)
         if self.dry_run:
             return
         log.parent.mkdir(parents=True, exist_ok=True)
