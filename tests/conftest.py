@@ -70,7 +70,6 @@ def _compose(overrides: tuple, return_hydra_config: bool):
 def tokenizer():
     """The SmolLM2-135M-Instruct tokenizer (ChatML template, <|im_end|> ends a turn)."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from arc_exp.model.loader import load_tokenizer
 
@@ -81,7 +80,6 @@ def tokenizer():
 def tiny_model():
     """The tiny random Llama of conf/model/tiny-random.yaml (2 layers, hidden 64), seed 0, fp32."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from arc_exp.model.loader import load_model
 
