@@ -48,7 +48,8 @@ def main(cfg: DictConfig) -> float:
     tasks = load_eval_tasks(resolved["data"].get("eval"))
     shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks))  # shard=i/N: this job's, else None
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
-                      [settings.prompt_version], settings.prompt_version, cfg.all_checkpoints)
+                      [settings.prompt_version], settings.prompt_version, cfg.all_checkpoints,
+                      scored_tasks=tasks, allow_trained_outputs=cfg.evaluation.allow_trained_outputs)
     checkpoints = job.checkpoints
     # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N
     steps = [f"step-{c.step or 0:06d}" if len(checkpoints) > 1 else None for c in checkpoints]
@@ -59,7 +60,7 @@ def main(cfg: DictConfig) -> float:
     run = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "evaluation", "eval",
                         output_dir / "config.yaml", cfg.project_root, model=spec.name,
                         checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
-                        output_dir=str(output_dir.resolve()))
+                        output_dir=str(output_dir.resolve()), **job.tags)
     cli.run_started(run and run.run_id, cfg.logger.get("tracking_uri"))
 
     metrics, status, results, all_unanswered = {}, "FAILED", {}, []

@@ -64,7 +64,8 @@ def main(cfg: DictConfig) -> float:
     merged = sharding.load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
     # the solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
-                      [settings.prompt_version], settings.prompt_version)
+                      [settings.prompt_version], settings.prompt_version, scored_tasks=tasks,
+                      allow_trained_outputs=cfg.evaluation.allow_trained_outputs)
     checkpoint, tokenizer = job.checkpoints[0], job.tokenizer()
     run_dir = run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
@@ -75,7 +76,7 @@ def main(cfg: DictConfig) -> float:
                             run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),  # keep the first's
                             cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, ttft=hydra_cfg.runtime.choices.get("ttft"),
-                            output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)))
+                            output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)), **job.tags)
     cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))
 
     solver = Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,

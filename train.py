@@ -30,6 +30,7 @@ log = logging.getLogger("train")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
+    from arc_exp.data.trained_outputs import TAG, TrainedOutputs, check_scoring
     from arc_exp.model.tokenizer import wrap_tokenizer
     from arc_exp.tracking.runs import choice_tags
     from arc_exp.training import distributed, recipe as training
@@ -59,19 +60,25 @@ def main(cfg: DictConfig) -> float:
     # the data before the model: a max_seq_len that no task fits fails before a large model spends time loading
     datamodule = training.build_datamodule(cfg.data, encoder, tokenizer, policy, cfg.seed)
     datamodule.set_start_batch(training.batches_done(checkpoint))
+    # the examples whose outputs this run (and the adapter it continues) trains on: the evaluation below refuses to
+    # score them, and every checkpoint carries the record for the evaluations of it
+    trained = TrainedOutputs.of_datasets(datamodule.train_stream.datasets, output_dir).continued_from(cfg.adapter_path)
     evaluation = training.prepare_evaluation(cfg) if cfg.evaluation.enabled else None
+    scored_trained = check_scoring(trained, evaluation[2], "this run (data.train and adapter_path)",
+                                   cfg.evaluation.allow_trained_outputs) if evaluation else []
     model = training.build_model(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed, vocabulary)
     module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
                           total_steps=cfg.trainer.max_steps)
 
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
-            **choice_tags(hydra_cfg.runtime.choices, resolved)}
-    checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved)
+            **choice_tags(hydra_cfg.runtime.choices, resolved), **({TAG: len(scored_trained)} if scored_trained else {})}
+    checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved,
+                                               trained)
     callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run)]
     trainer = training.build_trainer(cfg.trainer, None, callbacks, output_dir)
     # under DDP every process runs this recipe (trainer=ddp_cpu: 2); process 0 alone writes files and the MLflow run
-    run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags) \
-        if trainer.is_global_zero else None
+    run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags,
+                             [trained.save(output_dir)]) if trainer.is_global_zero else None
     trainer.logger = run and run.lightning_logger()
     if trainer.is_global_zero:
         cli.run_started(run and run.run_id, cfg.logger.get("tracking_uri"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder
+from arc_exp.data.tasks import Task
+from arc_exp.data.trained_outputs import TAG, check_scoring, load_record
 from arc_exp.evaluation import EvaluationError
 
 log = logging.getLogger(__name__)
@@ -174,6 +176,27 @@ def check_checkpoint(checkpoint: Checkpoint, model_name: str, encoder: GridEncod
     saved_prompt = (saved.get("prompt") or {}).get("version")
     if prompt_version and saved_prompt and saved_prompt != prompt_version:
         log.warning("%s was trained with prompt %s, evaluating with prompt %s", where, saved_prompt, prompt_version)
+
+
+def check_trained_outputs(checkpoints: Sequence[Checkpoint], tasks: Sequence[Task], allow: bool = False) -> dict:
+    """Refuse to score a test output of ``tasks`` that a checkpoint trained on (its ``trained_outputs.json``, which
+    follows its ``adapter_path`` continuations): a :class:`~arc_exp.data.trained_outputs.TrainedOutputsError` naming
+    the checkpoint, the count and the first task ids, unless ``allow`` (``evaluation.allow_trained_outputs=true``).
+
+    Returns the tags of the run that scores them: ``trained_on_evaluated_outputs=<n>`` (the most of any checkpoint)
+    when allowed and found, ``trained_outputs=unknown`` when a checkpoint has no record (trained before arc_exp kept
+    one, or elsewhere). The base model (no folder) trained on nothing of ours."""
+    tags: dict = {}
+    for checkpoint in checkpoints:
+        if checkpoint.folder is None:
+            continue
+        record = load_record(checkpoint.folder)
+        found = check_scoring(record, tasks, f"checkpoint '{checkpoint.folder}'", allow)
+        if record is None or record.unknown:
+            tags["trained_outputs"] = "unknown"
+        if found:
+            tags[TAG] = max(len(found), tags.get(TAG, 0))
+    return tags
 
 
 # checkpoints written before arc_exp/ was grouped by pipeline stage name the encoder factory by its old module

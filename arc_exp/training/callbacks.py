@@ -8,6 +8,7 @@ from typing import Callable, Mapping, Optional
 
 import pytorch_lightning as pl
 
+from arc_exp.data.trained_outputs import TrainedOutputs
 from arc_exp.model.checkpoints import save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,10 @@ class AdapterCheckpoint(pl.Callback):
     alone writes (the processes hold the same weights); under FSDP every process first sends its shard to process 0,
     which writes the adapter (or the full weights, ``lora=full``) as a single-process run does."""
 
-    def __init__(self, tokenizer, folder: str | Path, every_n_steps: int = 0, config: Optional[dict] = None):
+    def __init__(self, tokenizer, folder: str | Path, every_n_steps: int = 0, config: Optional[dict] = None,
+                 trained_outputs: Optional[TrainedOutputs] = None):
         self.tokenizer = tokenizer
+        self.trained_outputs = trained_outputs  # written into every step folder: what evaluations of it check
         self.folder = Path(folder)
         self.every_n_steps = every_n_steps
         self.config = config
@@ -35,6 +38,8 @@ class AdapterCheckpoint(pl.Callback):
         if not trainer.is_global_zero:
             return
         self.saved.append(save_checkpoint(pl_module.model, self.tokenizer, target, self.config, state))
+        if self.trained_outputs is not None:
+            self.trained_outputs.save(target)
         log.info("saved checkpoint %s", target)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -95,13 +100,15 @@ class RecordLosses(pl.Callback):
 
 
 def training_callbacks(checkpoint_every_n_steps: int, tokenizer, output_dir: str | Path,
-                       config: Optional[dict] = None) -> tuple[pl.callbacks.ModelCheckpoint, AdapterCheckpoint]:
+                       config: Optional[dict] = None, trained_outputs: Optional[TrainedOutputs] = None,
+                       ) -> tuple[pl.callbacks.ModelCheckpoint, AdapterCheckpoint]:
     """The callbacks of a training run (``conf/callbacks``): Lightning's ``last.ckpt`` (what ``resume=`` continues
-    from) and the adapter folders ``step-N``, both every ``checkpoint_every_n_steps`` optimizer steps and at the end."""
+    from) and the adapter folders ``step-N``, both every ``checkpoint_every_n_steps`` optimizer steps and at the end;
+    each adapter folder gets the run's ``trained_outputs`` record."""
     folder = Path(output_dir) / "checkpoints"
     lightning = pl.callbacks.ModelCheckpoint(dirpath=str(folder), save_last=True, save_top_k=0,
                                              every_n_train_steps=checkpoint_every_n_steps or None)
-    return lightning, AdapterCheckpoint(tokenizer, folder, checkpoint_every_n_steps, config)
+    return lightning, AdapterCheckpoint(tokenizer, folder, checkpoint_every_n_steps, config, trained_outputs)
 
 
 def step_progress_bar() -> pl.Callback:

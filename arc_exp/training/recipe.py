@@ -170,16 +170,17 @@ def batches_done(checkpoint_path: Optional[str]) -> int:
 
 
 def start_run(logger_cfg: Mapping, resolved: dict, overrides: Sequence[str], output_dir: str | Path,
-              project_root: str | Path, tags: Mapping[str, Any]) -> Optional[MLflowRun]:
+              project_root: str | Path, tags: Mapping[str, Any],
+              files: Sequence[str | Path] = ()) -> Optional[MLflowRun]:
     """The training run's MLflow run (``None`` with ``logger=none``): ``config.yaml`` (resolved) and ``overrides.txt``
-    written to the run folder and logged, the flattened config as params, the git commit, overrides and run folder as
+    written to the run folder and logged with ``files`` (the trained-outputs record), the flattened config as params, the git commit, overrides and run folder as
     tags. Lightning logs into it through :meth:`MLflowRun.lightning_logger`."""
     output_dir = Path(output_dir)
     config_file, overrides_file = output_dir / "config.yaml", output_dir / "overrides.txt"
     config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     overrides_file.write_text("\n".join(overrides) + "\n")
-    return MLflowRun.start(logger_cfg, resolved, overrides, "training", [config_file, overrides_file], project_root,
-                           output_dir=str(output_dir.resolve()), **tags)
+    return MLflowRun.start(logger_cfg, resolved, overrides, "training", [config_file, overrides_file, *files],
+                           project_root, output_dir=str(output_dir.resolve()), **tags)
 
 
 def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDataModule,
