@@ -160,6 +160,16 @@ def test_evaluate_refuses_the_same_tasks_under_other_ids(trained_on_tiny_tasks, 
     assert "trained on 1 of the 1 evaluated test outputs (tasks deadbeef)" in err
 
 
+def test_solve_refuses_to_score_the_trained_outputs(trained_on_tiny_tasks, tmp_path, capsys):
+    _, checkpoint = trained_on_tiny_tasks
+    code, _, err = run_in_process(["solve.py", "model=tiny-random", f"challenges={TINY_TASKS}",
+                                   f"checkpoint={checkpoint}", "ttft=n1", "logger=none", "progress=false",
+                                   f"hydra.run.dir={tmp_path / 'run'}"], capsys)
+    assert code == 1
+    assert f"solve.py: error: checkpoint '{checkpoint}' trained on 2 of the 2 evaluated test outputs" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_record_follows_an_adapter_path_continuation(trained_on_tiny_tasks, tmp_path, capsys):
     """Run B learns only the inputs of the tiny tasks (legitimate) from run A's adapter: B's checkpoint carries A's
     record, so an evaluation of B on the tiny tasks is refused all the same."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from arc_exp.data.tasks import Example, Task
+from arc_exp.data.trained_outputs import load_record
 from arc_exp.evaluation.submission import SubmissionError, build_submission, validate_submission
 from arc_exp.ttft.ensemble import MODEL, ensemble_submission, load_ensemble
 from arc_exp.ttft.stages import run_folder
@@ -274,7 +275,10 @@ def test_shared_adapter_end_to_end(shared, store):
     assert outcome["losses"] == pytest.approx(PINNED_SHARED_LOSSES, abs=TOLERANCE)
     assert sorted(os.listdir(adapter)) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
                                           "arc_exp.yaml", "chat_template.jinja", "tokenizer.json",
-                                          "tokenizer_config.json"]
+                                          "tokenizer_config.json", "trained_outputs.json"]
+    # the TTFT adapter trained on the tasks' train examples (3 + 2 + 6), never on their test outputs
+    record = load_record(adapter)
+    assert len(record) == 11 and record.matches(tasks) == []
     predictions = read(shared / "predict" / "predictions.json")
     assert {task_id: [[p["augmentation"] for p in t["predictions"]] for t in entry["test_inputs"]]
             for task_id, entry in predictions.items()} == {

@@ -17,6 +17,7 @@ import torch
 from arc_exp.data.datamodule import ARCDataModule, NoSampleFitsError, TrainingDataset, validation_samples
 from arc_exp.data.samples import collate
 from arc_exp.data.tasks import Task
+from arc_exp.data.trained_outputs import TrainedOutputs
 from arc_exp.evaluation.checkpoints import Checkpoint
 from arc_exp.evaluation.settings import EvaluationSettings
 from arc_exp.model.adapters import AdapterConfig
@@ -168,7 +169,7 @@ class AdapterTraining:
                             self.evaluation.prompt_version, self.evaluation.max_seq_len, self.evaluation.seed,
                             self.trainer_options, self.ttft.steps, folder, deadline, budget.clock,
                             run and run.lightning_logger(), list(dataset.holdout.values()), self.progress)
-        outcome.adapter = str(self.save(model, folder / "adapter"))
+        outcome.adapter = str(self.save(model, folder / "adapter", datasets))
         self.log_outcome(outcome, "shared adapter")
         del model
         gc.collect()
@@ -211,7 +212,7 @@ class AdapterTraining:
                                     budget.clock, task_run and task_run.lightning_logger(), holdout, progress=False,
                                     task_id=task_id)
                 outcome.planned_steps = self.ttft.steps
-                outcome.adapter = str(self.save(model, task_folder / "adapter"))
+                outcome.adapter = str(self.save(model, task_folder / "adapter", datasets))
                 del model
                 status = "FINISHED"
             except NoSampleFitsError as error:  # no TTFT sample of this task fits data.max_seq_len
@@ -229,10 +230,13 @@ class AdapterTraining:
             write_marker(task_folder, outcome.to_dict())
             self.log_outcome(outcome, f"{number}/{len(todo)} task {task_id}")
 
-    def save(self, model, folder: Path) -> Path:
-        """The adapter (or full weights) with the tokenizer and the run config, seeded like its base model."""
+    def save(self, model, folder: Path, datasets: Sequence[TrainingDataset]) -> Path:
+        """The adapter (or full weights) with the tokenizer and the run config, seeded like its base model, and the
+        record of the outputs it trained on: its TTFT tasks' (the test tasks' train examples) and its checkpoint's."""
         config = {**self.config, "seed": self.checkpoint.base_seed(self.evaluation.seed)}
-        return save_checkpoint(model, self.tokenizer, folder, config)
+        saved = save_checkpoint(model, self.tokenizer, folder, config)
+        TrainedOutputs.of_datasets(datasets, "ttft").continued_from(self.checkpoint.folder, "checkpoint").save(saved)
+        return saved
 
     @staticmethod
     def log_outcome(outcome: FineTuneOutcome, what: str) -> None:
