@@ -45,12 +45,14 @@ def main(cfg: DictConfig) -> float:
     settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
                                     inference, cfg.predictions_per_task, cfg.seed,
                                     cfg.data.get("max_seq_len", 8192))
-    tasks = load_eval_tasks(resolved["data"].get("eval"))
-    shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks))  # shard=i/N: this job's, else None
+    # the checkpoints, checked; the tasks they did not train on the test outputs of (or a refusal)
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
                       [settings.prompt_version], settings.prompt_version, cfg.all_checkpoints,
-                      scored_tasks=tasks, allow_trained_outputs=cfg.evaluation.allow_trained_outputs)
-    checkpoints = job.checkpoints
+                      scored_tasks=load_eval_tasks(resolved["data"].get("eval")),
+                      allow_trained_outputs=cfg.evaluation.allow_trained_outputs,
+                      skip_trained_tasks=cfg.evaluation.skip_trained_tasks)
+    checkpoints, tasks = job.checkpoints, job.tasks
+    shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks))  # shard=i/N: this job's, else None
     # several checkpoints share the run: one folder (and artifact folder) per step, metrics at step=N
     steps = [f"step-{c.step or 0:06d}" if len(checkpoints) > 1 else None for c in checkpoints]
     merged = sharding.load_shards(cfg.merge, tasks, steps) if cfg.merge else None

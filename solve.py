@@ -59,13 +59,15 @@ def main(cfg: DictConfig) -> float:
     ttft_settings = instantiate(cfg.ttft)
     ensemble = load_ensemble(resolved["ensemble"])
     tasks = load_tasks(cfg.challenges, resolved["data"].get("eval"))
-    shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks),
-                                    "challenges" if cfg.challenges else "data.eval")  # shard=i/N: this job's
-    merged = sharding.load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
     # the solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
                       [settings.prompt_version], settings.prompt_version, scored_tasks=tasks,
-                      allow_trained_outputs=cfg.evaluation.allow_trained_outputs)
+                      allow_trained_outputs=cfg.evaluation.allow_trained_outputs,
+                      skip_trained_tasks=cfg.evaluation.skip_trained_tasks)
+    tasks = job.tasks  # without those whose test outputs the checkpoint trained on, when they are skipped
+    shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks),
+                                    "challenges" if cfg.challenges else "data.eval")  # shard=i/N: this job's
+    merged = sharding.load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
     checkpoint, tokenizer = job.checkpoints[0], job.tokenizer()
     run_dir = run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,

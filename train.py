@@ -30,7 +30,7 @@ log = logging.getLogger("train")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
-    from arc_exp.data.trained_outputs import TAG, TrainedOutputs, check_scoring
+    from arc_exp.data.trained_outputs import TrainedOutputs, check_scoring, untrained_tasks
     from arc_exp.model.tokenizer import wrap_tokenizer
     from arc_exp.tracking.runs import choice_tags
     from arc_exp.training import distributed, recipe as training
@@ -65,13 +65,16 @@ def main(cfg: DictConfig) -> float:
     trained = TrainedOutputs.of_datasets(datamodule.train_stream.datasets, output_dir).continued_from(cfg.adapter_path)
     evaluation = training.prepare_evaluation(cfg) if cfg.evaluation.enabled else None
     scored_trained = check_scoring(trained, evaluation[2], "this run (data.train and adapter_path)",
-                                   cfg.evaluation.allow_trained_outputs) if evaluation else []
+                                   cfg.evaluation.allow_trained_outputs, cfg.evaluation.skip_trained_tasks) \
+        if evaluation else []
+    if scored_trained and cfg.evaluation.skip_trained_tasks:
+        evaluation = (*evaluation[:2], untrained_tasks(evaluation[2], scored_trained))
     model = training.build_model(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed, vocabulary)
     module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
                           total_steps=cfg.trainer.max_steps)
 
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
-            **choice_tags(hydra_cfg.runtime.choices, resolved), **({TAG: len(scored_trained)} if scored_trained else {})}
+            **choice_tags(hydra_cfg.runtime.choices, resolved), **training.trained_outputs_tags(scored_trained, cfg.evaluation.skip_trained_tasks)}
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved,
                                                trained)
     callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run)]

@@ -135,9 +135,9 @@ def test_evaluate_refuses_the_trained_outputs_and_allows_them_tagged(trained_on_
     assert code == 1
     lines = [line for line in err.splitlines() if line.startswith("evaluate.py: error:")]
     assert lines == [f"evaluate.py: error: checkpoint '{checkpoint}' trained on 2 of the 2 evaluated test outputs "
-                     f"(tasks c01025a1, c01025a2): its score would count answers it has seen; evaluate tasks it did "
-                     f"not train on, or set evaluation.allow_trained_outputs=true to score them anyway (the run is "
-                     f"tagged trained_on_evaluated_outputs=2)"]
+                     f"(tasks c01025a1, c01025a2): its score would count answers it has seen; leave those tasks out "
+                     f"(evaluation.skip_trained_tasks=true), or set evaluation.allow_trained_outputs=true to score "
+                     f"them anyway (the run is tagged trained_on_evaluated_outputs=2)"]
     assert not (tmp_path / "refused").exists()  # refused before anything was written
     assert [r for r in mlflow_runs(uri) if r.data.tags.get("run_type") == "evaluation"] == []
 
@@ -149,15 +149,32 @@ def test_evaluate_refuses_the_trained_outputs_and_allows_them_tagged(trained_on_
     assert runs[0].data.tags["trained_on_evaluated_outputs"] == "2"
 
 
-def test_evaluate_refuses_the_same_tasks_under_other_ids(trained_on_tiny_tasks, tmp_path, capsys):
+def test_evaluate_refuses_the_same_tasks_under_other_ids_or_leaves_them_out(trained_on_tiny_tasks, tmp_path,
+                                                                            capsys):
     _, checkpoint = trained_on_tiny_tasks
     renamed = tmp_path / "renamed"
     renamed.mkdir()
     shutil.copy(TINY_TASKS / "c01025a1.json", renamed / "deadbeef.json")
-    code, _, err = run_in_process(["evaluate.py", *EVAL, f"data.eval.source={renamed}", f"checkpoint={checkpoint}",
-                                   "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], capsys)
+    args = ["evaluate.py", *EVAL, f"data.eval.source={renamed}", f"checkpoint={checkpoint}"]
+    code, _, err = run_in_process([*args, "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], capsys)
     assert code == 1
     assert "trained on 1 of the 1 evaluated test outputs (tasks deadbeef)" in err
+    code, _, err = run_in_process([*args, "evaluation.skip_trained_tasks=true", "logger=none",
+                                   f"hydra.run.dir={tmp_path / 'skip'}"], capsys)
+    assert code == 1
+    assert "evaluation.skip_trained_tasks=true leaves no task to evaluate" in err
+    # beside a task it did not train on: that one alone is scored, and the run says how many were left out
+    other = json.loads((TINY_TASKS / "c01025a2.json").read_text())
+    other["test"][0]["output"] = [[9, 9], [9, 9]]
+    (renamed / "feedf00d.json").write_text(json.dumps(other))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    code, _, err = run_in_process([*args, "evaluation.skip_trained_tasks=true", f"logger.tracking_uri={uri}",
+                                   f"hydra.run.dir={tmp_path / 'kept'}"], capsys)
+    assert code == 0, err
+    log_file = (tmp_path / "kept" / "evaluate.log").read_text()
+    assert "1 tasks left out of the evaluation (evaluation.skip_trained_tasks=true)" in log_file
+    run = [r for r in mlflow_runs(uri) if r.data.tags.get("run_type") == "evaluation"][0]
+    assert run.data.tags["skipped_trained_tasks"] == "1" and run.data.metrics["n_tasks"] == 1.0
 
 
 def test_solve_refuses_to_score_the_trained_outputs(trained_on_tiny_tasks, tmp_path, capsys):

@@ -3,7 +3,8 @@
 A score means something only for outputs the model never saw in training. A training run records every example
 whose output its data can show the model (``trained_outputs.json`` in the run folder, in each ``checkpoints/step-N``
 folder and as an MLflow artifact); an evaluation compares the test examples it scores with the record of the
-checkpoint it scores, and refuses before any model loads (:func:`check_scoring`).
+checkpoint it scores, and refuses before any model loads (:func:`check_scoring`), unless told to score them anyway
+(tagged) or to leave their tasks out.
 
 An example is identified by its content, not its task id: the hash of its input and output grids, so the same example
 under another id or in another source (an ARC-1 evaluation task in ARC-AGI-2's training set, a repartition of ARC-1)
@@ -46,6 +47,8 @@ RECORD_FILE = "trained_outputs.json"
 FORMAT = "arc_exp trained outputs v1: sha256 of the JSON [input, output], first 16 hex digits"
 TAG = "trained_on_evaluated_outputs"  # the MLflow tag of a run that scored outputs it trained on (allowed)
 ALLOW_KEY = "evaluation.allow_trained_outputs"
+SKIP_KEY = "evaluation.skip_trained_tasks"
+SKIPPED_TAG = "skipped_trained_tasks"  # the MLflow tag of a run that left such tasks out (skip)
 
 
 class TrainedOutputsError(ValueError):
@@ -142,10 +145,11 @@ def load_record(folder: str | Path) -> Optional[TrainedOutputs]:
         raise TrainedOutputsError(f"{path}: not a trained-outputs record ({error})") from None
 
 
-def check_scoring(record: Optional[TrainedOutputs], tasks: Sequence[Task], label: str,
-                  allow: bool = False) -> list[tuple[str, int]]:
+def check_scoring(record: Optional[TrainedOutputs], tasks: Sequence[Task], label: str, allow: bool = False,
+                  skip: bool = False) -> list[tuple[str, int]]:
     """The test outputs of ``tasks`` that the model ``label`` (a checkpoint folder, "this run") trained on, after
-    refusing to score them unless ``allow`` (``evaluation.allow_trained_outputs=true``).
+    refusing to score them unless ``allow`` (``evaluation.allow_trained_outputs=true``: scored, the run tagged) or
+    ``skip`` (``evaluation.skip_trained_tasks=true``: the caller leaves their tasks out, :func:`untrained_tasks`).
 
     ``record`` None: the model's record is missing (warned; nothing to compare). Raises :class:`TrainedOutputsError`
     with one line naming the model, the count and the first task ids.
@@ -163,19 +167,32 @@ def check_scoring(record: Optional[TrainedOutputs], tasks: Sequence[Task], label
     scored = sum(e.output is not None for task in tasks for e in task.test)
     ids = list(dict.fromkeys(task_id for task_id, _ in found))
     shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-    if not allow:
+    what = f"{label} trained on {len(found)} of the {scored} evaluated test outputs (tasks {shown})"
+    if skip:
+        log.warning("%s: %d tasks left out of the evaluation (%s=true)", what, len(ids), SKIP_KEY)
+    elif allow:
+        log.warning("%s; scored anyway (%s=true), the run is tagged %s=%d", what, ALLOW_KEY, TAG, len(found))
+    else:
         raise TrainedOutputsError(
-            f"{label} trained on {len(found)} of the {scored} evaluated test outputs (tasks {shown}): its score would "
-            f"count answers it has seen; evaluate tasks it did not train on, or set {ALLOW_KEY}=true to score them "
-            f"anyway (the run is tagged {TAG}={len(found)})")
-    log.warning("%s trained on %d of the %d evaluated test outputs (tasks %s); scored anyway (%s=true), the run is "
-                "tagged %s=%d", label, len(found), scored, shown, ALLOW_KEY, TAG, len(found))
+            f"{what}: its score would count answers it has seen; leave those tasks out ({SKIP_KEY}=true), or set "
+            f"{ALLOW_KEY}=true to score them anyway (the run is tagged {TAG}={len(found)})")
     return found
+
+
+def untrained_tasks(tasks: Sequence[Task], found: Iterable[tuple[str, int]]) -> list[Task]:
+    """``tasks`` without those of ``found`` (:func:`check_scoring`'s), in order; an evaluation without tasks left is
+    an error (nothing to score)."""
+    trained = {task_id for task_id, _ in found}
+    kept = [task for task in tasks if task.task_id not in trained]
+    if not kept:
+        raise TrainedOutputsError(f"{SKIP_KEY}=true leaves no task to evaluate: the model trained on the test outputs "
+                                  f"of all {len(tasks)}")
+    return kept
 
 
 def _unique(items: tuple) -> tuple:
     return tuple(dict.fromkeys(items))
 
 
-__all__ = ["RECORD_FILE", "TAG", "TrainedOutputs", "TrainedOutputsError", "check_scoring", "example_hash",
-           "load_record", "shows_outputs"]
+__all__ = ["RECORD_FILE", "SKIPPED_TAG", "TAG", "TrainedOutputs", "TrainedOutputsError", "check_scoring",
+           "example_hash", "load_record", "shows_outputs", "untrained_tasks"]

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder
 from arc_exp.data.tasks import Task
-from arc_exp.data.trained_outputs import TAG, check_scoring, load_record
+from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG, check_scoring, load_record, untrained_tasks
 from arc_exp.evaluation import EvaluationError
 
 log = logging.getLogger(__name__)
@@ -178,25 +178,32 @@ def check_checkpoint(checkpoint: Checkpoint, model_name: str, encoder: GridEncod
         log.warning("%s was trained with prompt %s, evaluating with prompt %s", where, saved_prompt, prompt_version)
 
 
-def check_trained_outputs(checkpoints: Sequence[Checkpoint], tasks: Sequence[Task], allow: bool = False) -> dict:
+def check_trained_outputs(checkpoints: Sequence[Checkpoint], tasks: Sequence[Task], allow: bool = False,
+                          skip: bool = False) -> tuple[list[Task], dict]:
     """Refuse to score a test output of ``tasks`` that a checkpoint trained on (its ``trained_outputs.json``, which
     follows its ``adapter_path`` continuations): a :class:`~arc_exp.data.trained_outputs.TrainedOutputsError` naming
-    the checkpoint, the count and the first task ids, unless ``allow`` (``evaluation.allow_trained_outputs=true``).
+    the checkpoint, the count and the first task ids, unless ``allow`` (``evaluation.allow_trained_outputs=true``)
+    or ``skip`` (``evaluation.skip_trained_tasks=true``: those tasks are left out).
 
-    Returns the tags of the run that scores them: ``trained_on_evaluated_outputs=<n>`` (the most of any checkpoint)
-    when allowed and found, ``trained_outputs=unknown`` when a checkpoint has no record (trained before arc_exp kept
-    one, or elsewhere). The base model (no folder) trained on nothing of ours."""
+    Returns the tasks to score and the tags of the run: ``trained_on_evaluated_outputs=<n>`` (the most of any
+    checkpoint) when allowed and found, ``skipped_trained_tasks=<n>`` when left out, ``trained_outputs=unknown`` when
+    a checkpoint has no record (trained before arc_exp kept one, or elsewhere). The base model (no folder) trained on
+    nothing of ours."""
     tags: dict = {}
+    found: list = []  # the trained-on test outputs of each checkpoint
     for checkpoint in checkpoints:
         if checkpoint.folder is None:
             continue
         record = load_record(checkpoint.folder)
-        found = check_scoring(record, tasks, f"checkpoint '{checkpoint.folder}'", allow)
+        found.append(check_scoring(record, tasks, f"checkpoint '{checkpoint.folder}'", allow, skip))
         if record is None or record.unknown:
             tags["trained_outputs"] = "unknown"
-        if found:
-            tags[TAG] = max(len(found), tags.get(TAG, 0))
-    return tags
+    if any(found) and skip:
+        kept = untrained_tasks(tasks, [hit for hits in found for hit in hits])
+        return kept, {**tags, SKIPPED_TAG: len(tasks) - len(kept)}
+    if any(found):
+        tags[TAG] = max(len(hits) for hits in found)
+    return list(tasks), tags
 
 
 # checkpoints written before arc_exp/ was grouped by pipeline stage name the encoder factory by its old module

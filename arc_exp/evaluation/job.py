@@ -17,11 +17,13 @@ from arc_exp.tracking.runs import MLflowRun, choice_tags
 @dataclass
 class PredictionJob:
     """The checkpoints to predict with, the base tokenizer and each checkpoint's reduced vocabulary (or ``None``);
-    ``tags``: what the run records of the scored tasks' trained outputs (``trained_on_evaluated_outputs=<n>``)."""
+    ``tasks``: those to score (without the trained-on ones when they are skipped); ``tags``: what the run records of
+    the scored tasks' trained outputs (``trained_on_evaluated_outputs=<n>``)."""
 
     checkpoints: list[Checkpoint]
     base_tokenizer: Any
     vocabularies: list
+    tasks: Optional[list] = None
     tags: Optional[dict] = None
 
     def tokenizer(self, index: int = 0):
@@ -34,11 +36,12 @@ class PredictionJob:
 def prepare_job(spec, adapter, encoder, checkpoint: Optional[str], tracking_uri: Optional[str],
                 prompt_versions: Sequence[str], check_prompt: Optional[str] = None,
                 all_checkpoints: bool = False, scored_tasks: Optional[Sequence] = None,
-                allow_trained_outputs: bool = False) -> PredictionJob:
+                allow_trained_outputs: bool = False, skip_trained_tasks: bool = False) -> PredictionJob:
     """Resolve and check ``checkpoint`` (every step folder of a run with ``all_checkpoints``): a model, encoder or
     adapter mismatch fails here, naming the override that fixes it (``check_prompt``: warn when the checkpoint was
     trained on another prompt), and so does scoring a test output of ``scored_tasks`` that a checkpoint trained on
-    (unless ``allow_trained_outputs``; :func:`~arc_exp.evaluation.checkpoints.check_trained_outputs`). A
+    (unless ``allow_trained_outputs`` or ``skip_trained_tasks``;
+    :func:`~arc_exp.evaluation.checkpoints.check_trained_outputs`). A
     checkpoint's ``vocabulary.json`` wins; without one, ``model.reduce_vocab=true`` builds a vocabulary for
     ``prompt_versions``."""
     from arc_exp.model.loader import load_tokenizer
@@ -47,11 +50,12 @@ def prepare_job(spec, adapter, encoder, checkpoint: Optional[str], tracking_uri:
     checkpoints = resolve_checkpoints(checkpoint, all_checkpoints, tracking_uri)
     for found in checkpoints:
         check_checkpoint(found, spec.name, encoder, adapter.method, check_prompt)
-    tags = check_trained_outputs(checkpoints, scored_tasks, allow_trained_outputs) if scored_tasks else {}
+    scored_tasks, tags = check_trained_outputs(checkpoints, scored_tasks, allow_trained_outputs, skip_trained_tasks) \
+        if scored_tasks else (scored_tasks, {})
     base_tokenizer = load_tokenizer(spec)
     vocabularies = [resolve_vocabulary(found.folder, spec.reduce_vocab, base_tokenizer, encoder, list(prompt_versions),
                                        spec.name) for found in checkpoints]
-    return PredictionJob(checkpoints, base_tokenizer, vocabularies, tags)
+    return PredictionJob(checkpoints, base_tokenizer, vocabularies, scored_tasks, tags)
 
 
 def start_job_run(logger_cfg: Optional[Mapping], resolved: Mapping, overrides: Sequence[str],

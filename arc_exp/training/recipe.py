@@ -205,6 +205,20 @@ def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDat
     return metrics
 
 
+def trained_outputs_tags(scored_trained: Sequence[tuple[str, int]], skipped: bool) -> dict[str, int]:
+    """The tags of a run whose evaluation met test outputs it trained on: ``skipped_trained_tasks=<tasks>`` when
+    they were left out, else ``trained_on_evaluated_outputs=<outputs>`` (scored, allowed); none otherwise.
+
+    >>> trained_outputs_tags([("a", 0), ("a", 1)], skipped=True), trained_outputs_tags([("a", 0)], skipped=False)
+    ({'skipped_trained_tasks': 1}, {'trained_on_evaluated_outputs': 1})
+    """
+    from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG
+
+    if not scored_trained:
+        return {}
+    return {SKIPPED_TAG: len({task_id for task_id, _ in scored_trained})} if skipped else {TAG: len(scored_trained)}
+
+
 def prepare_evaluation(cfg: DictConfig):
     """``(inference config, evaluation settings, eval tasks)`` for the evaluation after training, built before
     training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training."""
