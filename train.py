@@ -63,6 +63,7 @@ def main(cfg: DictConfig) -> float:
     # the examples whose outputs this run (and the adapter it continues) trains on: the evaluation below refuses to
     # score them, and every checkpoint carries the record for the evaluations of it
     trained = TrainedOutputs.of_datasets(datamodule.train_stream.datasets, output_dir).continued_from(cfg.adapter_path)
+    val_trained = training.check_validation(trained, datamodule.val_tasks)  # a val loss on trained outputs: warned
     evaluation = training.prepare_evaluation(cfg) if cfg.evaluation.enabled else None
     scored_trained = check_scoring(trained, evaluation[2], "this run (data.train and adapter_path)",
                                    cfg.evaluation.allow_trained_outputs, cfg.evaluation.skip_trained_tasks) \
@@ -74,7 +75,7 @@ def main(cfg: DictConfig) -> float:
                           total_steps=cfg.trainer.max_steps)
 
     tags = {"sweep_id": hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else "", "model": cfg.model.name,
-            **choice_tags(hydra_cfg.runtime.choices, resolved), **training.trained_outputs_tags(scored_trained, cfg.evaluation.skip_trained_tasks)}
+            **choice_tags(hydra_cfg.runtime.choices, resolved), **training.trained_outputs_tags(scored_trained, cfg.evaluation.skip_trained_tasks, val_trained)}
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved,
                                                trained)
     callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run)]

@@ -227,6 +227,7 @@ def test_train_allowed_to_score_its_training_set_is_tagged(tmp_path):
     run_train(tmp_path / "run", [*TRAIN, "trainer.max_steps=1", _data(str(TINY_TASKS)), "evaluation.enabled=true",
                                  "evaluation.allow_trained_outputs=true", "evaluation.predictions_per_task=1",
                                  "inference.max_new_tokens=4", f"data.eval.source={TINY_TASKS}",
-                                 f"logger.tracking_uri={uri}"])
+                                 f"data.val.source={TINY_TASKS}", f"logger.tracking_uri={uri}"])
     runs = [r for r in mlflow_runs(uri) if r.data.tags.get("run_type") == "training"]
     assert len(runs) == 1 and runs[0].data.tags["trained_on_evaluated_outputs"] == "2"
+    assert runs[0].data.tags["val_trained_outputs"] == "2"  # its val/loss is on trained outputs too: said

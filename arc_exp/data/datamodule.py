@@ -219,6 +219,7 @@ class ARCDataModule(pl.LightningDataModule):
             raise ValueError(f"data.drop_examples_to_fit must be true or false, got {drop_examples_to_fit!r}")
         self.train_stream = TrainingStream(train, encoder, tokenizer, policy, max_seq_len, batch_size, seed,
                                            bucket_batches, drop_examples_to_fit=drop_examples_to_fit)
+        self.val_tasks = list(val_tasks)  # kept: the trained-outputs check of the validation loss reads them
         self.val_skips = SkipCounter()
         self.val_batches = [collate(b, tokenizer.pad_token_id) for b in batches_by_length(
             validation_samples(val_tasks, encoder, val_prompt, tokenizer, max_seq_len, self.val_skips), batch_size)]

@@ -205,18 +205,36 @@ def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDat
     return metrics
 
 
-def trained_outputs_tags(scored_trained: Sequence[tuple[str, int]], skipped: bool) -> dict[str, int]:
+def check_validation(trained, val_tasks: Sequence) -> int:
+    """How many validation test outputs the run's data (or the adapter it continues) trains on, warned: their
+    ``val/loss`` measures memory, not generalization (the run is tagged ``val_trained_outputs=<n>``)."""
+    found = trained.matches(val_tasks)
+    if found:
+        ids = list(dict.fromkeys(task_id for task_id, _ in found))
+        log.warning("data.val: the run trains on %d of its validation test outputs (tasks %s%s): val/loss includes "
+                    "answers it has seen", len(found), ", ".join(ids[:5]), " ..." if len(ids) > 5 else "")
+    return len(found)
+
+
+def trained_outputs_tags(scored_trained: Sequence[tuple[str, int]], skipped: bool, val_trained: int = 0
+                         ) -> dict[str, int]:
     """The tags of a run whose evaluation met test outputs it trained on: ``skipped_trained_tasks=<tasks>`` when
-    they were left out, else ``trained_on_evaluated_outputs=<outputs>`` (scored, allowed); none otherwise.
+    they were left out, else ``trained_on_evaluated_outputs=<outputs>`` (scored, allowed); and
+    ``val_trained_outputs=<n>`` when its validation holds outputs it trains on.
 
     >>> trained_outputs_tags([("a", 0), ("a", 1)], skipped=True), trained_outputs_tags([("a", 0)], skipped=False)
     ({'skipped_trained_tasks': 1}, {'trained_on_evaluated_outputs': 1})
+    >>> trained_outputs_tags([], skipped=False, val_trained=3)
+    {'val_trained_outputs': 3}
     """
     from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG
 
-    if not scored_trained:
-        return {}
-    return {SKIPPED_TAG: len({task_id for task_id, _ in scored_trained})} if skipped else {TAG: len(scored_trained)}
+    tags = {"val_trained_outputs": val_trained} if val_trained else {}
+    if scored_trained and skipped:
+        tags[SKIPPED_TAG] = len({task_id for task_id, _ in scored_trained})
+    elif scored_trained:
+        tags[TAG] = len(scored_trained)
+    return tags
 
 
 def prepare_evaluation(cfg: DictConfig):
