@@ -345,3 +345,43 @@ def test_task_of_interest_steps_counts_chats_as_other_tasks():
     entries = [{"chats": "data/count", "weight": 1.0},
                {"source": "arc1-training", "prompt": "output-from-examples-v1", "weight": 3.0}]
     assert training.steps_for_task_of_interest(entries, 300) == 400
+
+
+TINY_TASKS = REPO / "tests" / "fixtures" / "tiny_tasks"
+
+
+def test_ttft_on_evaluation_tasks_never_trains_on_a_test_output(tokenizer):
+    """iter12_grid_representation_ttft fine-tunes on the evaluation tasks it then scores (data=arc1-evaluation): its
+    train entry drops the test outputs before any data is built and trains the n-1 tasks of the train examples
+    (each in turn the target, the others shown). Its entry on the tiny tasks: every sample's answer is a train
+    output, all six of them are targets, no test output ever is."""
+    from arc_exp.data.augmentation_policy import AugmentationPolicy
+    from arc_exp.data.datamodule import TrainingDataset, TrainingStream
+    from arc_exp.data.encoders import MinimalGridEncoder
+    from arc_exp.data.samples import IGNORE_INDEX
+    from arc_exp.data.sources import load_source
+
+    for scale in ("smoke", "gpu"):
+        cfg = compose("iter12_grid_representation_ttft", scale, extra=["adapter_path=/a"])
+        entries = OmegaConf.to_container(cfg.data.train, resolve=True)
+        assert [(e["source"], e["test_outputs"], e["swap_train_test"]) for e in entries] == \
+            [(e["source"], False, True) for e in entries]
+    entry = {**entries[0], "source": str(TINY_TASKS), "first_n": None, "max_grid_side": None}
+    dataset = TrainingDataset.from_config(entry)
+    assert all(example.output is None for task in dataset.tasks for example in task.test)
+    encoder = MinimalGridEncoder()
+    policy = AugmentationPolicy(dihedral=False, color_permutation=False, shuffle_train=False)
+    stream = TrainingStream([dataset], encoder, tokenizer, policy, 4096, batch_size=1, seed=0, bucket_batches=1)
+
+    def answer(ids):
+        return tokenizer.decode([i for i in ids if i != IGNORE_INDEX])
+
+    samples = [stream.sample(k) for k in range(60)]
+    targets = {answer(s.labels) for s in samples}
+    tasks = load_source(TINY_TASKS)
+    train_outputs = {encoder.encode(e.output) for t in tasks for e in t.train}
+    test_outputs = {encoder.encode(e.output) for t in tasks for e in t.test}
+    assert {s.task_id.split(":")[1][:3] for s in samples} == {"loo"}
+    # an answer is the output grid's text and the end of the turn
+    assert {target.replace("<|im_end|>", "").strip() for target in targets} == train_outputs  # all 6
+    assert not any(o in target for o in test_outputs for target in targets)
