@@ -312,6 +312,6 @@ def test_test_outputs_false_with_swap_trains_the_n1_tasks_of_the_train_examples(
     assert (len(task.train), task.test[0].output) == (2, None)
     variants = training_variants(task, dataset.prompt, dataset.swap_train_test)
     assert [(v.task_id, v.train, v.test) for v in variants] == [
-        ("00576224:loo0", [task.train[1]], [task.train[0]]), ("00576224:loo1", [task.train[0]], [task.train[1]])]
+        ("00576224:loo0", (task.train[1],), (task.train[0],)), ("00576224:loo1", (task.train[0],), (task.train[1],))]
     with pytest.raises(ValueError, match="or swap_train_test: true, to train the n-1 tasks of their train examples$"):
         TrainingDataset.from_config({**entry, "swap_train_test": False})
