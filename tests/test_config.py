@@ -282,7 +282,7 @@ def test_schedulers_build_on_an_optimizer(option):
 
 DATA = {  # option -> ([(source, tasks, prompt, weight, swap_train_test)], val tasks, eval tasks)
     "arc1-training": ([("arc1-training", 400, "output-from-examples-v1", 1.0, True)], 50, 400),
-    "arc1-evaluation": ([("arc1-evaluation", 400, "output-from-examples-v1", 1.0, False)], 40, 400),
+    "arc1-evaluation": ([("arc1-evaluation", 400, "output-from-examples-v1", 1.0, True)], 40, 400),  # n-1 tasks
     "arc1-mixed-prompts": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
                             ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
                             ("arc1-training", 400, "output-from-outputs-v0", 0.5, False)], 50, 400),

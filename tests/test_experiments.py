@@ -8,7 +8,7 @@ from conftest import CONF, REPO
 
 ENTRY = {  # preset -> the entry point that runs it
     "iter02_learn_to_count": "train", "iter02_learn_to_count_base": "evaluate",
-    "iter04_ttft": "solve",
+    "iter04_ttft": "solve", "iter04_ttft_baseline": "train",
     "iter12_grid_representation": "train", "iter12_grid_representation_ttft": "train",
     "iter22_inputs_distribution": "train",
     "iter24_overfit": "train", "iter24_overfit_evaluate": "evaluate",
@@ -68,13 +68,18 @@ JOURNAL_ROWS = {
 QWEN05 = {"model.name": "qwen2-0.5b", "model.path": "Qwen/Qwen2-0.5B-Instruct"}
 PHI3 = {"model.name": "phi-3-mini-128k", "model.path": "microsoft/Phi-3-mini-128k-instruct"}
 LINEAR = "arc_exp.training.schedulers.linear"
+QWEN05_ARC = {"model.name": "qwen2-0.5b", "model.path": "/models/Qwen2-0.5B-arc"}  # given: required at gpu scale
+# what a gpu-scale preset requires from the user (data that cannot ship, a start model)
+GPU_GIVEN = {"iter24_overfit": ["model.path=/models/Qwen2-0.5B-arc", "datasets.re_arc=/data/re_arc/tasks",
+                                "datasets.mini_arc=/data/MINI-ARC"],
+             "iter24_overfit_evaluate": ["model.path=/models/Qwen2-0.5B-arc"]}
 
 # scale=gpu: (preset, arm or None for the preset alone, the document's settings)
 GPU_SETTINGS = [
     ("iter12_grid_representation", None, {
         **QWEN05, "lora.method": "lora", "lora.r": 32, "learning_rate": 1e-4, "scheduler._target_": LINEAR,
         "trainer.max_steps": 6000, "data.max_seq_len": 8192, "evaluation.predictions_per_task": 64,
-        "choice/encoder": "grid_shape_row_number", "data.drop_examples_to_fit": False}),
+        "choice/encoder": "grid_shape_row_number", "data.drop_examples_to_fit": False, "choice/data": "arc1-rs7"}),
     *[("iter12_grid_representation", f"encoder_{e}", {"choice/encoder": e, "trainer.max_steps": 6000, **QWEN05})
       for e in ("code_block", "code_block_row_number", "grid_shape", "grid_shape_row_number",
                 "code_block_replace_number", "grid_shape_row_number_replace_number")],
@@ -86,34 +91,34 @@ GPU_SETTINGS = [
     ("iter12_grid_representation", "size_large", {"model.name": "qwen2-1.5b", "model.path": "Qwen/Qwen2-1.5B-Instruct",
                                                   "trainer.max_steps": 12000, "evaluation.predictions_per_task": 64}),
     ("iter12_grid_representation_ttft", None, {**QWEN05, "learning_rate": 1e-4, "lora.r": 32,
-                                               "scheduler._target_": LINEAR, "choice/data": "arc1-evaluation",
+                                               "scheduler._target_": LINEAR, "choice/data": "arc1-rs7-ttft",
                                                "sweep:trainer.max_steps": "1000,2000,4000,8000"}),
     ("iter12_grid_representation_ttft", "ttft_size_large", {"model.name": "qwen2-1.5b", "trainer.max_steps": 4000}),
     ("iter22_inputs_distribution", None, {
         **QWEN05, "lora.r": 32, "learning_rate": 1e-4, "scheduler._target_": LINEAR, "data.max_seq_len": 8192,
         "evaluation.predictions_per_task": 8, "choice/encoder": "grid_shape_row_number",
-        "choice/prompt": "output-from-examples-v0", "data.task_of_interest_steps": 10000,
+        "choice/prompt": "output-from-examples-v1", "data.task_of_interest_steps": 10000,
         "data.drop_examples_to_fit": True}),
-    ("iter22_inputs_distribution", "out5k", {"choice/data": "arc1-training", "data.task_of_interest_steps": 5000}),
-    ("iter22_inputs_distribution", "out5k_in5k", {"choice/data": "arc1-inputs", "data.task_of_interest_steps": 5000}),
-    ("iter22_inputs_distribution", "out5k_in5k_out5k", {"choice/data": "arc1-inputs-outputs",
-                                                        "data.task_of_interest_steps": 5000}),
-    ("iter22_inputs_distribution", "out5k_in2.5k_out2.5k", {"choice/data": "arc1-half-inputs-outputs",
-                                                            "data.task_of_interest_steps": 5000}),
-    ("iter22_inputs_distribution", "out10k_in10k", {"choice/data": "arc1-inputs", "data.task_of_interest_steps": 10000,
+    ("iter22_inputs_distribution", "out5k", {"data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out5k_in5k", {"data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out5k_in5k_out5k", {"data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out5k_in2.5k_out2.5k", {"data.task_of_interest_steps": 5000}),
+    ("iter22_inputs_distribution", "out10k_in10k", {"data.task_of_interest_steps": 10000,
                                                     "choice/augmentation": "default"}),
     ("iter22_inputs_distribution", "out12k_taskaug", {"data.task_of_interest_steps": 12000,
                                                       "choice/augmentation": "task_augmentation"}),
     ("iter22_inputs_distribution", "out10k_in10k_taskaug_r128", {"data.task_of_interest_steps": 10000, "lora.r": 128,
                                                                  "choice/augmentation": "task_augmentation"}),
-    ("iter22_inputs_distribution", "inputs_only", {"choice/data": "arc1-inputs-only", "trainer.max_steps": 12000,
+    ("iter22_inputs_distribution", "inputs_only", {"trainer.max_steps": 12000,
                                                    "data.task_of_interest_steps": None}),
-    ("iter24_overfit", None, {**QWEN05, "lora.r": 32, "learning_rate": 1e-4, "scheduler._target_": LINEAR,
+    ("iter24_overfit", None, {**QWEN05_ARC, "choice/data": "arc1-rs7-re-arc-mini-arc",
+                              "choice/augmentation": "task_augmentation", "prompt.version": "output-from-examples-v1",
+                              "lora.r": 32, "learning_rate": 1e-4, "scheduler._target_": LINEAR,
                               "scheduler.warmup_ratio": 0.1, "trainer.max_steps": 100000,
                               "evaluation.enabled": False}),
     ("iter24_overfit", "full", {"lora.method": "full", "learning_rate": 2e-5, "trainer.max_steps": 100000}),
     ("iter24_overfit_evaluate", None, {
-        **QWEN05, "predictions_per_task": 32, "inference.sampler": "sampling", "inference.top_p": 1.0,
+        **QWEN05_ARC, "predictions_per_task": 32, "inference.sampler": "sampling", "inference.top_p": 1.0,
         "sweep:inference.temperature": "0.0,0.1,0.2,0.5,1.0",
         "sweep:data.eval.source": "arc1-training,arc1-evaluation"}),
     ("iter04_ttft", None, {**PHI3, "ttft.learning_rate": 1e-4, "ttft.steps": 1000, "data.max_seq_len": 4096,
@@ -123,6 +128,9 @@ GPU_SETTINGS = [
                                  "ttft.augmentation.color_permutation": False}),
     ("iter04_ttft", "timing_short", {**PHI3, "lora.load_in_4bit": False, "data.max_seq_len": 1024, "ttft.steps": 10}),
     ("iter04_ttft", "timing_long", {**PHI3, "lora.load_in_4bit": True, "data.max_seq_len": 4096, "ttft.steps": 10}),
+    ("iter04_ttft_baseline", None, {**PHI3, "lora.r": 32, "learning_rate": 1e-4, "trainer.max_steps": 2000,
+                                    "data.max_seq_len": 4096, "choice/data": "arc1-training", "experiment": "iter04_ttft",
+                                    "evaluation.enabled": False}),
     ("iter02_learn_to_count", None, {**PHI3, "lora.method": "lora", "learning_rate": 4e-4,
                                      "trainer.max_steps": 12500, "data.train.0.max_chats": 100000}),
     ("iter02_learn_to_count_base", None, {**PHI3, "checkpoint": None, "predictions_per_task": 8}),
@@ -177,7 +185,7 @@ def test_row_keys_are_the_journal_rows(preset, table):
 @pytest.mark.parametrize("preset, arm, expected", GPU_SETTINGS,
                          ids=[f"{p}-{a or 'preset'}-{i}" for i, (p, a, _) in enumerate(GPU_SETTINGS)])
 def test_gpu_scale_has_the_journal_settings(preset, arm, expected):
-    cfg = compose(preset, "gpu", arm)
+    cfg = compose(preset, "gpu", arm, extra=GPU_GIVEN.get(preset, []))
     assert {key: setting(cfg, key) for key in expected} == expected
     if "trainer" in cfg:
         assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("gpu", "bf16-mixed")
@@ -194,7 +202,7 @@ def test_the_model_tag_is_the_model_that_runs(preset, arm, model):
     default; the run's choice/model tag is the model that runs, as train.py and evaluation/job.py tag it."""
     from arc_exp.tracking.runs import choice_tags
 
-    cfg = compose(preset, "gpu", arm)
+    cfg = compose(preset, "gpu", arm, extra=GPU_GIVEN.get(preset, []))
     assert cfg.hydra.runtime.choices["model"] == "smollm2-135m" and cfg.model.name == model
     tags = choice_tags(cfg.hydra.runtime.choices, {"model": OmegaConf.to_container(cfg.model, resolve=True)})
     assert tags["choice/model"] == model and tags["choice/encoder"] == cfg.hydra.runtime.choices["encoder"]
@@ -320,8 +328,8 @@ def test_iter22_rows_take_the_same_steps_on_the_task_of_interest(scale, interest
         entries = OmegaConf.to_container(cfg.data.train, resolve=True)
         max_steps[arm] = training.steps_for_task_of_interest(entries, cfg.data.task_of_interest_steps)
         inputs = [e for e in entries if e.get("prompt") == "input-from-inputs-v0"]
-        # the new inputs come from the evaluation set's inputs too, never from its test outputs
-        assert not inputs or {"source": "arc1-evaluation", "test_outputs": False}.items() <= inputs[-1].items()
+        # the new inputs come from train_rs7, as the journal's commands (out10k_in10k_eval_inputs adds val_rs7's)
+        assert all((e["source"], e["split"], e["seed"]) == ("arc1-training-evaluation", "train", 7) for e in inputs)
     assert max_steps == expected
 
 
@@ -345,3 +353,148 @@ def test_task_of_interest_steps_counts_chats_as_other_tasks():
     entries = [{"chats": "data/count", "weight": 1.0},
                {"source": "arc1-training", "prompt": "output-from-examples-v1", "weight": 3.0}]
     assert training.steps_for_task_of_interest(entries, 300) == 400
+
+
+TINY_TASKS = REPO / "tests" / "fixtures" / "tiny_tasks"
+
+
+def test_ttft_on_evaluation_tasks_never_trains_on_a_test_output(tokenizer):
+    """iter12_grid_representation_ttft fine-tunes on the evaluation tasks it then scores (data=arc1-evaluation): its
+    train entry drops the test outputs before any data is built and trains the n-1 tasks of the train examples
+    (each in turn the target, the others shown). Its entry on the tiny tasks: every sample's answer is a train
+    output, all six of them are targets, no test output ever is."""
+    from arc_exp.data.augmentation_policy import AugmentationPolicy
+    from arc_exp.data.datamodule import TrainingDataset, TrainingStream
+    from arc_exp.data.encoders import MinimalGridEncoder
+    from arc_exp.data.samples import IGNORE_INDEX
+    from arc_exp.data.sources import load_source
+
+    for scale in ("smoke", "gpu"):
+        cfg = compose("iter12_grid_representation_ttft", scale, extra=["adapter_path=/a"])
+        entries = OmegaConf.to_container(cfg.data.train, resolve=True)
+        assert [(e["source"], e["test_outputs"], e["swap_train_test"]) for e in entries] == \
+            [(e["source"], False, True) for e in entries]
+    entry = {**entries[0], "source": str(TINY_TASKS), "split": None, "first_n": None, "max_grid_side": None}
+    dataset = TrainingDataset.from_config(entry)
+    assert all(example.output is None for task in dataset.tasks for example in task.test)
+    encoder = MinimalGridEncoder()
+    policy = AugmentationPolicy(dihedral=False, color_permutation=False, shuffle_train=False)
+    stream = TrainingStream([dataset], encoder, tokenizer, policy, 4096, batch_size=1, seed=0, bucket_batches=1)
+
+    def answer(ids):
+        return tokenizer.decode([i for i in ids if i != IGNORE_INDEX])
+
+    samples = [stream.sample(k) for k in range(60)]
+    targets = {answer(s.labels) for s in samples}
+    tasks = load_source(TINY_TASKS)
+    train_outputs = {encoder.encode(e.output) for t in tasks for e in t.train}
+    test_outputs = {encoder.encode(e.output) for t in tasks for e in t.test}
+    assert {s.task_id.split(":")[1][:3] for s in samples} == {"loo"}
+    # an answer is the output grid's text and the end of the turn
+    assert {target.replace("<|im_end|>", "").strip() for target in targets} == train_outputs  # all 6
+    assert not any(o in target for o in test_outputs for target in targets)
+
+
+def test_encoder_table_rows_follow_the_journal():
+    """The journal's encoder table: no flag, other symbols only (second), row numbers, row numbers + grid shape (its
+    04_ run), grid shape, all three (its 06_ run)."""
+    spec = next(t for t in table_specs(OmegaConf.to_container(compose("iter12_grid_representation", "gpu").report,
+                                                              resolve=True)) if t.name == "encoders")
+    encoders = ["grid_shape_row_number_replace_number", "grid_shape", "code_block_row_number", "code_block",
+                "grid_shape_row_number", "code_block_replace_number"]
+    ordered = sorted(encoders, key=lambda e: tuple(k.order(e) for k in spec.rows))
+    assert [[k.show(e) for k in spec.rows] for e in ordered] == [
+        ["", "", ""], ["", "", "x"], ["x", "", ""], ["x", "x", ""], ["", "x", ""], ["x", "x", "x"]]
+    assert sorted(spec.where["arm"]) == sorted(f"encoder_{e}" for e in encoders)
+
+
+RS7 = {"source": "arc1-training-evaluation", "seed": 7, "val_fraction": 0.16}  # the journal's train_rs7 / val_rs7
+
+
+def entries_of(cfg) -> list[tuple]:
+    """(source, split, prompt, weight, test_outputs) of each data.train entry, resolved."""
+    return [(e["source"], e["split"], e["prompt"], e["weight"], e["test_outputs"])
+            for e in OmegaConf.to_container(cfg.data.train, resolve=True)]
+
+
+V1, IN, OUT = "output-from-examples-v1", "input-from-inputs-v0", "output-from-outputs-v0"
+M = "arc1-training-evaluation"
+# scale=gpu: the journal's partitions, prompts and data, arm by arm
+GPU_DATA = [
+    ("iter12_grid_representation", None, [(M, "train", "output-from-examples-v0", 1.0, None)]),
+    ("iter12_grid_representation_ttft", None, [(M, "val", "output-from-examples-v0", 1.0, False)]),  # n-1 of val_rs7
+    ("iter22_inputs_distribution", None, [(M, "train", V1, 1.0, None)]),
+    ("iter22_inputs_distribution", "out5k_in5k", [(M, "train", V1, 1.0, None), (M, "train", IN, 1.0, None)]),
+    ("iter22_inputs_distribution", "out5k_in5k_out5k", [(M, "train", V1, 1.0, None), (M, "train", IN, 1.0, None),
+                                                        (M, "train", OUT, 1.0, None)]),
+    ("iter22_inputs_distribution", "out5k_in2.5k_out2.5k", [(M, "train", V1, 1.0, None), (M, "train", IN, 0.5, None),
+                                                            (M, "train", OUT, 0.5, None)]),
+    ("iter22_inputs_distribution", "out10k_in10k_taskaug_r128", [(M, "train", V1, 1.0, None),
+                                                                 (M, "train", IN, 1.0, None)]),
+    ("iter22_inputs_distribution", "inputs_only", [(M, "train", IN, 1.0, None)]),
+    ("iter22_inputs_distribution", "out10k_in10k_eval_inputs", [(M, "train", V1, 1.0, None),
+                                                                (M, "train", IN, 0.5, None), (M, "val", IN, 0.5, False)]),
+    ("iter24_overfit", None, [(M, "train", V1, 0.55, None),
+                              ("re-arc:/data/re_arc/tasks?examples=5&seed=7", None, V1, 0.33, None),
+                              ("/data/MINI-ARC", None, V1, 0.12, None)]),
+]
+
+
+@pytest.mark.parametrize("preset, arm, expected", GPU_DATA, ids=[f"{p}-{a or 'preset'}" for p, a, _ in GPU_DATA])
+def test_gpu_scale_trains_on_the_journal_partitions(preset, arm, expected):
+    """Iterations 12, 22 and 24 train on train_rs7 (iteration 24 with RE-ARC and MINI-ARC: its 1,221 tasks) and
+    validate and score on val_rs7 (ARC-1 training + evaluation split with seed 7); iteration 12's TTFT trains the n-1
+    tasks of val_rs7's train examples."""
+    cfg = compose(preset, "gpu", arm, extra=[*GPU_GIVEN.get(preset, []), "adapter_path=/a"])
+    assert entries_of(cfg) == expected
+    for entry in OmegaConf.to_container(cfg.data.train, resolve=True):
+        if entry["source"] == M:
+            assert {k: entry[k] for k in RS7} == RS7
+    for part in ("val", "eval"):
+        assert {k: cfg.data[part][k] for k in (*RS7, "split")} == {**RS7, "split": "val"}
+        assert cfg.data[part].get("first_n") is None and cfg.data[part].get("max_grid_side") is None
+    val_prompt = IN if arm == "inputs_only" else cfg.prompt.version
+    assert OmegaConf.to_container(cfg.data.val, resolve=True)["prompt"] == val_prompt
+
+
+@pytest.mark.parametrize("preset, arm", [("iter12_grid_representation", None), ("iter12_grid_representation_ttft", None),
+                                         ("iter22_inputs_distribution", "out10k_in10k_eval_inputs"),
+                                         ("iter22_inputs_distribution", "out5k_in5k"), ("iter24_overfit", None)])
+def test_smoke_scale_never_scores_or_validates_on_trained_tasks(preset, arm):
+    """At the smoke scale the partition is split after the same small-grid filter for every task set, so no val or
+    eval task is a train task; the TTFT preset trains on (the train examples of) the very tasks it scores."""
+    from arc_exp.data.entries import train_entries
+    from arc_exp.data.selection import TaskSetSpec
+
+    cfg = compose(preset, "smoke", arm, extra=["adapter_path=/a"])
+    entries = train_entries(OmegaConf.to_container(cfg.data.train, resolve=True), cfg.data.limit)
+    trained = {t.task_id for e in entries if e.source == M and e.test_outputs is not False
+               for t in e.task_set().load()}
+    scored = {part: {t.task_id for t in TaskSetSpec.from_config(OmegaConf.to_container(cfg.data[part], resolve=True),
+                                                                 ignore=("prompt",)).load()} for part in ("val", "eval")}
+    assert scored["val"] and scored["eval"]
+    if preset.endswith("_ttft"):  # no test output is trained on (test_outputs: false): the n-1 tasks of these
+        assert not trained and {t.task_id for e in entries for t in e.task_set().load()} == scored["eval"]
+    else:
+        assert trained and not trained & (scored["val"] | scored["eval"])
+
+
+@pytest.mark.parametrize("preset, key, names", [
+    ("iter24_overfit", "model.path", "Qwen2-0.5B-arc"),
+    ("iter24_overfit", "datasets.re_arc", "RE-ARC (github.com/michaelhodel/re-arc"),
+    ("iter24_overfit", "datasets.mini_arc", "MINI-ARC as one task folder or JSON file (github.com/KSB21ST/MINI-ARC"),
+    ("iter24_overfit_evaluate", "model.path", "Qwen2-0.5B-arc"),
+    ("iter04_ttft", "checkpoint", "python train.py experiment=iter04_ttft_baseline scale=gpu"),
+])
+def test_gpu_scale_requires_the_data_and_start_model_it_cannot_ship(preset, key, names):
+    """One line naming the key, the dataset or model and where it comes from, raised when the config resolves (the
+    entry points resolve it before loading anything)."""
+    given = [o for o in GPU_GIVEN.get(preset, []) if not o.startswith(f"{key}=")]
+    cfg = compose(preset, "gpu", extra=[*given, *(["checkpoint=abc"] if preset.endswith("evaluate") else [])])
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # what train.py resolves first
+    with pytest.raises(Exception) as error:
+        OmegaConf.to_container(job, resolve=True)
+    message = next(line for line in str(error.value).splitlines() if "is required by this preset" in line)
+    assert f"{key} is required by this preset: give {key}=<" in message and names in message
+    smoke = compose(preset, "smoke")  # the smoke scale ships stand-ins
+    assert OmegaConf.select(smoke, key, default=None) != "???"

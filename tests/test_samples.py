@@ -4,7 +4,8 @@ import torch
 
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.datamodule import (
-    ARCDataModule, NoSampleFitsError, SkipCounter, TrainingDataset, TrainingStream, validation_samples,
+    ARCDataModule, NoSampleFitsError, SkipCounter, TrainingDataset, TrainingStream, training_variants,
+    validation_samples,
 )
 from arc_exp.data.samples import IGNORE_INDEX, Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.tasks import Task
@@ -294,6 +295,23 @@ def test_test_outputs_false_trains_on_the_evaluation_set_as_at_test_time():
     assert all(e.output is None for t in dataset.tasks for e in t.test)
     assert all(e.output is not None for t in dataset.tasks for e in t.train)
     with pytest.raises(ValueError, match="have no known test output to train prompt 'output-from-examples-v1'"):
-        TrainingDataset.from_config({**entry, "prompt": "output-from-examples-v1"})
+        TrainingDataset.from_config({**entry, "prompt": "output-from-examples-v1", "swap_train_test": False})
+    n1 = TrainingDataset.from_config({**entry, "prompt": "output-from-examples-v1"})  # swap (the default): n-1
+    assert n1.swap_train_test and [t.task_id for t in n1.tasks] == ["00576224", "009d5c81", "00dbd492"]
     with pytest.raises(ValueError, match=r"data.train.test_outputs: Value 'nope' is not a valid bool"):
         TrainingDataset.from_config({**entry, "test_outputs": "nope"})
+
+
+def test_test_outputs_false_with_swap_trains_the_n1_tasks_of_the_train_examples():
+    """An evaluation task at test time (test outputs dropped) with swap_train_test: each train example in turn the
+    target, the others shown; the test input is never shown nor a target."""
+    entry = {"source": "arc1-evaluation", "task_ids": ["00576224"], "test_outputs": False,
+             "prompt": "output-from-examples-v0", "swap_train_test": True}
+    dataset = TrainingDataset.from_config(entry)
+    task = dataset.tasks[0]
+    assert (len(task.train), task.test[0].output) == (2, None)
+    variants = training_variants(task, dataset.prompt, dataset.swap_train_test)
+    assert [(v.task_id, v.train, v.test) for v in variants] == [
+        ("00576224:loo0", (task.train[1],), (task.train[0],)), ("00576224:loo1", (task.train[0],), (task.train[1],))]
+    with pytest.raises(ValueError, match="or swap_train_test: true, to train the n-1 tasks of their train examples$"):
+        TrainingDataset.from_config({**entry, "swap_train_test": False})

@@ -96,8 +96,8 @@ def test_unknown_source_lists_the_named_sets():
         load_source("arc3-training")
     assert str(error.value) == (
         "unknown task source 'arc3-training': not a named set (arc1-training, arc1-evaluation, arc-agi-2-training, "
-        "arc-agi-2-evaluation, kaggle2024-training, kaggle2024-evaluation, kaggle2025-training, kaggle2025-evaluation)"
-        " and no such file or folder"
+        "arc-agi-2-evaluation, kaggle2024-training, kaggle2024-evaluation, kaggle2025-training, kaggle2025-evaluation, "
+        "arc1-training-evaluation) and no such file or folder"
     )
     assert isinstance(error.value, ValueError)
     assert len(NAMED_SOURCES) == 8
@@ -290,3 +290,47 @@ def test_tasks_to_kaggle_round_trip(tmp_path):
 def test_tasks_to_kaggle_leaves_unsolved_tasks_out_of_solutions():
     challenges, solutions = tasks_to_kaggle([Task.from_dict("aaaa0001", without_outputs(TASK_A))])
     assert (challenges, solutions) == ({"aaaa0001": without_outputs(TASK_A)}, {})
+
+
+RE_ARC = FIXTURES.parent / "re_arc" / "tasks"
+
+
+def test_merged_arc1_holds_both_sets_and_the_journal_repartition_splits_it():
+    """arc1-training-evaluation: the 800 ARC-1 tasks by id, each keeping its set's name; the journal's train_rs7 /
+    val_rs7 are its seeded split (seed 7, 128 val tasks: with RE-ARC's 400 and MINI-ARC's 149, train_rs7's 672
+    make iteration 24's 1,221 tasks)."""
+    from arc_exp.data.selection import select_tasks
+
+    tasks = load_source("arc1-training-evaluation")
+    assert len(tasks) == 800 and [t.task_id for t in tasks] == sorted(t.task_id for t in tasks)
+    assert {t.source for t in tasks} == {"arc1-training", "arc1-evaluation"}
+    val = select_tasks(tasks, split="val", seed=7, val_fraction=0.16)
+    train = select_tasks(tasks, split="train", seed=7, val_fraction=0.16)
+    assert (len(train), len(val)) == (672, 128) and not {t.task_id for t in train} & {t.task_id for t in val}
+    assert [t.task_id for t in val[:3]] == ["025d127b", "06df4c85", "0934a4d8"]
+    assert sum(t.source == "arc1-evaluation" for t in val) == 56
+
+
+def test_re_arc_files_are_cut_into_seeded_tasks_of_n_examples():
+    tasks = load_source(f"re-arc:{RE_ARC}?examples=3&seed=0")
+    assert [(t.task_id, len(t.train), len(t.test)) for t in tasks] == [
+        ("007bbfb7:0", 2, 1), ("007bbfb7:1", 2, 1), ("00d62c1b:0", 2, 1)]  # 7 = 2 x 3 + 1 left out; 4 = 3 + 1
+    first = [e.input[0][0] for e in tasks[0].train + tasks[0].test]
+    again = load_source(f"re-arc:{RE_ARC}?examples=3&seed=0")
+    other = load_source(f"re-arc:{RE_ARC}?examples=3&seed=1")
+    assert [e.input[0][0] for e in again[0].train + again[0].test] == first  # seeded: the same cut
+    assert [[e.input for e in t.train + t.test] for t in other] != [[e.input for e in t.train + t.test] for t in tasks]
+    assert all(e.output == [[(e.input[0][0] + 1) % 10]] for t in tasks[:2] for e in t.train + t.test)
+    assert [len(t.train) for t in load_source(f"re-arc:{RE_ARC}")] == [4]  # 5 examples a task by default
+    assert {t.source for t in tasks} == {str(RE_ARC / "007bbfb7.json"), str(RE_ARC / "00d62c1b.json")}
+
+
+@pytest.mark.parametrize("source, error, message", [
+    ("re-arc:/no/such/folder", FileNotFoundError, "/no/such/folder: no such RE-ARC tasks folder; download RE-ARC"),
+    (f"re-arc:{RE_ARC}?examples=1", ValueError, "re-arc: examples per task must be an integer >= 2, got 1"),
+    (f"re-arc:{RE_ARC}?n=3", ValueError, "a RE-ARC source is re-arc:<tasks folder>[?examples=N&seed=S]"),
+    (f"re-arc:{FIXTURES.parent / 'tiny_tasks'}", TaskFormatError, "c01025a1.json: a RE-ARC task file is a list of"),
+])
+def test_re_arc_bad_sources_name_the_file(source, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        load_source(source)

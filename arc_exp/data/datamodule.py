@@ -21,7 +21,7 @@ from typing import Iterator, Mapping, Optional, Sequence, Union
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
-from arc_exp.data.augmentation import swap_train_test
+from arc_exp.data.augmentation import leave_one_out, swap_train_test
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.entries import TrainEntry
@@ -64,13 +64,20 @@ class TrainingDataset:
         tasks = spec.load()
         if not tasks:
             raise ValueError(f"{where}: source '{spec.source}' with this selection holds no task")
-        unanswered = [t.task_id for t in tasks if not answer_indices(t, entry.prompt)]
+        swap = True if entry.swap_train_test is None else entry.swap_train_test
+        # test outputs dropped on purpose (test_outputs: false) and swap: the n-1 tasks of the train examples; a
+        # source that lacks solutions is still refused (its solutions file may be missing)
+        n1 = swap and not spec.test_outputs
+        unanswered = [t.task_id for t in tasks if not any(answer_indices(v, entry.prompt)
+                                                          for v in training_variants(t, entry.prompt, n1))]
         if unanswered:
+            hint = ("; with swap_train_test: true a task needs 2 train examples (its n-1 tasks)" if n1 else
+                    "; or swap_train_test: true, to train the n-1 tasks of their train examples"
+                    if not spec.test_outputs else "")
             raise ValueError(f"{where}: {len(unanswered)} tasks of '{spec.source}' have no known test output to "
                              f"train prompt '{entry.prompt}' on ({', '.join(unanswered[:5])}"
                              f"{', ...' if len(unanswered) > 5 else ''}); train input-from-inputs-v0 on them, or "
-                             f"use a source with solutions")
-        swap = True if entry.swap_train_test is None else entry.swap_train_test
+                             f"use a source with solutions{hint}")
         return cls(name=spec.source, tasks=tasks, prompt=entry.prompt, weight=entry.weight,
                    loss_weight=entry.loss_weight, swap_train_test=swap)
 
@@ -85,6 +92,31 @@ class TrainingDataset:
             raise ValueError(f"{where}: no chats found at '{entry.chats}'")
         return cls(name=str(entry.chats), tasks=[], prompt="chat", weight=entry.weight,
                    loss_weight=entry.loss_weight, swap_train_test=False, chats=chats)
+
+
+def training_variants(task: Task, prompt: str, swap: bool) -> list[Task]:
+    """The tasks one training sample of ``task`` is drawn from (``data.train.<i>.swap_train_test``).
+
+    Without swap: ``[task]`` (the test inputs with a known output are the targets). With swap, a task whose test
+    outputs are all known pools train and test examples, each in turn the target (:func:`swap_train_test`); a task
+    the prompt has no target in as it is (output-from-examples on a task whose test outputs were dropped,
+    ``test_outputs: false``) gives its n-1 tasks instead: each train example in turn the target, the others shown,
+    the test inputs left out, so never a target (:func:`leave_one_out`; ``[]`` with fewer than 2 train examples).
+    A task that already has targets for the prompt (input-from-inputs: every input) and no known test outputs stays
+    ``[task]``.
+
+    >>> task = Task.from_dict("t", {"train": [{"input": [[1]], "output": [[2]]}, {"input": [[3]], "output": [[4]]}],
+    ...                              "test": [{"input": [[5]]}]})
+    >>> [(v.task_id, [e.output for e in v.test]) for v in training_variants(task, "output-from-examples-v0", True)]
+    [('t:loo0', [[[2]]]), ('t:loo1', [[[4]]])]
+    """
+    if not swap:
+        return [task]
+    if task.has_solutions:
+        return swap_train_test(task)
+    if answer_indices(task, prompt):
+        return [task]
+    return leave_one_out(task)
 
 
 @dataclass
@@ -134,8 +166,10 @@ class TrainingStream(IterableDataset):
         if dataset.chats is not None:
             return self._chat_sample(dataset, rng.randrange(len(dataset.chats)))
         task = rng.choice(dataset.tasks)
-        if dataset.swap_train_test and task.has_solutions:
-            task = rng.choice(swap_train_test(task))
+        if dataset.swap_train_test:
+            variants = training_variants(task, dataset.prompt, swap=True)
+            if variants != [task]:
+                task = rng.choice(variants)
         task, _ = self.policy(task, rng)
         targets = answer_indices(task, dataset.prompt)  # input-from-inputs: test inputs too, outputs or not
         if not targets:

@@ -6,7 +6,10 @@
 - a Kaggle ``*_challenges.json`` (``{task_id: task}`` without test outputs); a sibling ``*_solutions.json``
   (``{task_id: [test output grid, ...]}``) is attached when it exists;
 - a folder of one-task JSON files, ``0a1b2c3d.json`` holding ``{"train": [...], "test": [...]}``;
-- one JSON file mapping task id to task (what :func:`save_tasks` writes), or one single-task JSON file.
+- one JSON file mapping task id to task (what :func:`save_tasks` writes), or one single-task JSON file;
+- a merged set from :data:`MERGED_SOURCES`, e.g. ``"arc1-training-evaluation"`` (the 800 tasks of ARC-1, which
+  the journal's seeded repartition ``train_rs7``/``val_rs7`` splits: ``split``, ``seed`` and ``val_fraction``);
+- ``re-arc:<folder>[?examples=N&seed=S]``: RE-ARC's own layout, cut into tasks (:mod:`arc_exp.data.re_arc`).
 
 A task in JSON::
 
@@ -24,6 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
+from arc_exp.data import re_arc
 from arc_exp.data.tasks import Task, TaskFormatError
 
 PathLike = Union[str, os.PathLike]
@@ -38,6 +42,11 @@ NAMED_SOURCES: dict[str, tuple[str, str]] = {
     "kaggle2024-evaluation": ("kaggle2024.json", "eval"),
     "kaggle2025-training": ("kaggle2025_250808.json", "train"),
     "kaggle2025-evaluation": ("kaggle2025_250808.json", "eval"),
+}
+
+# name -> the named sets it holds, all their tasks sorted by id (each task keeps its own set's name as its source)
+MERGED_SOURCES: dict[str, tuple[str, ...]] = {
+    "arc1-training-evaluation": ("arc1-training", "arc1-evaluation"),
 }
 
 CHALLENGES_SUFFIX = "_challenges.json"
@@ -59,6 +68,12 @@ def load_source(source: PathLike) -> list[Task]:
     text = os.fspath(source)
     if text in NAMED_SOURCES:
         return load_named(text)
+    if text in MERGED_SOURCES:
+        return sorted((task for name in MERGED_SOURCES[text] for task in load_named(name)),
+                      key=lambda task: task.task_id)
+    if text.startswith(re_arc.PREFIX):
+        path, examples, seed = re_arc.parse_source(text)
+        return re_arc.load_re_arc(Path(path).expanduser(), examples, seed)
     path = Path(text).expanduser()
     if path.is_dir():
         return load_folder(path)
@@ -69,7 +84,8 @@ def load_source(source: PathLike) -> list[Task]:
             raise TaskFormatError(f"{path}: a Kaggle solutions file holds no tasks; load its *{CHALLENGES_SUFFIX}")
         return load_json_file(path)
     raise UnknownSourceError(
-        f"unknown task source {text!r}: not a named set ({', '.join(NAMED_SOURCES)}) and no such file or folder"
+        f"unknown task source {text!r}: not a named set ({', '.join([*NAMED_SOURCES, *MERGED_SOURCES])}) and no "
+        f"such file or folder"
     )
 
 
