@@ -498,3 +498,79 @@ def test_gpu_scale_requires_the_data_and_start_model_it_cannot_ship(preset, key,
     assert f"{key} is required by this preset: give {key}=<" in message and names in message
     smoke = compose(preset, "smoke")  # the smoke scale ships stand-ins
     assert OmegaConf.select(smoke, key, default=None) != "???"
+
+
+# --- no preset scores (or validates on) test outputs its training saw ----------------------------------------------
+
+# the preset that trains the checkpoint a preset continues or scores: (preset, arm)
+TRAINED_BY = {"iter12_grid_representation_ttft": ("iter12_grid_representation", "size_small"),
+              "iter24_overfit_evaluate": ("iter24_overfit", "lora"),
+              "iter04_ttft": ("iter04_ttft_baseline", None)}
+# data that cannot ship (gpu scale, given by the user): not loaded here; RE-ARC and MINI-ARC are no ARC-1 task
+NOT_HERE = ("/data/", "re-arc:/data/")
+
+
+def arms_of(cfg) -> list:
+    arms = cfg.hydra.sweeper.params.get("arm") if cfg.hydra.sweeper.get("params") else None
+    return [None] if not arms else [a.split("/", 1)[1] for a in str(arms).split(",")]
+
+
+def trained_outputs_of(cfg):
+    """The trained-outputs record a training run of ``cfg`` writes (its data.train, data.limit applied)."""
+    from arc_exp.data.entries import train_entries
+    from arc_exp.data.trained_outputs import TrainedOutputs
+
+    record = TrainedOutputs()
+    for i, entry in enumerate(train_entries(OmegaConf.to_container(cfg.data.train, resolve=True), cfg.data.limit)):
+        if not entry.is_chats and not str(entry.source).startswith(NOT_HERE):
+            record = record | TrainedOutputs.of_tasks(entry.task_set().load(), entry.prompt, f"data.train[{i}]")
+    return record
+
+
+def scored_tasks(cfg, part: str = "eval") -> dict:
+    """``{data.<part>.source value: tasks}``: the tasks a run of ``cfg`` scores, one set per swept source."""
+    from arc_exp.evaluation.pipeline import load_eval_tasks
+
+    spec = OmegaConf.to_container(cfg.data[part], resolve=True)
+    spec.pop("prompt", None)
+    swept = cfg.hydra.sweeper.get("params", {}).get(f"data.{part}.source") if part == "eval" else None
+    sources = str(swept).split(",") if swept else [spec["source"]]
+    return {source: load_eval_tasks({**spec, "source": source}) for source in sources}
+
+
+# ARC-1's one example held twice: the test of evaluation task 070dd51e is a train example of training task 40853293,
+# and the reverse; a model trained on one of them is scored without the other (evaluation.skip_trained_tasks, gpu)
+ARC1_TWINS = {"070dd51e", "40853293"}
+
+
+@pytest.mark.parametrize("scale", ["smoke", "gpu"])
+@pytest.mark.parametrize("preset", [p for p in SEED_PRESETS if p != "iter02_learn_to_count_base"])
+def test_no_preset_scores_the_test_outputs_it_trained_on(preset, scale):
+    """Every arm of every preset, at both scales: the test outputs it scores (data.eval: train.py's evaluation,
+    evaluate.py, solve.py) are none of those its training data (and the training of the checkpoint it continues or
+    scores) shows, compared by content as the guard compares them; the ARC-1 twins are left out by the guard
+    (``evaluation.skip_trained_tasks``). Validation holds none either, but for the twins (warned and tagged by
+    train.py). Iteration 24 scores its training set on purpose: allowed there, and only there."""
+    def given(name):
+        keys = {"train": ["adapter_path=/a"], "evaluate": ["checkpoint=/c"], "solve": ["checkpoint=/c"]}[ENTRY[name]]
+        return [*keys, *(GPU_GIVEN.get(name, []) if scale == "gpu" else [])]
+
+    for arm in arms_of(compose(preset, scale, extra=given(preset))):
+        cfg = compose(preset, scale, arm, extra=given(preset))
+        record = trained_outputs_of(cfg) if ENTRY[preset] == "train" else None
+        if preset in TRAINED_BY:  # the checkpoint's own training
+            parent, parent_arm = TRAINED_BY[preset]
+            earlier = trained_outputs_of(compose(parent, scale, parent_arm, extra=given(parent)))
+            record = earlier if record is None else record | earlier
+        scores = ENTRY[preset] != "train" or cfg.evaluation.enabled
+        found = {tuple(sorted({task_id for task_id, _ in record.matches(tasks)}))
+                 for tasks in scored_tasks(cfg).values()} - {()} if scores else set()
+        where = (preset, scale, arm, found)
+        if preset.startswith("iter24"):
+            assert cfg.evaluation.allow_trained_outputs or not scores, where
+            continue
+        assert not cfg.evaluation.allow_trained_outputs, where
+        assert not found or (set().union(*found) <= ARC1_TWINS and cfg.evaluation.skip_trained_tasks), where
+        if ENTRY[preset] == "train":
+            val = {task_id for tasks in scored_tasks(cfg, "val").values() for task_id, _ in record.matches(tasks)}
+            assert val <= ARC1_TWINS, (preset, scale, arm, val)
