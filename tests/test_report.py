@@ -147,10 +147,12 @@ def test_one_factor_table_takes_its_runs_and_averages_seeds():
     assert table_markdown(built).splitlines() == [
         "| model | learning rate | train loss | pass_64 | runs |",
         "|---|---|---|---|---|",
-        "| Qwen2-0.5B | 1.00E-04 | 0.400 | 37.5% | 2 |",
+        "| Qwen2-0.5B | 1.00E-04 | 0.400 sd 0.141 | 37.5% sd 17.7 | 2 |",  # two seeds: their standard deviation
         "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |"]
-    assert table_csv(built).splitlines() == ["model,learning rate,train loss,pass_64,runs,degraded",
-                                             "Qwen2-0.5B,1.00E-04,0.4,0.375,2,0", "Qwen2-0.5B,4.00E-04,0.2,0.125,1,0"]
+    assert table_csv(built).splitlines() == [
+        "model,learning rate,train loss,train loss sd,pass_64,pass_64 low,pass_64 high,pass_64 sd,runs,degraded",
+        "Qwen2-0.5B,1.00E-04,0.4,0.141421356237,0.375,,,0.176776695297,2,0",  # no per_task.csv: no interval
+        "Qwen2-0.5B,4.00E-04,0.2,,0.125,,,,1,0"]
 
 
 def test_a_row_never_averages_runs_that_differ_in_more_than_seed():
@@ -191,7 +193,7 @@ def test_split_rows_keep_the_journal_shape_and_name_their_arm_only_when_they_loo
                  size_run("c", "size_small", "tiny-random", seed="1", pass_2=1.0)]
     built = build_table(one_model, SIZE_TABLE)
     assert built.header == ["model", "steps", "pass_2", "runs"]
-    assert table_markdown(built).splitlines()[2:] == ["| tiny-random (size_small) | 2 | 75.0% | 2 |",
+    assert table_markdown(built).splitlines()[2:] == ["| tiny-random (size_small) | 2 | 75.0% sd 35.4 | 2 |",
                                                       "| tiny-random (size_large) | 2 | 25.0% | 1 |"]
     two_models = [size_run("a", "size_large", "qwen2-1.5b"), size_run("b", "size_small", "qwen2-0.5b")]
     assert table_markdown(build_table(two_models, SIZE_TABLE)).splitlines()[2:] == ["| Qwen2-0.5B | 2 | 50.0% | 1 |",
@@ -212,8 +214,8 @@ def test_degraded_runs_are_marked_never_clean():
         "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |",
         "",
         "\u2020 degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean results: run-b"]
-    assert table_csv(built).splitlines()[1:3] == ["Qwen2-0.5B,1.00E-04,0.5,0.25,1,0",
-                                                 "Qwen2-0.5B,1.00E-04,0.3,0.5,1,1"]
+    assert table_csv(built).splitlines()[1:3] == ["Qwen2-0.5B,1.00E-04,0.5,,0.25,,,,1,0",
+                                                 "Qwen2-0.5B,1.00E-04,0.3,,0.5,,,,1,1"]
 
 
 def test_x_marked_flags_template_keys_and_scaled_columns():

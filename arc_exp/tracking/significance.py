@@ -26,6 +26,24 @@ class SignificanceError(ValueError):
 
 
 @dataclass
+class SignificanceSettings:
+    """report.yaml's ``significance``: bootstrap ``resamples`` drawn with ``seed`` at ``level``; the per-task
+    ``metric`` compared task by task, a task counting as solved at ``value >= solved_at``."""
+
+    resamples: int = RESAMPLES
+    seed: int = 0
+    level: float = LEVEL
+    metric: str = "pass_2"
+    solved_at: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.resamples, int) or self.resamples < 1:
+            raise SignificanceError(f"significance.resamples must be an integer >= 1, got {self.resamples!r}")
+        if not 0 < self.level < 1:
+            raise SignificanceError(f"significance.level must be between 0 and 1, got {self.level!r}")
+
+
+@dataclass
 class Interval:
     """A figure and its bootstrap interval: ``value`` (the mean), ``low``/``high`` at ``level``, over ``tasks``."""
 
