@@ -13,7 +13,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 FILE = "per_task.csv"
 TASK_COLUMNS = ("task_id", "source", "test_inputs", "predictions")  # the other columns are metrics
@@ -94,3 +94,13 @@ def _evaluation_folder(client, run_id: str) -> Optional[str]:
         return "evaluation"
     steps = sorted(n for n, a in names.items() if a.is_dir and re.fullmatch(r"step-\d+", n))
     return steps[-1] if steps else None
+
+
+def fetch_results(tracking_uri: str, run_ids: Iterable[str], before: bool = False) -> dict[tuple[str, bool], PerTask]:
+    """``(run id, before) -> PerTask`` of the runs that have per-task results (the others are left out)."""
+    found = {}
+    for run_id in dict.fromkeys(run_ids):
+        results = fetch_per_task(tracking_uri, run_id, before)
+        if results is not None:
+            found[(run_id, before)] = results
+    return found

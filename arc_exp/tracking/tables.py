@@ -12,18 +12,18 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any, Mapping, Optional, Sequence
 
+from arc_exp.tracking.comparison import Arm
 from arc_exp.tracking.per_task import PerTask, per_task_metric
 from arc_exp.tracking.report import (
     Column,
     ReportError,
     RunRecord,
     column_value,
-    format_value,
+    format_figure,
     is_number,
 )
 from arc_exp.tracking.significance import (
     Interval,
-    SignificanceError,
     SignificanceSettings,
     bootstrap_interval,
     seed_spread,
@@ -399,25 +399,6 @@ def table_markdown(built: BuiltTable) -> str:
     return "\n".join(lines)
 
 
-def format_figure(value: Any, kind: str, interval: Optional[Interval] = None, sd: Optional[float] = None) -> str:
-    """A figure with its interval over tasks and its standard deviation over seeds, when it has them.
-
-    >>> format_figure(0.315, "percent", Interval(0.315, 0.27, 0.361, 400), 0.021)
-    '31.5% (27.0-36.1) sd 2.1'
-    >>> format_figure(0.4, "loss", None, 0.1414), format_figure(None, "percent")
-    ('0.400 sd 0.141', '-')
-    """
-    text = format_value(value, kind)
-    if value is None or isinstance(value, str):
-        return text
-    if interval is not None:
-        low, high = (format_value(v, kind).rstrip("%") for v in (interval.low, interval.high))
-        text += f" ({low}-{high})"
-    if sd is not None:
-        text += f" sd {format_value(sd, kind).rstrip('%')}"
-    return text
-
-
 def _statistics(record: Mapping) -> tuple[list, list]:
     n = len(record["values"])
     return record.get("intervals") or [None] * n, record.get("sd") or [None] * n
@@ -465,3 +446,59 @@ def table_csv(built: BuiltTable) -> str:
             cells = [*apart, *(x for kind, i in spec.cells for x in ([rows[i]] if kind == "row" else cells[i]))]
         writer.writerow([*cells, record["runs"], record["degraded"]])
     return out.getvalue()
+
+
+def row_label(built: BuiltTable, index: int) -> str:
+    """A row as its shown cells, ``SmolLM2-135M 4.00E-04`` (row keys and keep_apart values)."""
+    record = built.records[index]
+    return " ".join(str(k) for k in record["keys"] if str(k) not in ("", "-")) or f"row {index + 1}"
+
+
+def baseline_row(built: BuiltTable) -> int:
+    """The index of the table's baseline row: the spec's ``baseline`` (``{setting: value}`` its runs have, or the
+    text of the row's first cell or of its label), else the first row; a baseline no row matches is a
+    :class:`ReportError` naming the rows."""
+    wanted = built.spec.baseline
+    if wanted is None:
+        return 0
+    for index, members in enumerate(built.members):
+        if isinstance(wanted, Mapping):
+            if members and all(same_value(m.value(k), v) for m in members for k, v in wanted.items()):
+                return index
+        elif str(wanted) in (str(built.records[index]["keys"][0]) if built.records[index]["keys"] else "",
+                             row_label(built, index)):
+            return index
+    rows = "; ".join(row_label(built, i) for i in range(len(built.records)))
+    raise ReportError(f"table '{built.spec.name}': no row is the baseline {wanted} (its rows: {rows})")
+
+
+def row_per_task(members: Sequence[RunRecord], metric: str, per_task: PerTaskResults) -> Optional[dict[str, float]]:
+    """A row's per-task values of ``metric``: a task's mean over the row's runs (seeds) that evaluated it; ``None``
+    when a run of the row has no per-task results with that metric."""
+    found = [per_task.get((m.run_id, False)) for m in members]
+    values = [r.values(metric) if r is not None else None for r in found]
+    if not values or any(v is None for v in values):
+        return None
+    tasks = sorted({t for v in values for t in v})
+    return {t: mean(v[t] for v in values if t in v) for t in tasks}
+
+
+def row_plots(members: Sequence[RunRecord], per_task: PerTaskResults) -> dict[str, list[str]]:
+    plots: dict[str, list[str]] = {}
+    for member in members:
+        results = per_task.get((member.run_id, False))
+        for task_id, uris in (results.plots if results else {}).items():
+            plots.setdefault(task_id, []).extend(uris)
+    return plots
+
+
+def row_arms(built: BuiltTable, metric: str, per_task: PerTaskResults) -> list[Arm]:
+    """The table's rows as sides of a paired comparison (:mod:`arc_exp.tracking.comparison`)."""
+    arms = []
+    for index, members in enumerate(built.members):
+        lacking = [m for m in members if per_task.get((m.run_id, False)) is None]
+        lacks = (f"no per_task.csv in run(s) {', '.join(f'{m.name} ({m.run_id[:8]})' for m in lacking)}" if lacking
+                 else f"no {metric} in the per_task.csv of its runs")
+        arms.append(Arm(row_label(built, index), row_per_task(members, metric, per_task), row_plots(members, per_task),
+                        lacks))
+    return arms
