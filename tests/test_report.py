@@ -328,3 +328,48 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
     assert bad.returncode == 1 and ("experiment=iter12_grid_representation has no table 'rank'; its tables: "
                                     "encoders, learning_rate, lora_rank, ttft_steps, model_size, model_size_ttft"
                                     ) in bad.stderr
+
+
+# -- is the difference real? intervals and paired comparisons from the evaluations' per_task.csv ----------------------
+
+
+def test_report_runs_pairs_two_real_smoke_evaluations_on_their_shared_tasks(tmp_path, capsys):
+    """Two evaluate.py runs of the tiny random model, one on 3 tasks and one on 2 of them: report.py runs=[a,b]
+    prints the side-by-side figures with their intervals and the paired table on the 2 shared tasks (1 left out),
+    writes the task groups and the PNG and logs them to a report run; a training run without evaluation, or runs
+    without a task in common, get one line each."""
+    import mlflow
+
+    from conftest import run_in_process, run_recipe
+    from test_evaluation import compose_evaluate
+
+    import evaluate
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    common = ["model=tiny-random", "debug=smoke", f"logger.tracking_uri={uri}", "progress=false",
+              "data.eval.max_grid_side=4", "inference.max_new_tokens=8", "predictions_per_task=1"]
+    for n in (3, 2):
+        run_recipe(evaluate.main, compose_evaluate([*common, f"data.eval.first_n={n}"]), tmp_path / f"eval{n}")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("arc_exp-smoke").experiment_id
+    runs = {r.data.params["data.eval.first_n"]: r.info.run_id
+            for r in client.search_runs([experiment], "tags.run_type = 'evaluation'")}
+    training = log_run(client, experiment, {"seed": "0"}, {"train/loss": 0.5}, {"run_type": "training"})
+    out = tmp_path / "report"
+    code, stdout, stderr = run_in_process(["report.py", f"runs=[{runs['3']},{runs['2']},{training}]",
+                                           f"logger.tracking_uri={uri}", f"hydra.run.dir={out}"], capsys)
+    assert code == 0, stderr[-2000:]
+    lines = stdout.splitlines()
+    assert next(l for l in lines if l.startswith("| pass_2 |")).count("0.0% (0.0-0.0)") == 2  # interval per run
+    paired = next(l for l in lines if l.startswith("| B: "))
+    assert paired.endswith("| 2 | 0 | 0 | 0 | 2 | +0.0 (+0.0 to +0.0) | 1.000 | 1 (1 of A, 0 of B) |")
+    assert f"no paired comparison: {client.get_run(training).info.run_name} ({training[:8]}): no per_task.csv: a " \
+           f"training run without evaluation (train.py evaluation.enabled=true, or evaluate.py " \
+           f"checkpoint={training[:8]})" in lines
+    tasks = (out / "comparison.tasks.csv").read_text().splitlines()
+    assert len(tasks) == 4 and sum(",left_out," in t for t in tasks) == 1
+    assert (out / "comparison.tasks.png").read_bytes()[:4] == b"\x89PNG"
+    report = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.run_type = 'report'")
+    assert len(report) == 1 and report[0].data.tags["runs"] == ",".join([runs["3"], runs["2"], training])
+    assert {"comparison.md", "comparison.csv", "comparison.paired.md", "comparison.tasks.md", "comparison.tasks.csv",
+            "comparison.tasks.png"} <= {a.path for a in client.list_artifacts(report[0].info.run_id)}

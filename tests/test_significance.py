@@ -132,4 +132,4 @@ def test_paired_table_groups_and_picture(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from matplotlib.image import imread
     height, width = imread(png).shape[:2]
-    assert (width, height) == (480, 624)  # 22 differing tasks: one row each
+    assert (width, height) == (480, 704)  # 22 differing tasks: one row each

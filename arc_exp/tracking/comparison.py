@@ -183,7 +183,7 @@ def plot_outcomes(arms: Sequence[Arm], path: str | Path, title: str, max_tasks: 
     arms = [a for a in arms if a.values is not None]
     tasks = differing_tasks(arms)
     shown = tasks[:max_tasks]
-    figure = Figure(figsize=(2.2 + 1.3 * len(arms), 1.4 + 0.22 * max(len(shown), 1)))
+    figure = Figure(figsize=(2.2 + 1.3 * len(arms), 2.2 + 0.22 * len(shown)), layout="constrained")
     FigureCanvasAgg(figure)
     axis = figure.add_subplot(1, 1, 1)
     more = f" (first {len(shown)} of {len(tasks)})" if len(shown) < len(tasks) else ""
@@ -199,20 +199,29 @@ def plot_outcomes(arms: Sequence[Arm], path: str | Path, title: str, max_tasks: 
         axis.text(0.5, 0.5, "no task differs", ha="center", va="center", transform=axis.transAxes)
         axis.set_yticks([])
     axis.set_xticks(range(len(arms)), [_wrap(a.label) for a in arms], fontsize=7)
-    figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     return path
 
 
-def _wrap(label: str, width: int = 18) -> str:
-    words, lines = label.split(" "), [""]
-    for word in words:
-        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
-            lines.append("")
-        lines[-1] = f"{lines[-1]} {word}".strip()
-    return "\n".join(lines)
+def _wrap(label: str, width: int = 18, lines: int = 4) -> str:
+    """A column label in at most ``lines`` lines of ``width`` characters (run names are long override lists): the
+    start of the label and its end, the ``(run id)``.
+
+    >>> print(_wrap("eval:data.eval.first_n=3,debug=smoke,inference.max_new_tokens=8 (0a1b2c3d)"))
+    eval:data.eval.fir
+    st_n=3,debug=smoke
+    ,inference.max_new
+    … (0a1b2c3d)
+    """
+    import textwrap
+
+    parts = textwrap.wrap(label, width, break_long_words=True, break_on_hyphens=False)
+    if len(parts) > lines:
+        tail = label.rsplit(" ", 1)[-1] if label.endswith(")") else ""
+        parts = parts[:lines - 1] + [f"… {tail}".strip()]
+    return "\n".join(parts)
 
 
 def run_arm(run: RunRecord, results: Optional[PerTask], metric: str) -> Arm:
