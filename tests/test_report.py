@@ -307,14 +307,16 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
     assert "## learning_rate: Optimal learning rate\n\n" \
            "| model | learning rate | train loss | val loss | accuracy | correct_pixels | correct_size | pass_64 | " \
            "unanswered | runs |\n|---|---|---|---|---|---|---|---|---|---|\n" \
-           "| SmolLM2-135M | 4.00E-04 | 0.400 | 0.900 | 37.5% | - | - | 37.5% | - | 2 |\n" \
+           "| SmolLM2-135M | 4.00E-04 | 0.400 sd 0.141 | 0.900 sd 0.000 | 37.5% sd 17.7 | - | - | 37.5% sd 17.7 | - | 2 |\n" \
            "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |" in text
     assert "| SmolLM2-135M | 16 | 0.600 | 0.900 | 12.5% | - | - | 12.5% | - | 1 |" in text
     assert "## encoders: Experiment with different grid encoders\n\n(no run yet)" in text
     assert "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_64: pass_4 of these runs" \
         in text  # the journal's title, and what it holds at this scale
-    assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [
-        "SmolLM2-135M,16,0.6,0.9,0.125,,,0.125,,1,0", "SmolLM2-135M,32,0.4,0.9,0.375,,,0.375,,2,0"]
+    assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [  # no per_task.csv
+        "SmolLM2-135M,16,0.6,,0.9,,0.125,,,,,,,,,,,,0.125,,,,,,,,1,0",
+        "SmolLM2-135M,32,0.4,0.141421356237,0.9,0.0,0.375,,,0.176776695297,,,,,,,,,0.375,,,0.176776695297,,,,,2,0"]
+    assert "no paired comparison: no run of this table has per-task results (per_task.csv)" in text
     report_runs = [r for r in fetch_runs(uri, "iter12_grid_representation", run_type="report")]
     assert len(report_runs) == 1 and report_runs[0].tags["tables"].startswith("encoders,learning_rate,lora_rank")
     artifacts = {a.path for a in client.list_artifacts(report_runs[0].run_id)}
@@ -373,3 +375,87 @@ def test_report_runs_pairs_two_real_smoke_evaluations_on_their_shared_tasks(tmp_
     assert len(report) == 1 and report[0].data.tags["runs"] == ",".join([runs["3"], runs["2"], training])
     assert {"comparison.md", "comparison.csv", "comparison.paired.md", "comparison.tasks.md", "comparison.tasks.csv",
             "comparison.tasks.png"} <= {a.path for a in client.list_artifacts(report[0].info.run_id)}
+
+
+METRICS = ("accuracy", "correct_pixels", "correct_size", "max_correct_pixels", "any_correct_size", "pass_4", "vote_2",
+           "pass_2", "unanswered")
+
+
+def per_task_csv(solved: set, tasks: int = 10) -> str:
+    """A per_task.csv as evaluate.py writes it: tasks t0..t9, each metric 1 for the ``solved`` ones, else 0."""
+    lines = ["task_id,source,test_inputs,predictions," + ",".join(METRICS)]
+    for i in range(tasks):
+        value = "1" if i in solved else "0"
+        lines.append(f"t{i},arc1-evaluation,1,4," + ",".join("0" if m == "unanswered" else value for m in METRICS))
+    return "\n".join(lines) + "\n"
+
+
+def test_report_tables_carry_intervals_and_pair_each_row_with_the_baseline(tmp_path, capsys):
+    """Training runs with evaluation/per_task.csv (10 tasks): the learning-rate table's figures carry bootstrap
+    intervals (two seeds: their deviation too), and the lr_x2 row is paired with the first (baseline) row on pass_2:
+    base (seeds solving t0-t3 and t0-t4) solves t0-t3 in both seeds, lr_x2 solves t2-t8."""
+    import mlflow
+    from scipy.stats import binomtest
+
+    from conftest import run_in_process
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("arc_exp-smoke")
+    base = {"scale": "smoke", "model.name": "smollm2-135m", "lora.r": "32", "evaluation.predictions_per_task": "4"}
+    for arm, lr, seed, solved in (("base", "0.0004", "0", {0, 1, 2, 3}), ("base", "0.0004", "1", {0, 1, 2, 3, 4}),
+                                  ("lr_x2", "0.0008", "0", {2, 3, 4, 5, 6, 7, 8})):
+        score = len(solved) / 10
+        run_id = log_run(client, experiment_id, {**base, "arm": arm, "learning_rate": lr, "seed": seed},
+                         {"train/loss": 0.5, **{f"eval/{m}": 0.0 if m == "unanswered" else score for m in METRICS}},
+                         {"run_type": "training", "experiment": "iter12_grid_representation"})
+        folder = tmp_path / run_id / "evaluation"
+        folder.mkdir(parents=True)
+        (folder / "per_task.csv").write_text(per_task_csv(solved))
+        client.log_artifacts(run_id, str(folder), "evaluation")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_in_process(
+        ["report.py", "experiment=iter12_grid_representation", "table=learning_rate", f"logger.tracking_uri={uri}",
+         f"hydra.run.dir={out}", "significance.resamples=2000", "plot_metrics=[]"], capsys)
+    assert code == 0, stderr[-2000:]
+    lines = stdout.splitlines()
+    assert "| SmolLM2-135M | 4.00E-04 | 0.500 sd 0.000 | - | 45.0% (20.0-75.0) sd 7.1 | 45.0% (20.0-75.0) sd 7.1 | " \
+           "45.0% (20.0-75.0) sd 7.1 | 45.0% (20.0-75.0) sd 7.1 | 0.0% (0.0-0.0) sd 0.0 | 2 |" in lines
+    assert "| SmolLM2-135M | 8.00E-04 | 0.500 | - | 70.0% (40.0-90.0) | 70.0% (40.0-90.0) | 70.0% (40.0-90.0) | " \
+           "70.0% (40.0-90.0) | 0.0% (0.0-0.0) | 1 |" in lines
+    p = binomtest(5, 7, 0.5).pvalue  # 5 tasks solved by the row only, 2 by the baseline only
+    assert f"| row: SmolLM2-135M 8.00E-04 vs baseline: SmolLM2-135M 4.00E-04 | 10 | 2 | 2 | 5 | 1 | " \
+           f"+25.0 (-25.0 to +70.0) | {p:.3f} | 0 |" in lines
+    csv_lines = (out / "iter12_grid_representation.learning_rate.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("model,learning rate,train loss,train loss sd,val loss,val loss sd,accuracy,"
+                                   "accuracy low,accuracy high,accuracy sd,")
+    assert csv_lines[2].startswith("SmolLM2-135M,8.00E-04,0.5,,,,0.7,0.4,0.9,,")
+    groups = (out / "iter12_grid_representation.learning_rate.tasks.md").read_text()
+    assert "- solved by row only (5): t4, t5, t6, t7, t8" in groups and "- solved by baseline only (2): t0, t1" in groups
+    assert (out / "iter12_grid_representation.learning_rate.tasks.png").exists()
+
+
+def test_a_table_names_its_baseline_row_and_rows_pair_on_their_seeds_mean():
+    """``baseline``: ``{setting: value}`` of its runs or the text of its first cell; the first row when unset; a
+    row's per-task values average its seeds; a row whose runs lack per_task.csv says which runs."""
+    from arc_exp.tracking.per_task import PerTask
+    from arc_exp.tracking.tables import baseline_row, row_arms
+
+    runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5), lr_run("c", "4e-4", "0", 0.2, 0.1),
+            lr_run("d", "8e-4", "0", 0.2, 0.1)]
+    per_task = {("a" * 32, False): PerTask({"pass_2": {"t1": 1.0, "t2": 0.0}}),
+                ("b" * 32, False): PerTask({"pass_2": {"t1": 1.0, "t2": 1.0}}, plots={"t1": ["file:///b/t1-0.png"]}),
+                ("c" * 32, False): PerTask({"pass_2": {"t1": 0.0, "t3": 1.0}})}
+    spec = {k: v for k, v in vars(LR_TABLE).items() if k in ("name", "where", "rows", "columns", "layout")}
+    assert baseline_row(build_table(runs, TableSpec(**spec))) == 0
+    assert baseline_row(build_table(runs, TableSpec(**spec, baseline={"learning_rate": 4e-4}))) == 1
+    assert baseline_row(build_table(runs, TableSpec(**spec, baseline="Qwen2-0.5B 8.00E-04"))) == 2
+    with pytest.raises(ReportError, match=r"table 'learning_rate': no row is the baseline \{'lora.r': 8\} \(its rows: "
+                                          r"Qwen2-0.5B 1.00E-04; Qwen2-0.5B 4.00E-04; Qwen2-0.5B 8.00E-04\)"):
+        baseline_row(build_table(runs, TableSpec(**spec, baseline={"lora.r": 8})))
+    arms = row_arms(build_table(runs, TableSpec(**spec)), "pass_2", per_task)
+    assert [(a.label, a.values) for a in arms] == [("Qwen2-0.5B 1.00E-04", {"t1": 1.0, "t2": 0.5}),
+                                                   ("Qwen2-0.5B 4.00E-04", {"t1": 0.0, "t3": 1.0}),
+                                                   ("Qwen2-0.5B 8.00E-04", None)]
+    assert arms[0].plots == {"t1": ["file:///b/t1-0.png"]}
+    assert arms[2].lacks == f"no per_task.csv in run(s) run-d ({'d' * 8})"
