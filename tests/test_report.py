@@ -459,3 +459,17 @@ def test_a_table_names_its_baseline_row_and_rows_pair_on_their_seeds_mean():
                                                    ("Qwen2-0.5B 8.00E-04", None)]
     assert arms[0].plots == {"t1": ["file:///b/t1-0.png"]}
     assert arms[2].lacks == f"no per_task.csv in run(s) run-d ({'d' * 8})"
+
+
+def test_compare_runs_shows_intervals_and_the_spread_over_seeds():
+    from arc_exp.tracking.report import compare_runs_csv, differ_only_in_seed
+    from arc_exp.tracking.significance import Interval
+
+    seeds = [RunRecord(c * 32, f"s{i}", {"seed": str(i), "lora.r": "16"}, {"pass_2": v})
+             for i, (c, v) in enumerate(zip("abc", (0.30, 0.34, 0.32)))]
+    assert differ_only_in_seed(seeds) and not differ_only_in_seed(RUNS[1:]) and not differ_only_in_seed(seeds[:1])
+    intervals = {("a" * 32, "pass_2"): Interval(0.30, 0.25, 0.35, 100)}
+    assert compare_runs(seeds, intervals=intervals, spread=True).splitlines()[3:] == [
+        "| pass_2 | 30.0% (25.0-35.0) | 34.0% | 32.0% | 32.0% sd 2.0 |"]
+    assert compare_runs_csv(seeds, intervals=intervals, spread=True).splitlines()[3:] == [
+        f"pass_2,0.3,0.34,0.32,0.32,0.02", "pass_2 low,0.25,,,,", "pass_2 high,0.35,,,,"]
