@@ -4,6 +4,7 @@
     python report.py experiment=iter12_grid_representation table=lora_rank  # one table
     python report.py experiment=iter12_grid_representation scale=gpu        # the runs of scale=gpu
     python report.py 'runs=[3f2a9c1b,9c1b07de]'                             # side by side (ids or unique prefixes)
+    python report.py sweep=multirun/evaluate/2026-12-04/18-55-00            # a sweep's runs (seed=0,1,2: their spread)
 
 Figures from per-task results carry 95% bootstrap intervals over tasks; compared runs (and each table row against
 the table's baseline row) are paired task by task: solved by both / one / neither, the difference with its paired
@@ -49,7 +50,7 @@ def main(cfg: DictConfig) -> None:
         settings = SignificanceSettings(**OmegaConf.to_container(cfg.significance, resolve=True))
     except (TypeError, SignificanceError) as error:
         raise cli.UserError(f"report.py: significance: {error}") from None
-    if cfg.runs:
+    if cfg.runs or cfg.sweep:
         return compare(cfg, uri, output_dir, settings)
     if not cfg.get("experiment") or not cfg.get("report"):
         known = ", ".join(sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
@@ -122,11 +123,15 @@ def main(cfg: DictConfig) -> None:
 
 
 def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceSettings) -> None:
-    """``runs=[<id>,<id>,...]`` (full ids or unique prefixes): side by side (comparison.md and .csv), each run paired
+    """``runs=[<id>,<id>,...]`` (full ids or unique prefixes) or ``sweep=<multirun folder>``: side by side (comparison.md and .csv), each run paired
     with the first task by task (comparison.paired.md, .tasks.md/.csv/.png); logged to one report run."""
     from omegaconf import ListConfig
 
-    ids = list(cfg.runs) if isinstance(cfg.runs, (list, ListConfig)) else str(cfg.runs).split(",")
+    if cfg.sweep:  # a multirun's folder: its runs, in job order
+        folder = Path(cfg.sweep) if Path(cfg.sweep).exists() else Path(cfg.project_root) / cfg.sweep
+        ids = report.runs_under(uri, folder)
+    else:
+        ids = list(cfg.runs) if isinstance(cfg.runs, (list, ListConfig)) else str(cfg.runs).split(",")
     for run_id in ids:
         if not isinstance(run_id, str):  # Hydra reads 12e45678 or 01234567 as a number (and drops the leading 0)
             raise cli.UserError(f"runs: an id was read as the number {run_id}; quote it: runs=['<id>',...]")

@@ -473,3 +473,20 @@ def test_compare_runs_shows_intervals_and_the_spread_over_seeds():
         "| pass_2 | 30.0% (25.0-35.0) | 34.0% | 32.0% | 32.0% sd 2.0 |"]
     assert compare_runs_csv(seeds, intervals=intervals, spread=True).splitlines()[3:] == [
         f"pass_2,0.3,0.34,0.32,0.32,0.02", "pass_2 low,0.25,,,,", "pass_2 high,0.35,,,,"]
+
+
+def test_sweep_finds_the_runs_of_a_multirun_folder_in_job_order(tmp_path):
+    import mlflow
+
+    from arc_exp.tracking.report import RunNotFoundError, runs_under
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("e")
+    sweep = tmp_path / "multirun" / "evaluate" / "2026-12-04" / "18-55-00"
+    ids = {job: log_run(client, experiment, {"seed": str(job)}, {}, {"output_dir": str(sweep / str(job))})
+           for job in (10, 0, 2, 1)}
+    log_run(client, experiment, {}, {}, {"output_dir": str(sweep) + "-other/0"})  # another sweep's folder
+    assert runs_under(uri, sweep) == [ids[0], ids[1], ids[2], ids[10]]
+    with pytest.raises(RunNotFoundError, match="sweep: no finished MLflow run in .* has its run folder in"):
+        runs_under(uri, tmp_path / "multirun" / "train")

@@ -367,6 +367,23 @@ def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str) -> list[s
     return resolved
 
 
+def runs_under(tracking_uri: str, folder: str | Path) -> list[str]:
+    """The ids of the finished runs whose run folder (tag ``output_dir``) lies in ``folder``, a multirun's sweep
+    folder (``multirun/evaluate/<date>/<time>``), in job order; a :class:`RunNotFoundError` when there is none."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    folder = str(Path(folder).resolve())
+    ids = [e.experiment_id for e in client.search_experiments()]
+    found = client.search_runs(ids, filter_string=f"tags.output_dir LIKE '{folder}/%' and attributes.status = "
+                                                  f"'FINISHED'", max_results=5000) if ids else []
+    if not found:
+        raise RunNotFoundError(f"sweep: no finished MLflow run in {tracking_uri} has its run folder in {folder}")
+    jobs = sorted(found, key=lambda r: [int(p) if p.isdigit() else p
+                                        for p in Path(r.data.tags["output_dir"]).relative_to(folder).parts])
+    return [r.info.run_id for r in jobs]
+
+
 def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Iterable[str] = (),
                run_type: Optional[str] = "training", first_step_metrics: Iterable[str] = ()) -> list[RunRecord]:
     """The finished runs of an iteration (by its ``experiment`` tag; of every run type with ``run_type=None``), or
