@@ -4,6 +4,11 @@
     python report.py experiment=iter12_grid_representation table=lora_rank  # one table
     python report.py experiment=iter12_grid_representation scale=gpu        # the runs of scale=gpu
     python report.py 'runs=[3f2a9c1b,9c1b07de]'                             # side by side (ids or unique prefixes)
+    python report.py sweep=multirun/evaluate/2026-12-04/18-55-00            # a sweep's runs (seed=0,1,2: their spread)
+
+Figures from per-task results carry 95% bootstrap intervals over tasks; compared runs (and each table row against
+the table's baseline row) are paired task by task: solved by both / one / neither, the difference with its paired
+interval and an exact McNemar p-value; the task ids of each group and a PNG of the tasks that differ are logged.
 """
 import logging
 import os
@@ -20,8 +25,17 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp.tracking import report, runs as tracking  # noqa: E402
-from arc_exp.tracking.tables import build_table, select_runs, table_csv, table_markdown, table_specs  # noqa: E402
+from arc_exp.tracking import comparison, per_task, report, runs as tracking  # noqa: E402
+from arc_exp.tracking.significance import SignificanceError, SignificanceSettings  # noqa: E402
+from arc_exp.tracking.tables import (  # noqa: E402
+    baseline_row,
+    build_table,
+    row_arms,
+    select_runs,
+    table_csv,
+    table_markdown,
+    table_specs,
+)
 
 log = logging.getLogger("report")
 
@@ -32,8 +46,12 @@ def main(cfg: DictConfig) -> None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     uri = cfg.logger.tracking_uri
-    if cfg.runs:
-        return compare(cfg.runs, uri, output_dir)
+    try:
+        settings = SignificanceSettings(**OmegaConf.to_container(cfg.significance, resolve=True))
+    except (TypeError, SignificanceError) as error:
+        raise cli.UserError(f"report.py: significance: {error}") from None
+    if cfg.runs or cfg.sweep:
+        return compare(cfg, uri, output_dir, settings)
     if not cfg.get("experiment") or not cfg.get("report"):
         known = ", ".join(sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
         raise SystemExit(f"report.py: give experiment=<name> (one of: {known}) or runs=[<id>,<id>]")
@@ -59,10 +77,15 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
                          f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "
                          f"run `{tables[0].command or f'python train.py -m experiment={cfg.experiment}'}` first")
+    ids = [r.run_id for t in tables for r in select_runs(runs, t)]
+    results = per_task.fetch_results(uri, ids)
+    if first:
+        results.update(per_task.fetch_results(uri, ids, before=True))
     files, printed = [], [f"{cfg.experiment}: {len(runs)} runs"]
     for table in tables:
         try:
-            built = build_table(runs, table)
+            built = build_table(runs, table, results, settings)
+            base = baseline_row(built) if built.records else 0
         except report.ReportError as error:
             raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
         heading = f"## {table.name}" + (f": {table.title}" if table.title else "")
@@ -75,6 +98,16 @@ def main(cfg: DictConfig) -> None:
         md.write_text(f"{heading}\n\n{markdown}\n")
         csv.write_text(table_csv(built))
         files += [md, csv]
+        if len(built.records) > 1 and not table.metric_rows:  # each row against the baseline row, task by task
+            arms = row_arms(built, table.compare or settings.metric, results)
+            if all(a.values is None for a in arms):
+                printed.append("no paired comparison: no run of this table has per-task results (per_task.csv)")
+                continue
+            compared = comparison.compare_arms(arms[base], arms[:base] + arms[base + 1:], settings)
+            paired, written = comparison.write_comparison(compared, output_dir, f"{cfg.experiment}.{table.name}",
+                                                          table.name, settings, "baseline", "row")
+            printed.append(paired)
+            files += written
     print("\n\n".join(printed))
     training = [r for r in runs if r.tags.get("run_type") == "training"]
     if training and cfg.plot_metrics:
@@ -89,21 +122,36 @@ def main(cfg: DictConfig) -> None:
     log.info("tables written to %s and logged to MLflow run %s", output_dir, run.run_id)
 
 
-def compare(runs, uri: str, output_dir: Path) -> None:
-    """``runs=[<id>,<id>]`` (full ids or unique prefixes): printed, and written as comparison.md and .csv."""
+def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceSettings) -> None:
+    """``runs=[<id>,<id>,...]`` (full ids or unique prefixes) or ``sweep=<multirun folder>``: side by side (comparison.md and .csv), each run paired
+    with the first task by task (comparison.paired.md, .tasks.md/.csv/.png); logged to one report run."""
     from omegaconf import ListConfig
 
-    ids = list(runs) if isinstance(runs, (list, ListConfig)) else str(runs).split(",")
+    if cfg.sweep:  # a multirun's folder: its runs, in job order
+        folder = Path(cfg.sweep) if Path(cfg.sweep).exists() else Path(cfg.project_root) / cfg.sweep
+        ids = report.runs_under(uri, folder)
+    else:
+        ids = list(cfg.runs) if isinstance(cfg.runs, (list, ListConfig)) else str(cfg.runs).split(",")
     for run_id in ids:
         if not isinstance(run_id, str):  # Hydra reads 12e45678 or 01234567 as a number (and drops the leading 0)
             raise cli.UserError(f"runs: an id was read as the number {run_id}; quote it: runs=['<id>',...]")
     records = report.fetch_runs(uri, run_ids=[str(i) for i in ids])
-    markdown = report.compare_runs(records)
-    print(markdown)
-    files = [output_dir / "comparison.md", output_dir / "comparison.csv"]
-    files[0].write_text(markdown + "\n")
-    files[1].write_text(report.compare_runs_csv(records))
-    log.info("comparison written to %s and %s", *files)
+    results = per_task.fetch_results(uri, [r.run_id for r in records])
+    intervals = comparison.run_intervals(records, results, settings)
+    seeds = report.differ_only_in_seed(records)  # repeats of one setting: their mean and standard deviation
+    markdown = report.compare_runs(records, intervals=intervals, spread=seeds)
+    arms = [comparison.run_arm(r, results.get((r.run_id, False)), settings.metric) for r in records]
+    compared = comparison.compare_arms(arms[0], arms[1:], settings)
+    paired, files = comparison.write_comparison(compared, output_dir, "comparison", "runs", settings)
+    print(f"{markdown}\n\n{paired}")
+    files += [output_dir / "comparison.md", output_dir / "comparison.csv"]
+    files[-2].write_text(markdown + "\n")
+    files[-1].write_text(report.compare_runs_csv(records, intervals=intervals, spread=seeds))
+    run = tracking.MLflowRun(uri, cfg.logger.experiment_name, "report:runs",
+                             {"run_type": "report", "runs": ",".join(r.run_id for r in records)})
+    run.log_files(files)
+    run.finish()
+    log.info("comparison written to %s and logged to MLflow run %s", output_dir, run.run_id)
 
 
 if __name__ == "__main__":

@@ -147,10 +147,12 @@ def test_one_factor_table_takes_its_runs_and_averages_seeds():
     assert table_markdown(built).splitlines() == [
         "| model | learning rate | train loss | pass_64 | runs |",
         "|---|---|---|---|---|",
-        "| Qwen2-0.5B | 1.00E-04 | 0.400 | 37.5% | 2 |",
+        "| Qwen2-0.5B | 1.00E-04 | 0.400 sd 0.141 | 37.5% sd 17.7 | 2 |",  # two seeds: their standard deviation
         "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |"]
-    assert table_csv(built).splitlines() == ["model,learning rate,train loss,pass_64,runs,degraded",
-                                             "Qwen2-0.5B,1.00E-04,0.4,0.375,2,0", "Qwen2-0.5B,4.00E-04,0.2,0.125,1,0"]
+    assert table_csv(built).splitlines() == [
+        "model,learning rate,train loss,train loss sd,pass_64,pass_64 low,pass_64 high,pass_64 sd,runs,degraded",
+        "Qwen2-0.5B,1.00E-04,0.4,0.141421356237,0.375,,,0.176776695297,2,0",  # no per_task.csv: no interval
+        "Qwen2-0.5B,4.00E-04,0.2,,0.125,,,,1,0"]
 
 
 def test_a_row_never_averages_runs_that_differ_in_more_than_seed():
@@ -191,7 +193,7 @@ def test_split_rows_keep_the_journal_shape_and_name_their_arm_only_when_they_loo
                  size_run("c", "size_small", "tiny-random", seed="1", pass_2=1.0)]
     built = build_table(one_model, SIZE_TABLE)
     assert built.header == ["model", "steps", "pass_2", "runs"]
-    assert table_markdown(built).splitlines()[2:] == ["| tiny-random (size_small) | 2 | 75.0% | 2 |",
+    assert table_markdown(built).splitlines()[2:] == ["| tiny-random (size_small) | 2 | 75.0% sd 35.4 | 2 |",
                                                       "| tiny-random (size_large) | 2 | 25.0% | 1 |"]
     two_models = [size_run("a", "size_large", "qwen2-1.5b"), size_run("b", "size_small", "qwen2-0.5b")]
     assert table_markdown(build_table(two_models, SIZE_TABLE)).splitlines()[2:] == ["| Qwen2-0.5B | 2 | 50.0% | 1 |",
@@ -212,8 +214,8 @@ def test_degraded_runs_are_marked_never_clean():
         "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |",
         "",
         "\u2020 degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean results: run-b"]
-    assert table_csv(built).splitlines()[1:3] == ["Qwen2-0.5B,1.00E-04,0.5,0.25,1,0",
-                                                 "Qwen2-0.5B,1.00E-04,0.3,0.5,1,1"]
+    assert table_csv(built).splitlines()[1:3] == ["Qwen2-0.5B,1.00E-04,0.5,,0.25,,,,1,0",
+                                                 "Qwen2-0.5B,1.00E-04,0.3,,0.5,,,,1,1"]
 
 
 def test_x_marked_flags_template_keys_and_scaled_columns():
@@ -305,14 +307,16 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
     assert "## learning_rate: Optimal learning rate\n\n" \
            "| model | learning rate | train loss | val loss | accuracy | correct_pixels | correct_size | pass_64 | " \
            "unanswered | runs |\n|---|---|---|---|---|---|---|---|---|---|\n" \
-           "| SmolLM2-135M | 4.00E-04 | 0.400 | 0.900 | 37.5% | - | - | 37.5% | - | 2 |\n" \
+           "| SmolLM2-135M | 4.00E-04 | 0.400 sd 0.141 | 0.900 sd 0.000 | 37.5% sd 17.7 | - | - | 37.5% sd 17.7 | - | 2 |\n" \
            "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |" in text
     assert "| SmolLM2-135M | 16 | 0.600 | 0.900 | 12.5% | - | - | 12.5% | - | 1 |" in text
     assert "## encoders: Experiment with different grid encoders\n\n(no run yet)" in text
     assert "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_64: pass_4 of these runs" \
         in text  # the journal's title, and what it holds at this scale
-    assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [
-        "SmolLM2-135M,16,0.6,0.9,0.125,,,0.125,,1,0", "SmolLM2-135M,32,0.4,0.9,0.375,,,0.375,,2,0"]
+    assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [  # no per_task.csv
+        "SmolLM2-135M,16,0.6,,0.9,,0.125,,,,,,,,,,,,0.125,,,,,,,,1,0",
+        "SmolLM2-135M,32,0.4,0.141421356237,0.9,0.0,0.375,,,0.176776695297,,,,,,,,,0.375,,,0.176776695297,,,,,2,0"]
+    assert "no paired comparison: no run of this table has per-task results (per_task.csv)" in text
     report_runs = [r for r in fetch_runs(uri, "iter12_grid_representation", run_type="report")]
     assert len(report_runs) == 1 and report_runs[0].tags["tables"].startswith("encoders,learning_rate,lora_rank")
     artifacts = {a.path for a in client.list_artifacts(report_runs[0].run_id)}
@@ -326,3 +330,163 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
     assert bad.returncode == 1 and ("experiment=iter12_grid_representation has no table 'rank'; its tables: "
                                     "encoders, learning_rate, lora_rank, ttft_steps, model_size, model_size_ttft"
                                     ) in bad.stderr
+
+
+# -- is the difference real? intervals and paired comparisons from the evaluations' per_task.csv ----------------------
+
+
+def test_report_runs_pairs_two_real_smoke_evaluations_on_their_shared_tasks(tmp_path, capsys):
+    """Two evaluate.py runs of the tiny random model, one on 3 tasks and one on 2 of them: report.py runs=[a,b]
+    prints the side-by-side figures with their intervals and the paired table on the 2 shared tasks (1 left out),
+    writes the task groups and the PNG and logs them to a report run; a training run without evaluation, or runs
+    without a task in common, get one line each."""
+    import mlflow
+
+    from conftest import run_in_process, run_recipe
+    from test_evaluation import compose_evaluate
+
+    import evaluate
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    common = ["model=tiny-random", "debug=smoke", f"logger.tracking_uri={uri}", "progress=false",
+              "data.eval.max_grid_side=4", "inference.max_new_tokens=8", "predictions_per_task=1"]
+    for n in (3, 2):
+        run_recipe(evaluate.main, compose_evaluate([*common, f"data.eval.first_n={n}"]), tmp_path / f"eval{n}")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("arc_exp-smoke").experiment_id
+    runs = {r.data.params["data.eval.first_n"]: r.info.run_id
+            for r in client.search_runs([experiment], "tags.run_type = 'evaluation'")}
+    training = log_run(client, experiment, {"seed": "0"}, {"train/loss": 0.5}, {"run_type": "training"})
+    out = tmp_path / "report"
+    code, stdout, stderr = run_in_process(["report.py", f"runs=[{runs['3']},{runs['2']},{training}]",
+                                           f"logger.tracking_uri={uri}", f"hydra.run.dir={out}"], capsys)
+    assert code == 0, stderr[-2000:]
+    lines = stdout.splitlines()
+    assert next(l for l in lines if l.startswith("| pass_2 |")).count("0.0% (0.0-0.0)") == 2  # interval per run
+    paired = next(l for l in lines if l.startswith("| B: "))
+    assert paired.endswith("| 2 | 0 | 0 | 0 | 2 | +0.0 (+0.0 to +0.0) | 1.000 | 1 (1 of A, 0 of B) |")
+    assert f"no paired comparison: {client.get_run(training).info.run_name} ({training[:8]}): no per_task.csv: a " \
+           f"training run without evaluation (train.py evaluation.enabled=true, or evaluate.py " \
+           f"checkpoint={training[:8]})" in lines
+    tasks = (out / "comparison.tasks.csv").read_text().splitlines()
+    assert len(tasks) == 4 and sum(",left_out," in t for t in tasks) == 1
+    assert (out / "comparison.tasks.png").read_bytes()[:4] == b"\x89PNG"
+    report = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.run_type = 'report'")
+    assert len(report) == 1 and report[0].data.tags["runs"] == ",".join([runs["3"], runs["2"], training])
+    assert {"comparison.md", "comparison.csv", "comparison.paired.md", "comparison.tasks.md", "comparison.tasks.csv",
+            "comparison.tasks.png"} <= {a.path for a in client.list_artifacts(report[0].info.run_id)}
+
+
+METRICS = ("accuracy", "correct_pixels", "correct_size", "max_correct_pixels", "any_correct_size", "pass_4", "vote_2",
+           "pass_2", "unanswered")
+
+
+def per_task_csv(solved: set, tasks: int = 10) -> str:
+    """A per_task.csv as evaluate.py writes it: tasks t0..t9, each metric 1 for the ``solved`` ones, else 0."""
+    lines = ["task_id,source,test_inputs,predictions," + ",".join(METRICS)]
+    for i in range(tasks):
+        value = "1" if i in solved else "0"
+        lines.append(f"t{i},arc1-evaluation,1,4," + ",".join("0" if m == "unanswered" else value for m in METRICS))
+    return "\n".join(lines) + "\n"
+
+
+def test_report_tables_carry_intervals_and_pair_each_row_with_the_baseline(tmp_path, capsys):
+    """Training runs with evaluation/per_task.csv (10 tasks): the learning-rate table's figures carry bootstrap
+    intervals (two seeds: their deviation too), and the lr_x2 row is paired with the first (baseline) row on pass_2:
+    base (seeds solving t0-t3 and t0-t4) solves t0-t3 in both seeds, lr_x2 solves t2-t8."""
+    import mlflow
+    from scipy.stats import binomtest
+
+    from conftest import run_in_process
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("arc_exp-smoke")
+    base = {"scale": "smoke", "model.name": "smollm2-135m", "lora.r": "32", "evaluation.predictions_per_task": "4"}
+    for arm, lr, seed, solved in (("base", "0.0004", "0", {0, 1, 2, 3}), ("base", "0.0004", "1", {0, 1, 2, 3, 4}),
+                                  ("lr_x2", "0.0008", "0", {2, 3, 4, 5, 6, 7, 8})):
+        score = len(solved) / 10
+        run_id = log_run(client, experiment_id, {**base, "arm": arm, "learning_rate": lr, "seed": seed},
+                         {"train/loss": 0.5, **{f"eval/{m}": 0.0 if m == "unanswered" else score for m in METRICS}},
+                         {"run_type": "training", "experiment": "iter12_grid_representation"})
+        folder = tmp_path / run_id / "evaluation"
+        folder.mkdir(parents=True)
+        (folder / "per_task.csv").write_text(per_task_csv(solved))
+        client.log_artifacts(run_id, str(folder), "evaluation")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_in_process(
+        ["report.py", "experiment=iter12_grid_representation", "table=learning_rate", f"logger.tracking_uri={uri}",
+         f"hydra.run.dir={out}", "significance.resamples=2000", "plot_metrics=[]"], capsys)
+    assert code == 0, stderr[-2000:]
+    lines = stdout.splitlines()
+    assert "| SmolLM2-135M | 4.00E-04 | 0.500 sd 0.000 | - | 45.0% (20.0-75.0) sd 7.1 | 45.0% (20.0-75.0) sd 7.1 | " \
+           "45.0% (20.0-75.0) sd 7.1 | 45.0% (20.0-75.0) sd 7.1 | 0.0% (0.0-0.0) sd 0.0 | 2 |" in lines
+    assert "| SmolLM2-135M | 8.00E-04 | 0.500 | - | 70.0% (40.0-90.0) | 70.0% (40.0-90.0) | 70.0% (40.0-90.0) | " \
+           "70.0% (40.0-90.0) | 0.0% (0.0-0.0) | 1 |" in lines
+    p = binomtest(5, 7, 0.5).pvalue  # 5 tasks solved by the row only, 2 by the baseline only
+    assert f"| row: SmolLM2-135M 8.00E-04 vs baseline: SmolLM2-135M 4.00E-04 | 10 | 2 | 2 | 5 | 1 | " \
+           f"+25.0 (-25.0 to +70.0) | {p:.3f} | 0 |" in lines
+    csv_lines = (out / "iter12_grid_representation.learning_rate.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("model,learning rate,train loss,train loss sd,val loss,val loss sd,accuracy,"
+                                   "accuracy low,accuracy high,accuracy sd,")
+    assert csv_lines[2].startswith("SmolLM2-135M,8.00E-04,0.5,,,,0.7,0.4,0.9,,")
+    groups = (out / "iter12_grid_representation.learning_rate.tasks.md").read_text()
+    assert "- solved by row only (5): t4, t5, t6, t7, t8" in groups and "- solved by baseline only (2): t0, t1" in groups
+    assert (out / "iter12_grid_representation.learning_rate.tasks.png").exists()
+
+
+def test_a_table_names_its_baseline_row_and_rows_pair_on_their_seeds_mean():
+    """``baseline``: ``{setting: value}`` of its runs or the text of its first cell; the first row when unset; a
+    row's per-task values average its seeds; a row whose runs lack per_task.csv says which runs."""
+    from arc_exp.tracking.per_task import PerTask
+    from arc_exp.tracking.tables import baseline_row, row_arms
+
+    runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5), lr_run("c", "4e-4", "0", 0.2, 0.1),
+            lr_run("d", "8e-4", "0", 0.2, 0.1)]
+    per_task = {("a" * 32, False): PerTask({"pass_2": {"t1": 1.0, "t2": 0.0}}),
+                ("b" * 32, False): PerTask({"pass_2": {"t1": 1.0, "t2": 1.0}}, plots={"t1": ["file:///b/t1-0.png"]}),
+                ("c" * 32, False): PerTask({"pass_2": {"t1": 0.0, "t3": 1.0}})}
+    spec = {k: v for k, v in vars(LR_TABLE).items() if k in ("name", "where", "rows", "columns", "layout")}
+    assert baseline_row(build_table(runs, TableSpec(**spec))) == 0
+    assert baseline_row(build_table(runs, TableSpec(**spec, baseline={"learning_rate": 4e-4}))) == 1
+    assert baseline_row(build_table(runs, TableSpec(**spec, baseline="Qwen2-0.5B 8.00E-04"))) == 2
+    with pytest.raises(ReportError, match=r"table 'learning_rate': no row is the baseline \{'lora.r': 8\} \(its rows: "
+                                          r"Qwen2-0.5B 1.00E-04; Qwen2-0.5B 4.00E-04; Qwen2-0.5B 8.00E-04\)"):
+        baseline_row(build_table(runs, TableSpec(**spec, baseline={"lora.r": 8})))
+    arms = row_arms(build_table(runs, TableSpec(**spec)), "pass_2", per_task)
+    assert [(a.label, a.values) for a in arms] == [("Qwen2-0.5B 1.00E-04", {"t1": 1.0, "t2": 0.5}),
+                                                   ("Qwen2-0.5B 4.00E-04", {"t1": 0.0, "t3": 1.0}),
+                                                   ("Qwen2-0.5B 8.00E-04", None)]
+    assert arms[0].plots == {"t1": ["file:///b/t1-0.png"]}
+    assert arms[2].lacks == f"no per_task.csv in run(s) run-d ({'d' * 8})"
+
+
+def test_compare_runs_shows_intervals_and_the_spread_over_seeds():
+    from arc_exp.tracking.report import compare_runs_csv, differ_only_in_seed
+    from arc_exp.tracking.significance import Interval
+
+    seeds = [RunRecord(c * 32, f"s{i}", {"seed": str(i), "lora.r": "16"}, {"pass_2": v})
+             for i, (c, v) in enumerate(zip("abc", (0.30, 0.34, 0.32)))]
+    assert differ_only_in_seed(seeds) and not differ_only_in_seed(RUNS[1:]) and not differ_only_in_seed(seeds[:1])
+    intervals = {("a" * 32, "pass_2"): Interval(0.30, 0.25, 0.35, 100)}
+    assert compare_runs(seeds, intervals=intervals, spread=True).splitlines()[3:] == [
+        "| pass_2 | 30.0% (25.0-35.0) | 34.0% | 32.0% | 32.0% sd 2.0 |"]
+    assert compare_runs_csv(seeds, intervals=intervals, spread=True).splitlines()[3:] == [
+        f"pass_2,0.3,0.34,0.32,0.32,0.02", "pass_2 low,0.25,,,,", "pass_2 high,0.35,,,,"]
+
+
+def test_sweep_finds_the_runs_of_a_multirun_folder_in_job_order(tmp_path):
+    import mlflow
+
+    from arc_exp.tracking.report import RunNotFoundError, runs_under
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("e")
+    sweep = tmp_path / "multirun" / "evaluate" / "2026-12-04" / "18-55-00"
+    ids = {job: log_run(client, experiment, {"seed": str(job)}, {}, {"output_dir": str(sweep / str(job))})
+           for job in (10, 0, 2, 1)}
+    log_run(client, experiment, {}, {}, {"output_dir": str(sweep) + "-other/0"})  # another sweep's folder
+    assert runs_under(uri, sweep) == [ids[0], ids[1], ids[2], ids[10]]
+    with pytest.raises(RunNotFoundError, match="sweep: no finished MLflow run in .* has its run folder in"):
+        runs_under(uri, tmp_path / "multirun" / "train")

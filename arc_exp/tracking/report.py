@@ -262,34 +262,85 @@ def to_csv(table: Sequence[Mapping], rows: Sequence[str], columns: Sequence[Colu
 
 
 
-def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None) -> str:
-    """Runs side by side: the params that differ between them, then their metrics (Markdown)."""
+def format_figure(value: Any, kind: str, interval: Any = None, sd: Optional[float] = None) -> str:
+    """A figure with its interval over tasks (``interval.low``/``.high``) and its standard deviation over seeds, when
+    it has them.
+
+    >>> from arc_exp.tracking.significance import Interval
+    >>> format_figure(0.315, "percent", Interval(0.315, 0.27, 0.361, 400), 0.021)
+    '31.5% (27.0-36.1) sd 2.1'
+    >>> format_figure(0.4, "loss", None, 0.1414), format_figure(None, "percent")
+    ('0.400 sd 0.141', '-')
+    """
+    text = format_value(value, kind)
+    if value is None or isinstance(value, str):
+        return text
+    if interval is not None:
+        low, high = (format_value(v, kind).rstrip("%") for v in (interval.low, interval.high))
+        text += f" ({low}-{high})"
+    if sd is not None:
+        text += f" sd {format_value(sd, kind).rstrip('%')}"
+    return text
+
+
+def differ_only_in_seed(runs: Sequence[RunRecord]) -> bool:
+    """Two or more runs whose params differ in seeds alone (``seed``, ``*.seed``): repeats of one setting."""
+    keys = {k for r in runs for k in r.params}
+    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
+    return len(runs) > 1 and bool(differing) and all(k == "seed" or k.endswith(".seed") for k in differing)
+
+
+def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
+                 intervals: Optional[Mapping[tuple[str, str], Any]] = None, spread: bool = False) -> str:
+    """Runs side by side: the params that differ between them, then their metrics (Markdown). ``intervals``:
+    ``(run id, metric) -> Interval`` of the figures from per-task results; ``spread``: a last column with the mean
+    and standard deviation over the runs (repeats that differ only in seed)."""
+    from arc_exp.tracking.significance import seed_spread
+
+    intervals = intervals or {}
     keys = sorted({k for r in runs for k in r.params})
     differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
     metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
     header = ["", *(f"{r.name} ({r.run_id[:8]}){DEGRADED if is_degraded(r) else ''}" for r in runs)]
+    header += [f"mean over {len(runs)} seeds"] if spread else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in differing:
-        lines.append("| " + " | ".join([key, *(str(r.params.get(key, "-")) for r in runs)]) + " |")
+        lines.append("| " + " | ".join([key, *(str(r.params.get(key, "-")) for r in runs)] + [""] * spread) + " |")
     for key in metric_keys:
         kind = Column(key).kind()
-        lines.append("| " + " | ".join([key, *(format_value(r.metrics.get(key), kind) for r in runs)]) + " |")
+        cells = [key, *(format_figure(r.metrics.get(key), kind, intervals.get((r.run_id, key))) for r in runs)]
+        if spread:
+            cells.append(format_figure(*(lambda m, sd: (m, kind, None, sd))(*seed_spread(
+                [r.metrics.get(key) for r in runs]))))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def compare_runs_csv(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None) -> str:
-    """:func:`compare_runs` as CSV with raw values: a ``key`` column, then one column per run id."""
+def compare_runs_csv(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
+                     intervals: Optional[Mapping[tuple[str, str], Any]] = None, spread: bool = False) -> str:
+    """:func:`compare_runs` as CSV with raw values: a ``key`` column, then one column per run id (a metric with
+    intervals is followed by its ``<metric> low`` and ``<metric> high`` lines); ``spread``: ``mean`` and ``sd``."""
+    from arc_exp.tracking.significance import seed_spread
+
+    intervals = intervals or {}
     keys = sorted({k for r in runs for k in r.params})
     differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
     metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["key", *(r.run_id for r in runs)])
-    writer.writerow(["name", *(r.name for r in runs)])
+    writer.writerow(["key", *(r.run_id for r in runs), *(("mean", "sd") if spread else ())])
+    writer.writerow(["name", *(r.name for r in runs), *(("", "") if spread else ())])
     for key in differing:
-        writer.writerow([key, *(r.params.get(key, "") for r in runs)])
+        writer.writerow([key, *(r.params.get(key, "") for r in runs), *(("", "") if spread else ())])
     for key in metric_keys:
-        writer.writerow([key, *("" if r.metrics.get(key) is None else r.metrics[key] for r in runs)])
+        values = [r.metrics.get(key) for r in runs]
+        extra = ["" if v is None else v for v in seed_spread(values)] if spread else []
+        writer.writerow([key, *("" if v is None else v for v in values), *extra])
+        found = [intervals.get((r.run_id, key)) for r in runs]
+        if any(found):
+            for bound in ("low", "high"):
+                writer.writerow([f"{key} {bound}", *("" if i is None else getattr(i, bound) for i in found),
+                                 *(("", "") if spread else ())])
     return out.getvalue()
 
 
@@ -314,6 +365,23 @@ def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str) -> list[s
                                    f"{', ...' if len(matches) > 4 else ''}); give more characters")
         resolved.append(matches[0])
     return resolved
+
+
+def runs_under(tracking_uri: str, folder: str | Path) -> list[str]:
+    """The ids of the finished runs whose run folder (tag ``output_dir``) lies in ``folder``, a multirun's sweep
+    folder (``multirun/evaluate/<date>/<time>``), in job order; a :class:`RunNotFoundError` when there is none."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    folder = str(Path(folder).resolve())
+    ids = [e.experiment_id for e in client.search_experiments()]
+    found = client.search_runs(ids, filter_string=f"tags.output_dir LIKE '{folder}/%' and attributes.status = "
+                                                  f"'FINISHED'", max_results=5000) if ids else []
+    if not found:
+        raise RunNotFoundError(f"sweep: no finished MLflow run in {tracking_uri} has its run folder in {folder}")
+    jobs = sorted(found, key=lambda r: [int(p) if p.isdigit() else p
+                                        for p in Path(r.data.tags["output_dir"]).relative_to(folder).parts])
+    return [r.info.run_id for r in jobs]
 
 
 def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Iterable[str] = (),

@@ -1,4 +1,8 @@
-"""The journal's tables (a preset's report.tables): one table per table of its seed document, each with its row keys, its columns titled as the journal titles them and a filter on the runs it takes; runs of a row that differ in anything but the seed are an error, repeats average, degraded runs keep rows of their own."""
+"""The journal's tables (a preset's report.tables): one table per table of its seed document, each with its row keys, its columns titled as the journal titles them and a filter on the runs it takes; runs of a row that differ in anything but the seed are an error, repeats average, degraded runs keep rows of their own.
+
+A figure that comes from per-task results (an evaluation's ``per_task.csv``) carries its 95% bootstrap interval over
+tasks, ``31.5% (27.0-36.1)``; a row of several seeds also shows their standard deviation, ``sd 2.1``. The CSV has
+them as columns of their own (``<title> low``, ``<title> high``, ``<title> sd``)."""
 from __future__ import annotations
 
 import csv
@@ -8,14 +12,24 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any, Mapping, Optional, Sequence
 
+from arc_exp.tracking.comparison import Arm
+from arc_exp.tracking.per_task import PerTask, per_task_metric
 from arc_exp.tracking.report import (
     Column,
     ReportError,
     RunRecord,
     column_value,
-    format_value,
+    format_figure,
     is_number,
 )
+from arc_exp.tracking.significance import (
+    Interval,
+    SignificanceSettings,
+    bootstrap_interval,
+    seed_spread,
+)
+
+PerTaskResults = Mapping[tuple[str, bool], PerTask]  # (run id, before training) -> its per-task results
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -116,7 +130,10 @@ class TableSpec:
     within a row (besides ``seed``).
     ``metric_rows`` turns the table around: one row per listed metric (``{metric, name}``) under ``row_title``, one
     column per :class:`Column` (``metric`` unused there, ``step: first`` = before training), over all the runs it takes
-    (one setting). ``command`` is the command that makes its runs (shown when it has none)."""
+    (one setting). ``command`` is the command that makes its runs (shown when it has none).
+    ``baseline``: the row every other row is compared with task by task (the journal's one-factor design), as
+    ``{setting: value}`` of its runs or the text of its first cell; the first row when unset. ``compare``: the
+    per-task metric of that comparison (``pass_2`` when unset: report.yaml's ``significance.metric``)."""
 
     name: str
     columns: list[Column]
@@ -131,6 +148,8 @@ class TableSpec:
     row_title: str = "metric"
     command: Optional[str] = None
     layout: list[tuple[str, int]] = field(default_factory=list)  # ("row" | "column", index) in header order
+    baseline: Any = None
+    compare: Optional[str] = None
 
     @classmethod
     def from_config(cls, spec: Mapping, where: str = "report.tables") -> "TableSpec":
@@ -241,6 +260,7 @@ class BuiltTable:
     spec: TableSpec
     records: list[dict]
     notes: list[str] = field(default_factory=list)
+    members: list[list[RunRecord]] = field(default_factory=list)  # the runs of each record (not of metric_rows)
 
     @property
     def header(self) -> list[str]:
@@ -263,8 +283,47 @@ def metric_notes(runs: Sequence[RunRecord], table: TableSpec) -> list[str]:
     return notes
 
 
-def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
-    """The table's rows from ``runs`` (all runs of the experiment: :func:`select_runs` picks the table's)."""
+def column_per_task(run: RunRecord, column: Column, per_task: PerTaskResults) -> Optional[dict[str, float]]:
+    """The per-task values behind a run's figure of ``column`` (the first alternative key the run has), from the
+    run's ``per_task.csv`` (``step: first``: the one evaluated before training); ``None`` when there is none."""
+    results = per_task.get((run.run_id, column.step == "first"))
+    if results is None:
+        return None
+    for key in column.metric.split("|"):
+        key = re.sub(r"\{([^}]+)\}", lambda m: str(run.params.get(m.group(1), m.group(0))), key)
+        found = run.first_metrics.get(key) if column.step == "first" else run.value(key)
+        if found is None:
+            continue
+        metric = per_task_metric(key)
+        return results.values(metric) if metric else None
+    return None
+
+
+def from_per_task(column: Column) -> bool:
+    """A column whose figure can come from per-task results (``eval/pass_{n}``, ``accuracy``): it has an interval."""
+    return any(per_task_metric(re.sub(r"\{[^}]+\}", "1", key)) for key in column.metric.split("|"))
+
+
+def row_statistics(members: Sequence[RunRecord], columns: Sequence[Column], per_task: PerTaskResults,
+                   settings: SignificanceSettings) -> tuple[list[Optional[Interval]], list[Optional[float]]]:
+    """Per column: the bootstrap interval over tasks of the row's figure (when every run of the row has per-task
+    results for it) and the standard deviation over the row's runs (seeds; ``None`` for one run)."""
+    intervals, deviations = [], []
+    for column in columns:
+        values = [column_per_task(m, column, per_task) for m in members]
+        interval = None
+        if values and all(values):
+            interval = bootstrap_interval(values, settings.resamples, settings.seed, settings.level)
+        intervals.append(interval)
+        deviations.append(seed_spread([column_value(m, column) for m in members])[1])
+    return intervals, deviations
+
+
+def build_table(runs: Sequence[RunRecord], table: TableSpec, per_task: Optional[PerTaskResults] = None,
+                settings: Optional[SignificanceSettings] = None) -> BuiltTable:
+    """The table's rows from ``runs`` (all runs of the experiment: :func:`select_runs` picks the table's); with
+    ``per_task`` (run id, before -> :class:`PerTask`), each figure from per-task results gets its interval."""
+    per_task, settings = per_task or {}, settings or SignificanceSettings()
     chosen = select_runs(runs, table)
     if table.metric_rows:
         check_one_setting(chosen, table, "(all)")
@@ -281,7 +340,7 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
     for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it;
         # degraded runs are never averaged with clean ones: a row of their own, after the clean row
         groups.setdefault((*(_canonical(k.raw(run)) for k in [*keys, *splits]), run.degraded), []).append(run)
-    records, split_values = [], []
+    records, split_values, row_members = [], [], []
     for members in sorted(groups.values(),
                           key=lambda m: (*(k.order(k.raw(m[0])) for k in [*keys, *splits]), m[0].degraded)):
         shown = [k.show(k.raw(members[0])) for k in keys]
@@ -289,14 +348,17 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec) -> BuiltTable:
         label = [*(f"{k.title}={v}" for k, v in zip(keys, shown)),
                  *(f"{k.title}={v}" for k, v in zip(splits, split_values[-1]))]
         check_one_setting(members, table, "(" + ", ".join(label) + ")")
+        intervals, deviations = row_statistics(members, table.columns, per_task, settings)
         records.append({"keys": shown, "values": [_mean([column_value(m, c) for m in members]) for c in table.columns],
                         "runs": len(members), "degraded": sum(m.degraded for m in members),
-                        "names": [m.name for m in members if m.degraded]})
+                        "names": [m.name for m in members if m.degraded], "intervals": intervals,
+                        "sd": deviations})
+        row_members.append(members)
     looks = [(tuple(r["keys"]), bool(r["degraded"])) for r in records]
     for record, look, values in zip(records, looks, split_values):  # split rows that would look alike say their split
         if looks.count(look) > 1 and record["keys"]:
             record["keys"][0] = f"{record['keys'][0]} ({', '.join(values)})"
-    return BuiltTable(table, records, metric_notes(chosen, table))
+    return BuiltTable(table, records, metric_notes(chosen, table), row_members)
 
 
 def _in_order(values: Any) -> Optional[dict]:
@@ -323,8 +385,8 @@ def table_markdown(built: BuiltTable) -> str:
     lines = ["| " + " | ".join(built.header) + " |", "|" + "---|" * len(built.header)]
     for record in built.records:
         mark = f" {DAGGER}" if record["degraded"] else ""
-        values = [format_value(v, c.kind()) + (mark if v is not None else "")
-                  for v, c in zip(record["values"], built.spec.columns)]
+        values = [format_figure(v, c.kind(), interval, sd) + (mark if v is not None else "")
+                  for v, c, interval, sd in zip(record["values"], built.spec.columns, *_statistics(record))]
         cells = _ordered(built.spec, record["keys"], values)
         cells.append(f"{record['runs']} (degraded)" if record["degraded"] else str(record["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
@@ -335,6 +397,11 @@ def table_markdown(built: BuiltTable) -> str:
         lines.append(f"\n{DAGGER} degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean "
                      f"results: {', '.join(sorted(set(degraded)))}")
     return "\n".join(lines)
+
+
+def _statistics(record: Mapping) -> tuple[list, list]:
+    n = len(record["values"])
+    return record.get("intervals") or [None] * n, record.get("sd") or [None] * n
 
 
 def _ordered(spec: TableSpec, keys: Sequence[Any], values: Sequence[Any]) -> list[Any]:
@@ -349,8 +416,89 @@ def table_csv(built: BuiltTable) -> str:
     """Raw numbers (not formatted), for spreadsheets and pandas; ``degraded`` counts the degraded runs of a row."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*built.header, "degraded"])
+    spec = built.spec
+    if spec.metric_rows:
+        header = built.header
+    else:  # each column followed by its interval (when it can come from per-task results) and its deviation
+        header = [*spec.keep_apart]
+        for kind, i in spec.cells:
+            if kind == "row":
+                header.append(spec.rows[i].title)
+                continue
+            column = spec.columns[i]
+            header += [column.title, *((f"{column.title} low", f"{column.title} high") if from_per_task(column)
+                                       else ()), *((f"{column.title} sd",) if column.kind() != "text" else ())]
+        header.append("runs")
+    writer.writerow([*header, "degraded"])
     for record in built.records:
-        values = ["" if v is None else v for v in record["values"]]
-        writer.writerow([*_ordered(built.spec, record["keys"], values), record["runs"], record["degraded"]])
+        if spec.metric_rows:
+            cells = _ordered(spec, record["keys"], ["" if v is None else v for v in record["values"]])
+        else:
+            cells = []
+            for v, c, interval, sd in zip(record["values"], spec.columns, *_statistics(record)):
+                cell = ["" if v is None else v]
+                if from_per_task(c):
+                    cell += ["", ""] if interval is None else [interval.low, interval.high]
+                if c.kind() != "text":
+                    cell.append("" if sd is None else sd)
+                cells.append(cell)
+            rows, apart = record["keys"][:len(spec.rows)], record["keys"][len(spec.rows):]
+            cells = [*apart, *(x for kind, i in spec.cells for x in ([rows[i]] if kind == "row" else cells[i]))]
+        writer.writerow([*cells, record["runs"], record["degraded"]])
     return out.getvalue()
+
+
+def row_label(built: BuiltTable, index: int) -> str:
+    """A row as its shown cells, ``SmolLM2-135M 4.00E-04`` (row keys and keep_apart values)."""
+    record = built.records[index]
+    return " ".join(str(k) for k in record["keys"] if str(k) not in ("", "-")) or f"row {index + 1}"
+
+
+def baseline_row(built: BuiltTable) -> int:
+    """The index of the table's baseline row: the spec's ``baseline`` (``{setting: value}`` its runs have, or the
+    text of the row's first cell or of its label), else the first row; a baseline no row matches is a
+    :class:`ReportError` naming the rows."""
+    wanted = built.spec.baseline
+    if wanted is None:
+        return 0
+    for index, members in enumerate(built.members):
+        if isinstance(wanted, Mapping):
+            if members and all(same_value(m.value(k), v) for m in members for k, v in wanted.items()):
+                return index
+        elif str(wanted) in (str(built.records[index]["keys"][0]) if built.records[index]["keys"] else "",
+                             row_label(built, index)):
+            return index
+    rows = "; ".join(row_label(built, i) for i in range(len(built.records)))
+    raise ReportError(f"table '{built.spec.name}': no row is the baseline {wanted} (its rows: {rows})")
+
+
+def row_per_task(members: Sequence[RunRecord], metric: str, per_task: PerTaskResults) -> Optional[dict[str, float]]:
+    """A row's per-task values of ``metric``: a task's mean over the row's runs (seeds) that evaluated it; ``None``
+    when a run of the row has no per-task results with that metric."""
+    found = [per_task.get((m.run_id, False)) for m in members]
+    values = [r.values(metric) if r is not None else None for r in found]
+    if not values or any(v is None for v in values):
+        return None
+    tasks = sorted({t for v in values for t in v})
+    return {t: mean(v[t] for v in values if t in v) for t in tasks}
+
+
+def row_plots(members: Sequence[RunRecord], per_task: PerTaskResults) -> dict[str, list[str]]:
+    plots: dict[str, list[str]] = {}
+    for member in members:
+        results = per_task.get((member.run_id, False))
+        for task_id, uris in (results.plots if results else {}).items():
+            plots.setdefault(task_id, []).extend(uris)
+    return plots
+
+
+def row_arms(built: BuiltTable, metric: str, per_task: PerTaskResults) -> list[Arm]:
+    """The table's rows as sides of a paired comparison (:mod:`arc_exp.tracking.comparison`)."""
+    arms = []
+    for index, members in enumerate(built.members):
+        lacking = [m for m in members if per_task.get((m.run_id, False)) is None]
+        lacks = (f"no per_task.csv in run(s) {', '.join(f'{m.name} ({m.run_id[:8]})' for m in lacking)}" if lacking
+                 else f"no {metric} in the per_task.csv of its runs")
+        arms.append(Arm(row_label(built, index), row_per_task(members, metric, per_task), row_plots(members, per_task),
+                        lacks))
+    return arms
