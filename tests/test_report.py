@@ -150,9 +150,10 @@ def test_one_factor_table_takes_its_runs_and_averages_seeds():
         "| Qwen2-0.5B | 1.00E-04 | 0.400 sd 0.141 | 37.5% sd 17.7 | 2 |",  # two seeds: their standard deviation
         "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |"]
     assert table_csv(built).splitlines() == [
-        "model,learning rate,train loss,train loss sd,pass_64,pass_64 low,pass_64 high,pass_64 sd,runs,degraded",
-        "Qwen2-0.5B,1.00E-04,0.4,0.141421356237,0.375,,,0.176776695297,2,0",  # no per_task.csv: no interval
-        "Qwen2-0.5B,4.00E-04,0.2,,0.125,,,,1,0"]
+        "model,learning rate,train loss,train loss sd,pass_64,pass_64 low,pass_64 high,pass_64 sd,runs,degraded,"
+        "trained_on_evaluated_outputs",
+        "Qwen2-0.5B,1.00E-04,0.4,0.141421356237,0.375,,,0.176776695297,2,0,0",  # no per_task.csv: no interval
+        "Qwen2-0.5B,4.00E-04,0.2,,0.125,,,,1,0,0"]
 
 
 def test_a_row_never_averages_runs_that_differ_in_more_than_seed():
@@ -214,8 +215,24 @@ def test_degraded_runs_are_marked_never_clean():
         "| Qwen2-0.5B | 4.00E-04 | 0.200 | 12.5% | 1 |",
         "",
         "\u2020 degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean results: run-b"]
-    assert table_csv(built).splitlines()[1:3] == ["Qwen2-0.5B,1.00E-04,0.5,,0.25,,,,1,0",
-                                                 "Qwen2-0.5B,1.00E-04,0.3,,0.5,,,,1,1"]
+    assert table_csv(built).splitlines()[1:3] == ["Qwen2-0.5B,1.00E-04,0.5,,0.25,,,,1,0,0",
+                                                 "Qwen2-0.5B,1.00E-04,0.3,,0.5,,,,1,1,0"]
+
+
+def test_runs_that_scored_trained_outputs_are_marked_never_clean():
+    """A run tagged trained_on_evaluated_outputs=<n> (evaluation.allow_trained_outputs=true) keeps a row of its own,
+    double-daggered, named under the table and counted in the CSV."""
+    runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 1.0, trained_on_evaluated_outputs="7")]
+    built = build_table(runs, LR_TABLE)
+    assert table_markdown(built).splitlines()[2:] == [
+        "| Qwen2-0.5B | 1.00E-04 | 0.500 | 25.0% | 1 |",
+        "| Qwen2-0.5B | 1.00E-04 | 0.300 \u2021 | 100.0% \u2021 | 1 (trained on scored outputs) |",
+        "",
+        "\u2021 runs that scored test outputs their model trained on (tag trained_on_evaluated_outputs, "
+        "evaluation.allow_trained_outputs=true): they measure memory, not generalization: run-b (7)"]
+    assert table_csv(built).splitlines()[0].endswith(",runs,degraded,trained_on_evaluated_outputs")
+    assert table_csv(built).splitlines()[2].endswith(",1,0,1")
+    assert "(trained on 7 scored outputs)" in compare_runs(runs).splitlines()[0]
 
 
 def test_x_marked_flags_template_keys_and_scaled_columns():
@@ -314,8 +331,8 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
     assert "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_64: pass_4 of these runs" \
         in text  # the journal's title, and what it holds at this scale
     assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [  # no per_task.csv
-        "SmolLM2-135M,16,0.6,,0.9,,0.125,,,,,,,,,,,,0.125,,,,,,,,1,0",
-        "SmolLM2-135M,32,0.4,0.141421356237,0.9,0.0,0.375,,,0.176776695297,,,,,,,,,0.375,,,0.176776695297,,,,,2,0"]
+        "SmolLM2-135M,16,0.6,,0.9,,0.125,,,,,,,,,,,,0.125,,,,,,,,1,0,0",
+        "SmolLM2-135M,32,0.4,0.141421356237,0.9,0.0,0.375,,,0.176776695297,,,,,,,,,0.375,,,0.176776695297,,,,,2,0,0"]
     assert "no paired comparison: no run of this table has per-task results (per_task.csv)" in text
     report_runs = [r for r in fetch_runs(uri, "iter12_grid_representation", run_type="report")]
     assert len(report_runs) == 1 and report_runs[0].tags["tables"].startswith("encoders,learning_rate,lora_rank")

@@ -11,7 +11,9 @@ tables: the learning-rate table holds the runs at rank 32). Repeats of one setti
 ``seed``) show the mean and their count; runs of one row that differ in anything else are an error naming the setting
 (:class:`ReportError`), unless the table keeps that setting apart (``keep_apart``: an extra column). A run tagged
 ``degraded=true`` (a failed TTFT stage, fallback predictions) is never averaged with clean runs: it gets a row of its
-own, its cells daggered and its count marked ``(degraded)``. A missing value is a dash.
+own, its cells daggered and its count marked ``(degraded)``. So is a run tagged ``trained_on_evaluated_outputs=<n>``
+(it scored test outputs its model trained on, allowed on purpose): a row of its own, cells double-daggered, its count
+marked. A missing value is a dash.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from statistics import mean
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 DEGRADED = " (degraded)"
+TRAINED_TAG = "trained_on_evaluated_outputs"  # arc_exp.data.trained_outputs.TAG (tracking reads tags, not data)
 PERCENT_METRICS = ("accuracy", "correct_pixels", "max_correct_pixels", "correct_size", "any_correct_size", "pass_",
                    "vote_", "unanswered", "score")
 
@@ -67,6 +70,13 @@ class RunRecord:
     def degraded(self) -> bool:
         """The run's pipeline degraded (a failed TTFT stage, fallback predictions): its figures are not clean."""
         return str(self.tags.get("degraded", "")).lower() == "true"
+
+    @property
+    def trained_outputs(self) -> int:
+        """How many of the test outputs it scored the model trained on (tag ``trained_on_evaluated_outputs``, set
+        when ``evaluation.allow_trained_outputs=true`` let it score them): its figures measure memory."""
+        value = str(self.tags.get(TRAINED_TAG, "0"))
+        return int(value) if value.isdigit() else 0
 
     def value(self, key: str) -> Any:
         """A metric, param or tag by name; ``{param}`` in a key is filled from the run's params, so
@@ -301,7 +311,8 @@ def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = N
     keys = sorted({k for r in runs for k in r.params})
     differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
     metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
-    header = ["", *(f"{r.name} ({r.run_id[:8]}){DEGRADED if is_degraded(r) else ''}" for r in runs)]
+    header = ["", *(f"{r.name} ({r.run_id[:8]}){DEGRADED if is_degraded(r) else ''}"
+                    f"{f' (trained on {r.trained_outputs} scored outputs)' if r.trained_outputs else ''}" for r in runs)]
     header += [f"mean over {len(runs)} seeds"] if spread else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in differing:

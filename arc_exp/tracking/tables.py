@@ -332,17 +332,21 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec, per_task: Optional[
             values = [_mean([column_value(r, Column(**{**c.__dict__, "metric": item["metric"]})) for r in chosen])
                       for c in table.columns]
             records.append({"keys": [item.get("name") or item["metric"]], "values": values, "runs": len(chosen),
-                            "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded]})
+                            "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded],
+                            **_trained(chosen)})
         return BuiltTable(table, records if chosen else [], metric_notes(chosen, table))
     keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
     splits = [RowKey(k, map=_in_order(table.where.get(k))) for k in table.split_by]  # in the where's order
     groups: dict[tuple, list[RunRecord]] = {}
     for run in chosen:  # "1e-4" and "0.0001" are one learning rate: grouped by value, shown as the first run has it;
         # degraded runs are never averaged with clean ones: a row of their own, after the clean row
-        groups.setdefault((*(_canonical(k.raw(run)) for k in [*keys, *splits]), run.degraded), []).append(run)
+        # and so are runs that scored outputs their model trained on (allowed on purpose, tagged)
+        groups.setdefault((*(_canonical(k.raw(run)) for k in [*keys, *splits]), run.degraded,
+                           run.trained_outputs > 0), []).append(run)
     records, split_values, row_members = [], [], []
     for members in sorted(groups.values(),
-                          key=lambda m: (*(k.order(k.raw(m[0])) for k in [*keys, *splits]), m[0].degraded)):
+                          key=lambda m: (*(k.order(k.raw(m[0])) for k in [*keys, *splits]), m[0].degraded,
+                                         m[0].trained_outputs > 0)):
         shown = [k.show(k.raw(members[0])) for k in keys]
         split_values.append([k.show(k.raw(members[0])) for k in splits])
         label = [*(f"{k.title}={v}" for k, v in zip(keys, shown)),
@@ -352,9 +356,9 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec, per_task: Optional[
         records.append({"keys": shown, "values": [_mean([column_value(m, c) for m in members]) for c in table.columns],
                         "runs": len(members), "degraded": sum(m.degraded for m in members),
                         "names": [m.name for m in members if m.degraded], "intervals": intervals,
-                        "sd": deviations})
+                        "sd": deviations, **_trained(members)})
         row_members.append(members)
-    looks = [(tuple(r["keys"]), bool(r["degraded"])) for r in records]
+    looks = [(tuple(r["keys"]), bool(r["degraded"]), bool(r["trained"])) for r in records]
     for record, look, values in zip(records, looks, split_values):  # split rows that would look alike say their split
         if looks.count(look) > 1 and record["keys"]:
             record["keys"][0] = f"{record['keys'][0]} ({', '.join(values)})"
@@ -376,7 +380,14 @@ def _mean(values: Sequence[Any]) -> Any:
     return mean(numbers) if numbers else (texts[0] if texts else None)
 
 
+def _trained(members: Sequence[RunRecord]) -> dict:
+    """How many of a row's runs scored test outputs their model trained on, and their names."""
+    marked = [m for m in members if m.trained_outputs]
+    return {"trained": len(marked), "trained_names": [f"{m.name} ({m.trained_outputs})" for m in marked]}
+
+
 DAGGER = "†"
+DOUBLE_DAGGER = "‡"
 
 
 def table_markdown(built: BuiltTable) -> str:
@@ -384,11 +395,12 @@ def table_markdown(built: BuiltTable) -> str:
     says how many degraded, and a note under the table names them."""
     lines = ["| " + " | ".join(built.header) + " |", "|" + "---|" * len(built.header)]
     for record in built.records:
-        mark = f" {DAGGER}" if record["degraded"] else ""
+        mark = (f" {DAGGER}" if record["degraded"] else "") + (f" {DOUBLE_DAGGER}" if record.get("trained") else "")
         values = [format_figure(v, c.kind(), interval, sd) + (mark if v is not None else "")
                   for v, c, interval, sd in zip(record["values"], built.spec.columns, *_statistics(record))]
         cells = _ordered(built.spec, record["keys"], values)
-        cells.append(f"{record['runs']} (degraded)" if record["degraded"] else str(record["runs"]))
+        cells.append(str(record["runs"]) + (" (degraded)" if record["degraded"] else "")
+                     + (" (trained on scored outputs)" if record.get("trained") else ""))
         lines.append("| " + " | ".join(cells) + " |")
     if built.notes:
         lines.append("\n" + "; ".join(built.notes))
@@ -396,6 +408,11 @@ def table_markdown(built: BuiltTable) -> str:
     if degraded:
         lines.append(f"\n{DAGGER} degraded runs (tag degraded=true: a failed stage, fallback predictions), not clean "
                      f"results: {', '.join(sorted(set(degraded)))}")
+    trained = [n for r in built.records for n in r.get("trained_names", ())]
+    if trained:
+        lines.append(f"\n{DOUBLE_DAGGER} runs that scored test outputs their model trained on (tag "
+                     f"trained_on_evaluated_outputs, evaluation.allow_trained_outputs=true): they measure memory, not "
+                     f"generalization: {', '.join(sorted(set(trained)))}")
     return "\n".join(lines)
 
 
@@ -413,7 +430,8 @@ def _ordered(spec: TableSpec, keys: Sequence[Any], values: Sequence[Any]) -> lis
 
 
 def table_csv(built: BuiltTable) -> str:
-    """Raw numbers (not formatted), for spreadsheets and pandas; ``degraded`` counts the degraded runs of a row."""
+    """Raw numbers (not formatted), for spreadsheets and pandas; ``degraded`` counts the degraded runs of a row,
+    ``trained_on_evaluated_outputs`` those that scored outputs their model trained on."""
     out = io.StringIO()
     writer = csv.writer(out)
     spec = built.spec
@@ -429,7 +447,7 @@ def table_csv(built: BuiltTable) -> str:
             header += [column.title, *((f"{column.title} low", f"{column.title} high") if from_per_task(column)
                                        else ()), *((f"{column.title} sd",) if column.kind() != "text" else ())]
         header.append("runs")
-    writer.writerow([*header, "degraded"])
+    writer.writerow([*header, "degraded", "trained_on_evaluated_outputs"])
     for record in built.records:
         if spec.metric_rows:
             cells = _ordered(spec, record["keys"], ["" if v is None else v for v in record["values"]])
@@ -444,7 +462,7 @@ def table_csv(built: BuiltTable) -> str:
                 cells.append(cell)
             rows, apart = record["keys"][:len(spec.rows)], record["keys"][len(spec.rows):]
             cells = [*apart, *(x for kind, i in spec.cells for x in ([rows[i]] if kind == "row" else cells[i]))]
-        writer.writerow([*cells, record["runs"], record["degraded"]])
+        writer.writerow([*cells, record["runs"], record["degraded"], record.get("trained", 0)])
     return out.getvalue()
 
 
