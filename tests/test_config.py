@@ -283,19 +283,22 @@ def test_schedulers_build_on_an_optimizer(option):
 DATA = {  # option -> ([(source, tasks, prompt, weight, swap_train_test)], val tasks, eval tasks)
     "arc1-training": ([("arc1-training", 400, "output-from-examples-v1", 1.0, True)], 50, 400),
     "arc1-evaluation": ([("arc1-evaluation", 400, "output-from-examples-v1", 1.0, True)], 40, 400),  # n-1 tasks
-    "arc1-mixed-prompts": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+    "arc1-mixed-prompts": ([("arc1-training", 400, "output-from-examples-v1", 1.0, True),
                             ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
                             ("arc1-training", 400, "output-from-outputs-v0", 0.5, False)], 50, 400),
+    # the journal's train_rs7 / val_rs7 (ARC-1 training + evaluation split with seed 7), and the TTFT on val_rs7
+    "arc1-rs7": ([("arc1-training-evaluation", 672, "output-from-examples-v1", 1.0, True)], 128, 128),
+    "arc1-rs7-ttft": ([("arc1-training-evaluation", 128, "output-from-examples-v1", 1.0, True)], 128, 128),
     "arc-agi-2-training": ([("arc-agi-2-training", 1000, "output-from-examples-v1", 1.0, True)], 30, 120),
     # seed iteration 22's mixtures: new inputs also from the evaluation set (train and test inputs, no test outputs)
-    "arc1-inputs": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+    "arc1-inputs": ([("arc1-training", 400, "output-from-examples-v1", 1.0, True),
                      ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
                      ("arc1-evaluation", 400, "input-from-inputs-v0", 0.5, False)], 50, 400),
-    "arc1-inputs-outputs": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+    "arc1-inputs-outputs": ([("arc1-training", 400, "output-from-examples-v1", 1.0, True),
                              ("arc1-training", 400, "input-from-inputs-v0", 0.5, False),
                              ("arc1-evaluation", 400, "input-from-inputs-v0", 0.5, False),
                              ("arc1-training", 400, "output-from-outputs-v0", 1.0, False)], 50, 400),
-    "arc1-half-inputs-outputs": ([("arc1-training", 400, "output-from-examples-v0", 1.0, True),
+    "arc1-half-inputs-outputs": ([("arc1-training", 400, "output-from-examples-v1", 1.0, True),
                                   ("arc1-training", 400, "input-from-inputs-v0", 0.25, False),
                                   ("arc1-evaluation", 400, "input-from-inputs-v0", 0.25, False),
                                   ("arc1-training", 400, "output-from-outputs-v0", 0.5, False)], 50, 400),
