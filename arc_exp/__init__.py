@@ -19,10 +19,14 @@ from omegaconf import OmegaConf
 __version__ = "0.1.0"
 
 
+class RequiredValueError(ValueError):
+    """A value a preset requires (``${required:key,what}``) that the command line did not give."""
+
+
 def _required(key: str, what: str = "value") -> None:
     """``checkpoint: ${required:checkpoint,training run id}`` in a preset: a value the user must give (a preset's
     ``???`` would not replace the entry config's ``null``)."""
-    raise ValueError(f"{key} is required by this preset: give {key}=<{what}>")
+    raise RequiredValueError(f"{key} is required by this preset: give {key}=<{what}>")
 
 
 OmegaConf.register_new_resolver("required", _required, replace=True)

@@ -83,22 +83,25 @@ class UserError(Exception):
     run; printed as one line like the library's own errors."""
 
 
+WRAPPERS = ("InstantiationException", "InterpolationResolutionError")  # exceptions whose cause is the error
+
+
 def is_user_error(error: BaseException) -> bool:
-    """An exception a user's input caused: a class defined in arc_exp, or a missing file; Hydra's instantiate
-    wraps them (the cause is looked at)."""
+    """An exception a user's input caused: a class defined in arc_exp, or a missing file; Hydra's instantiate and
+    OmegaConf's resolvers (a preset's ``${required:...}``) wrap them (the cause is looked at)."""
     while error is not None:
         if isinstance(error, (UserError, FileNotFoundError)) or type(error).__module__.split(".")[0] == "arc_exp":
             return True
-        if type(error).__name__ != "InstantiationException":
+        if type(error).__name__ not in WRAPPERS:
             return False
-        error = error.__cause__
+        error = error.__cause__ or error.__context__  # OmegaConf re-raises inside its except: the context
     return False
 
 
 def user_message(error: BaseException) -> str:
     """The error's message on one line (the cause's, when Hydra's instantiate wrapped it)."""
-    while type(error).__name__ == "InstantiationException" and error.__cause__ is not None:
-        error = error.__cause__
+    while type(error).__name__ in WRAPPERS and (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 

@@ -574,3 +574,19 @@ def test_no_preset_scores_the_test_outputs_it_trained_on(preset, scale):
         if ENTRY[preset] == "train":
             val = {task_id for tasks in scored_tasks(cfg, "val").values() for task_id, _ in record.matches(tasks)}
             assert val <= ARC1_TWINS, (preset, scale, arm, val)
+
+
+def test_a_gpu_preset_without_its_start_model_or_data_fails_in_one_line(tmp_path, capsys):
+    """The preset's ``${required:...}`` values: one line naming the key and where the value comes from, exit 1,
+    before anything loads (OmegaConf wraps the resolver's error; the entry point unwraps it)."""
+    from conftest import run_in_process
+
+    code, _, err = run_in_process(["train.py", "experiment=iter24_overfit", "scale=gpu", "logger=none",
+                                   f"hydra.run.dir={tmp_path / 'run'}"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("train.py: error: model.path is required by this preset: give "
+                                                   "model.path=<Qwen2-0.5B-Instruct already fine-tuned on ARC")
+    code, _, err = run_in_process(["train.py", "experiment=iter24_overfit", "scale=gpu", "logger=none",
+                                   "model.path=/models/Qwen2-0.5B-arc", f"hydra.run.dir={tmp_path / 'run'}"], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].startswith("train.py: error: datasets.re_arc is required")
+    assert not (tmp_path / "run").exists()
