@@ -135,11 +135,11 @@ def test_process_zero_alone_writes_checkpoints_config_and_one_mlflow_run(runs):
     uri, (ddp, _) = runs["uri"], runs["ddp"]
     assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["last.ckpt", "step-000003", "step-000006"]
     for step in ("step-000003", "step-000006"):
-        assert {"adapter_config.json", "adapter_model.safetensors", "arc_exp.yaml"} <= {
+        assert {"adapter_config.json", "adapter_model.safetensors", "arc_exp.yaml", "trained_outputs.json"} <= {
             p.name for p in (ddp / "checkpoints" / step).iterdir()}
     # one run folder (checked in run()) with both processes' logs and one .hydra/ (the first process's)
     assert sorted(p.name for p in ddp.iterdir()) == [".hydra", "checkpoints", "config.yaml", "overrides.txt",
-                                                     "rank_1.log", "train.log"]
+                                                     "rank_1.log", "train.log", "trained_outputs.json"]
     assert len(mlflow_runs(uri)) == 4  # single, ddp, crashed, resumed: one each
     found = [r for r in mlflow_runs(uri) if r.data.tags.get("output_dir") == str(ddp.resolve())][0]
     assert found.data.params["trainer.devices"] == "2" and found.data.params["data.batch_size"] == "2"
