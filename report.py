@@ -62,6 +62,9 @@ def main(cfg: DictConfig) -> None:
     if cfg.get("scale"):  # a preset's smoke and gpu runs never share a table: scale=gpu reports the gpu runs
         for table in tables:
             table.where.setdefault("scale", cfg.scale)
+    if cfg.get("iteration"):  # run.py's rerun of the iteration: its runs alone
+        for table in tables:
+            table.where.setdefault("tag:iteration", cfg.iteration)
     if cfg.get("table"):
         chosen = [t for t in tables if t.name == cfg.table]
         if not chosen:
@@ -72,7 +75,7 @@ def main(cfg: DictConfig) -> None:
                    | {k for t in tables for m in t.metric_rows if any(c.step == "first" for c in t.columns)
                       for k in m["metric"].split("|")})
     runs = [r for r in report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
-            if r.tags.get("run_type") != "report"]
+            if r.tags.get("run_type") not in ("report", "iteration", "stage")]
     if not any(select_runs(runs, t) for t in tables):
         raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
                          f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "

@@ -162,12 +162,14 @@ class MLflowRun:
               **tags: Any) -> Optional["MLflowRun"]:
         """The MLflow run of a job, or ``None`` with ``logger=none`` (``logger_cfg`` without ``_target_``).
 
-        Tagged with ``run_type``, the logger's tags, the git commit, the overrides, ``experiment`` and ``tags``; named
+        Tagged with ``run_type``, the logger's tags (nested under ``logger.parent_run_id`` when set: run.py's
+        stage), the git commit, the overrides, ``experiment`` and ``tags``; named
         ``logger.run_name`` or ``[<name_prefix>:]<overrides>``; the resolved config is logged as params and the
         already written ``files`` (config.yaml, ...) as artifacts."""
         if not logger_cfg or logger_cfg.get("_target_") is None:
             return None
-        tags = {**(logger_cfg.get("tags") or {}), "run_type": run_type,
+        parent = {"mlflow.parentRunId": logger_cfg["parent_run_id"]} if logger_cfg.get("parent_run_id") else {}
+        tags = {**(logger_cfg.get("tags") or {}), **parent, "run_type": run_type,
                 "git_commit": git_commit(project_root) or "unknown", "overrides": " ".join(overrides),
                 "experiment": str(resolved.get("experiment") or ""), **tags}
         name = run_name_from_overrides(overrides)

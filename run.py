@@ -1,0 +1,37 @@
+"""Run an iteration: every stage of a preset's ``stages:`` in order (generate, train, TTFT, evaluate, solve), each
+finding its inputs in MLflow, then its tables; a stage that finished in this rerun is skipped.
+
+    python run.py experiment=iter12_grid_representation               # scale=smoke: minutes on CPU
+    python run.py experiment=iter12_grid_representation scale=gpu     # the journal's settings
+    python run.py experiment=iter12_grid_representation plan=true     # the commands, nothing run
+    python run.py experiment=iter12_grid_representation rerun=ttft    # that stage again, and the ones after it
+    python run.py experiment=iter24_overfit scale=gpu \
+        'overrides=["model.path=<folder>","++datasets.re_arc=<folder>","++datasets.mini_arc=<folder>"]'
+"""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
+
+from arc_exp import cli  # noqa: E402
+
+cli.prepare()
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from arc_exp.tracking.iteration import Settings, run_iteration  # noqa: E402
+
+
+@hydra.main(config_path="conf/run", config_name="run", version_base="1.3")
+@cli.entry_point("run.py")
+def main(cfg: DictConfig) -> int:
+    return run_iteration(Settings(experiment=cfg.experiment, scale=cfg.scale, tracking_uri=cfg.logger.tracking_uri,
+                                  experiment_name=cfg.logger.experiment_name, root=Path(cfg.project_root),
+                                  plan=cfg.plan, rerun=cfg.rerun, new=cfg.new, overrides=tuple(cfg.overrides),
+                                  stages_file=Path(cfg.stages_file) if cfg.stages_file else None))
+
+
+if __name__ == "__main__":
+    main()
