@@ -29,6 +29,7 @@ from arc_exp.evaluation.outputs import write_outputs  # noqa: E402
 from arc_exp.evaluation.pipeline import load_eval_tasks  # noqa: E402
 from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
 from arc_exp.evaluation.unanswered import unanswered_reason  # noqa: E402
+from arc_exp.tracking import references  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -38,6 +39,8 @@ log = logging.getLogger("evaluate")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    # checkpoint=run:<key>:<value>/... (run.py's references): the run folder of the one run it names
+    cfg.checkpoint = references.resolve(cfg.checkpoint, cfg.logger.get("tracking_uri"), "checkpoint")
     resolved = OmegaConf.to_container(cfg, resolve=True)
 
     # every mistake a user can make fails here, before a model loads or a token is generated

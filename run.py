@@ -28,7 +28,7 @@ from arc_exp.tracking.iteration import Settings, run_iteration  # noqa: E402
 @cli.entry_point("run.py")
 def main(cfg: DictConfig) -> int:
     return run_iteration(Settings(experiment=cfg.experiment, scale=cfg.scale, tracking_uri=cfg.logger.tracking_uri,
-                                  experiment_name=cfg.logger.experiment_name, root=Path(cfg.project_root),
+                                  experiment_name=cfg.logger.experiment_name, root=ROOT,
                                   plan=cfg.plan, rerun=cfg.rerun, new=cfg.new, overrides=tuple(cfg.overrides),
                                   stages_file=Path(cfg.stages_file) if cfg.stages_file else None))
 

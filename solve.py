@@ -38,6 +38,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.evaluation.job import prepare_job, start_job_run
     from arc_exp.evaluation.settings import settings_from_config
     from arc_exp.inference.config import create_generator
+    from arc_exp.tracking import references
     from arc_exp.ttft.budget import Budget
     from arc_exp.ttft.dataset import load_tasks
     from arc_exp.ttft.ensemble import load_ensemble
@@ -47,6 +48,8 @@ def main(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    # checkpoint=run:<key>:<value>/... (run.py's references): the run folder of the one run it names
+    cfg.checkpoint = references.resolve(cfg.checkpoint, cfg.logger.get("tracking_uri"), "checkpoint")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     budget = Budget(cfg.time_budget_minutes, **resolved["budget"])  # the clock starts now
     set_torch_threads(cfg.torch_threads)

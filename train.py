@@ -32,6 +32,7 @@ def main(cfg: DictConfig) -> float:
     # answer at once
     from arc_exp.data.trained_outputs import TrainedOutputs, check_scoring, untrained_tasks
     from arc_exp.model.tokenizer import wrap_tokenizer
+    from arc_exp.tracking import references
     from arc_exp.tracking.runs import choice_tags
     from arc_exp.training import distributed, recipe as training
     from arc_exp.training.callbacks import training_callbacks
@@ -45,6 +46,9 @@ def main(cfg: DictConfig) -> float:
             OmegaConf.to_container(cfg.data.train, resolve=True), cfg.data.task_of_interest_steps)
         log.info("data.task_of_interest_steps=%d: trainer.max_steps=%d", cfg.data.task_of_interest_steps,
                  cfg.trainer.max_steps)
+    # adapter_path=run:<key>:<value>/... (run.py's references): the last checkpoint of the one run it names
+    cfg.adapter_path = references.resolve(cfg.adapter_path, cfg.logger.get("tracking_uri"), "adapter_path",
+                                          checkpoint=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     training.seed_everything(cfg.seed)
     objective = Objective(**resolved["objective"])  # what this returns: a sweep's figure, checked before training

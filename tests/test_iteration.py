@@ -148,6 +148,23 @@ def test_one_command_runs_the_stages_in_order_with_their_inputs_and_prints_the_t
     assert tables(out)[2].startswith("| LoRA | training |")
 
 
+def test_a_single_entry_point_takes_the_same_references(iteration, tmp_path, capsys):
+    """evaluate.py checkpoint=run:... finds the run by its tags: here iteration 24's LoRA run, which trained on the
+    tiny tasks (the smoke stand-in for MINI-ARC), so scoring them is refused naming its checkpoint folder."""
+    uri, _ = iteration
+    (training,) = [r for r in mlflow_runs(uri) if r.data.tags.get("run_type") == "training"]
+    args = ["evaluate.py", "model=tiny-random", f"logger.tracking_uri={uri}", "progress=false",
+            f"data.eval.source={REPO / 'tests' / 'fixtures' / 'tiny_tasks'}", f"hydra.run.dir={tmp_path / 'e'}"]
+    code, _, err = run_in_process([*args, "checkpoint=run:experiment:iter24_overfit/arm:lora/scale:smoke"], capsys)
+    assert code == 1
+    assert (f"evaluate.py: error: checkpoint '{training.data.tags['output_dir']}/checkpoints/step-000006' trained on "
+            f"2 of the 2 evaluated test outputs") in err
+    code, _, err = run_in_process([*args, "checkpoint=run:experiment:iter24_overfit/arm:full"], capsys)
+    assert code == 1
+    assert ("evaluate.py: error: checkpoint run:experiment:iter24_overfit/arm:full: no finished run with "
+            "experiment=iter24_overfit, arm=full in") in err
+
+
 @pytest.mark.slow
 def test_killed_in_a_later_stage_it_continues_and_prints_the_same_tables(iteration, tmp_path):
     """Killed while the evaluation runs, the same command skips the training that finished, runs the evaluation

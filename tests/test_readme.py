@@ -30,6 +30,7 @@ SMOKE = {  # entry point -> what "at smoke scale" appends
     "solve.py": ["debug=smoke", "model=tiny-random", "inference.max_new_tokens=16", "ttft.steps=2", "progress=false",
                  "trainer.enable_progress_bar=false"],
     "report.py": [],
+    "run.py": [],
     "generate.py": ["debug=smoke"],
     "arc_exp.data.stats": [],
 }
@@ -123,6 +124,7 @@ EVALUATE = ".venv/bin/python evaluate.py checkpoint=<run folder | adapter folder
 ALL_CHECKPOINTS = ".venv/bin/python evaluate.py checkpoint=<run id> all_checkpoints=true"
 SOLVE = ".venv/bin/python solve.py challenges=<x_challenges.json> checkpoint=<adapter> ttft=n1 time_budget_minutes=600"
 EXPERIMENT = ".venv/bin/python train.py -m experiment=iter12_grid_representation"
+RUN_PLAN = ".venv/bin/python run.py experiment=iter12_grid_representation plan=true"
 REPORT = ".venv/bin/python report.py experiment=iter12_grid_representation"
 COMPARE = ".venv/bin/python report.py runs=[<id>,<id>]"
 COUNT = ".venv/bin/python generate.py generator=count n=1000000 out=data/count seed=0"
@@ -264,6 +266,12 @@ def test_experiment_report(readme, capsys):
     assert "| tiny-random (size_small) | 2 |" in output and "| tiny-random (size_large) | 2 |" in output
     tables = list((readme.root / "outputs" / "report").glob("*/*/iter12_grid_representation.*.md"))
     assert tables and all(t.with_suffix(".csv").exists() for t in tables)
+
+
+def test_iteration_plan(readme, capsys):
+    output = readme.run(RUN_PLAN, capsys)
+    assert "[1/4] train (would run): python train.py -m experiment=iter12_grid_representation scale=smoke" in output
+    assert "[4/4] report (would run): python report.py experiment=iter12_grid_representation scale=smoke" in output
 
 
 def test_compare_runs_by_id_prefix(readme, capsys):

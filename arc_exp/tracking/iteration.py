@@ -150,7 +150,7 @@ class Settings:
     scale: str
     tracking_uri: str
     experiment_name: str
-    root: Path
+    root: Path              # the code: experiments/, conf/ and the entry points (outputs follow ARC_EXP_ROOT)
     plan: bool = False
     rerun: Optional[str] = None
     new: bool = False
