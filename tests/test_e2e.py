@@ -39,15 +39,15 @@ def train_entry(task_ids=None, swap_train_test=True) -> str:
 @pytest.mark.e2e
 def test_tiny_random_model_overfits_one_task_until_greedy_reproduces_it(tmp_path, tracking_uri):
     # one task, no augmentation and its test input as the only target: every step shows the model the same sample
-    # that greedy decoding then answers
+    # that greedy decoding then answers (scoring the trained-on output is the point: allowed, and the run tagged)
     run_dir = tmp_path / "run"
     run_train(run_dir, ["model=tiny-random", "lora=full", "model.reduce_vocab=true", "augmentation=none",
                         train_entry([SWAP_1_2], swap_train_test=False), "data.val=null", "trainer.limit_val_batches=0",
                         "data.batch_size=1", "learning_rate=3e-3", "scheduler=constant", "trainer.max_steps=60",
                         "callbacks.checkpoint_every_n_steps=0", "trainer.enable_progress_bar=false",
                         "evaluation.enabled=true", "evaluation.before=true", "evaluation.predictions_per_task=1",
-                        f"data.eval.source={TINY_TASKS}", f"++data.eval.task_ids=[{SWAP_1_2}]",
-                        f"logger.tracking_uri={tracking_uri}"])
+                        "evaluation.allow_trained_outputs=true", f"data.eval.source={TINY_TASKS}",
+                        f"++data.eval.task_ids=[{SWAP_1_2}]", f"logger.tracking_uri={tracking_uri}"])
     predictions = read(run_dir / "evaluation" / "predictions.json")
     [prediction] = predictions[SWAP_1_2]["test_inputs"][0]["predictions"]
     assert prediction["grid"] == [[1, 0], [2, 2]]
