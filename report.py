@@ -149,6 +149,7 @@ def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceS
     files[-1].write_text(report.compare_runs_csv(records, intervals=intervals, spread=seeds))
     run = tracking.MLflowRun(uri, cfg.logger.experiment_name, "report:runs",
                              {"run_type": "report", "runs": ",".join(r.run_id for r in records)})
+    cli.run_started(run.run_id, uri)
     run.log_files(files)
     run.finish()
     log.info("comparison written to %s and logged to MLflow run %s", output_dir, run.run_id)

@@ -226,7 +226,8 @@ def _wrap(label: str, width: int = 18, lines: int = 4) -> str:
 
 def run_arm(run: RunRecord, results: Optional[PerTask], metric: str) -> Arm:
     """A run as one side of a comparison: its per-task values of ``metric``, or what it lacks."""
-    label = f"{run.name} ({run.run_id[:8]})"
+    name = run.name if len(run.name) <= 40 else run.name[:39] + "…"  # run names list their overrides
+    label = f"{name} ({run.run_id[:8]})"
     if results is None:
         lacks = ("no per_task.csv: a training run without evaluation (train.py evaluation.enabled=true, or "
                  f"evaluate.py checkpoint={run.run_id[:8]})" if run.tags.get("run_type") == "training"

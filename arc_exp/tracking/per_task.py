@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ def fetch_per_task(tracking_uri: str, run_id: str, before: bool = False) -> Opti
     path = f"{folder}/{FILE}" if folder else FILE
     if not any(a.path == path for a in client.list_artifacts(run_id, folder or None)):
         return None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small file says nothing
     with tempfile.TemporaryDirectory() as scratch:
         text = Path(client.download_artifacts(run_id, path, scratch)).read_text()
     artifact_uri = client.get_run(run_id).info.artifact_uri.rstrip("/")
