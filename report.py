@@ -139,14 +139,15 @@ def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceS
     results = per_task.fetch_results(uri, [r.run_id for r in records])
     intervals = comparison.run_intervals(records, results, settings)
     seeds = report.differ_only_in_seed(records)  # repeats of one setting: their mean and standard deviation
-    markdown = report.compare_runs(records, intervals=intervals, spread=seeds)
+    metrics = list(cfg.metrics) if cfg.get("metrics") else None
+    markdown = report.compare_runs(records, metrics, intervals, seeds)
     arms = [comparison.run_arm(r, results.get((r.run_id, False)), settings.metric) for r in records]
     compared = comparison.compare_arms(arms[0], arms[1:], settings)
     paired, files = comparison.write_comparison(compared, output_dir, "comparison", "runs", settings)
     print(f"{markdown}\n\n{paired}")
     files += [output_dir / "comparison.md", output_dir / "comparison.csv"]
     files[-2].write_text(markdown + "\n")
-    files[-1].write_text(report.compare_runs_csv(records, intervals=intervals, spread=seeds))
+    files[-1].write_text(report.compare_runs_csv(records, metrics, intervals, seeds))
     run = tracking.MLflowRun(uri, cfg.logger.experiment_name, "report:runs",
                              {"run_type": "report", "runs": ",".join(r.run_id for r in records)})
     cli.run_started(run.run_id, uri)
