@@ -263,7 +263,8 @@ def write_comparison(compared: Sequence[Compared], folder: Path, stem: str, titl
     files[0].write_text(markdown + "\n")
     done = [c for c in compared if c.result is not None]
     if done:
-        arms = [done[0].a, *(c.b for c in done)]
+        arms = [Arm(f"{a_name}: {done[0].a.label}", done[0].a.values),
+                *(Arm(f"{b_name}: {c.b.label}", c.b.values) for c in done)]
         files += [folder / f"{stem}.tasks.md", folder / f"{stem}.tasks.csv"]
         files[1].write_text(task_groups_markdown(done, a_name, b_name))
         files[2].write_text(task_groups_csv(done))
