@@ -373,8 +373,8 @@ def test_report_runs_pairs_two_real_smoke_evaluations_on_their_shared_tasks(tmp_
     assert (out / "comparison.tasks.png").read_bytes()[:4] == b"\x89PNG"
     report = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.run_type = 'report'")
     assert len(report) == 1 and report[0].data.tags["runs"] == ",".join([runs["3"], runs["2"], training])
-    assert {"comparison.md", "comparison.csv", "comparison.paired.md", "comparison.tasks.md", "comparison.tasks.csv",
-            "comparison.tasks.png"} <= {a.path for a in client.list_artifacts(report[0].info.run_id)}
+    assert {"comparison.md", "comparison.csv", "comparison.paired.md", "comparison.paired.csv", "comparison.tasks.md",
+            "comparison.tasks.csv", "comparison.tasks.png"} <= {a.path for a in client.list_artifacts(report[0].info.run_id)}
 
 
 METRICS = ("accuracy", "correct_pixels", "correct_size", "max_correct_pixels", "any_correct_size", "pass_4", "vote_2",
