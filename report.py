@@ -28,9 +28,8 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from arc_exp.tracking import comparison, per_task, report, runs as tracking  # noqa: E402
 from arc_exp.tracking.significance import SignificanceError, SignificanceSettings  # noqa: E402
 from arc_exp.tracking.tables import (  # noqa: E402
-    baseline_row,
     build_table,
-    row_arms,
+    pair_rows,
     select_runs,
     table_csv,
     table_markdown,
@@ -88,7 +87,7 @@ def main(cfg: DictConfig) -> None:
     for table in tables:
         try:
             built = build_table(runs, table, results, settings)
-            base = baseline_row(built) if built.records else 0
+            paired, written = pair_rows(built, results, settings, output_dir, f"{cfg.experiment}.{table.name}")
         except report.ReportError as error:
             raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
         heading = f"## {table.name}" + (f": {table.title}" if table.title else "")
@@ -101,16 +100,8 @@ def main(cfg: DictConfig) -> None:
         md.write_text(f"{heading}\n\n{markdown}\n")
         csv.write_text(table_csv(built))
         files += [md, csv]
-        if len(built.records) > 1 and not table.metric_rows:  # each row against the baseline row, task by task
-            arms = row_arms(built, table.compare or settings.metric, results)
-            if all(a.values is None for a in arms):
-                printed.append("no paired comparison: no run of this table has per-task results (per_task.csv)")
-                continue
-            compared = comparison.compare_arms(arms[base], arms[:base] + arms[base + 1:], settings)
-            paired, written = comparison.write_comparison(compared, output_dir, f"{cfg.experiment}.{table.name}",
-                                                          table.name, settings, "baseline", "row")
-            printed.append(paired)
-            files += written
+        printed += [paired] if paired else []  # each row against the baseline row, task by task
+        files += written
     print("\n\n".join(printed))
     training = [r for r in runs if r.tags.get("run_type") == "training"]
     if training and cfg.plot_metrics:
@@ -126,8 +117,9 @@ def main(cfg: DictConfig) -> None:
 
 
 def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceSettings) -> None:
-    """``runs=[<id>,<id>,...]`` (full ids or unique prefixes) or ``sweep=<multirun folder>``: side by side (comparison.md and .csv), each run paired
-    with the first task by task (comparison.paired.md, .tasks.md/.csv/.png); logged to one report run."""
+    """``runs=[<id>,<id>,...]`` (full ids or unique prefixes) or ``sweep=<multirun folder>``: side by side
+    (comparison.md and .csv), each run paired with the first task by task (comparison.paired.md, .tasks.md, .csv,
+    .png); logged to one report run."""
     from omegaconf import ListConfig
 
     if cfg.sweep:  # a multirun's folder: its runs, in job order
@@ -142,16 +134,18 @@ def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceS
     results = per_task.fetch_results(uri, [r.run_id for r in records])
     intervals = comparison.run_intervals(records, results, settings)
     seeds = report.differ_only_in_seed(records)  # repeats of one setting: their mean and standard deviation
-    markdown = report.compare_runs(records, intervals=intervals, spread=seeds)
+    metrics = list(cfg.metrics) if cfg.get("metrics") else None
+    markdown = report.compare_runs(records, metrics, intervals, seeds)
     arms = [comparison.run_arm(r, results.get((r.run_id, False)), settings.metric) for r in records]
     compared = comparison.compare_arms(arms[0], arms[1:], settings)
     paired, files = comparison.write_comparison(compared, output_dir, "comparison", "runs", settings)
     print(f"{markdown}\n\n{paired}")
     files += [output_dir / "comparison.md", output_dir / "comparison.csv"]
     files[-2].write_text(markdown + "\n")
-    files[-1].write_text(report.compare_runs_csv(records, intervals=intervals, spread=seeds))
+    files[-1].write_text(report.compare_runs_csv(records, metrics, intervals, seeds))
     run = tracking.MLflowRun(uri, cfg.logger.experiment_name, "report:runs",
                              {"run_type": "report", "runs": ",".join(r.run_id for r in records)})
+    cli.run_started(run.run_id, uri)
     run.log_files(files)
     run.finish()
     log.info("comparison written to %s and logged to MLflow run %s", output_dir, run.run_id)

@@ -390,8 +390,8 @@ def test_report_runs_pairs_two_real_smoke_evaluations_on_their_shared_tasks(tmp_
     assert (out / "comparison.tasks.png").read_bytes()[:4] == b"\x89PNG"
     report = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.run_type = 'report'")
     assert len(report) == 1 and report[0].data.tags["runs"] == ",".join([runs["3"], runs["2"], training])
-    assert {"comparison.md", "comparison.csv", "comparison.paired.md", "comparison.tasks.md", "comparison.tasks.csv",
-            "comparison.tasks.png"} <= {a.path for a in client.list_artifacts(report[0].info.run_id)}
+    assert {"comparison.md", "comparison.csv", "comparison.paired.md", "comparison.paired.csv", "comparison.tasks.md",
+            "comparison.tasks.csv", "comparison.tasks.png"} <= {a.path for a in client.list_artifacts(report[0].info.run_id)}
 
 
 METRICS = ("accuracy", "correct_pixels", "correct_size", "max_correct_pixels", "any_correct_size", "pass_4", "vote_2",
@@ -507,3 +507,36 @@ def test_sweep_finds_the_runs_of_a_multirun_folder_in_job_order(tmp_path):
     assert runs_under(uri, sweep) == [ids[0], ids[1], ids[2], ids[10]]
     with pytest.raises(RunNotFoundError, match="sweep: no finished MLflow run in .* has its run folder in"):
         runs_under(uri, tmp_path / "multirun" / "train")
+
+
+def test_per_task_results_are_found_where_each_entry_point_logs_them(tmp_path):
+    """evaluate.py: the artifact root (all_checkpoints: the last step folder); train.py: evaluation/ (and
+    evaluation-before/); solve.py: its predict stage's child run; a run without any: None."""
+    import mlflow
+
+    from arc_exp.tracking.per_task import fetch_per_task
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("e")
+    csv_file = tmp_path / "per_task.csv"
+
+    def logged(folder, solved, tags=None, run_id=None):
+        run_id = run_id or log_run(client, experiment, {}, {}, tags or {})
+        csv_file.write_text(per_task_csv(solved, tasks=3))
+        client.log_artifact(run_id, str(csv_file), folder)
+        return run_id
+
+    def solved(run_id, before=False):
+        found = fetch_per_task(uri, run_id, before)
+        return found and (found.folder, sorted(t for t, v in found.values("pass_2").items() if v == 1.0))
+
+    evaluation = logged(None, {0})
+    steps = logged("step-000004", {1}, run_id=logged("step-000002", {0}))
+    training = logged("evaluation-before", {2}, run_id=logged("evaluation", {1}))
+    parent = log_run(client, experiment, {}, {}, {"run_type": "solve"})
+    logged(None, {0, 2}, {"mlflow.parentRunId": parent, "stage": "predict"})
+    assert solved(evaluation) == ("", ["t0"]) and solved(steps) == ("step-000004", ["t1"])
+    assert solved(training) == ("evaluation", ["t1"]) and solved(training, before=True) == ("evaluation-before", ["t2"])
+    assert solved(parent) == ("", ["t0", "t2"])
+    assert fetch_per_task(uri, log_run(client, experiment, {}, {}, {})) is None

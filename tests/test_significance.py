@@ -8,6 +8,7 @@ from scipy.stats import binomtest
 from arc_exp.tracking.comparison import (
     Arm,
     compare_arms,
+    paired_csv,
     paired_markdown,
     plot_outcomes,
     task_groups_csv,
@@ -120,6 +121,9 @@ def test_paired_table_groups_and_picture(tmp_path):
         "",
         "no paired comparison: train only (cccccccc): no per_task.csv: a training run without evaluation",
         "no paired comparison: other set (dddddddd) vs base (aaaaaaaa): no task in common (1 task and 40 tasks)"]
+    assert paired_csv(compared).splitlines()[:2] == [
+        "b,a,tasks,both,a_only,b_only,neither,difference,low,high,p_value,left_out_a,left_out_b,problem",
+        f"trained (bbbbbbbb),base (aaaaaaaa),40,3,7,15,15,0.2,-0.025,0.425,{binomtest(15, 22, 0.5).pvalue},0,0,"]
     groups = task_groups_markdown(compared).splitlines()
     assert groups[0] == "## B: trained (bbbbbbbb) vs A: base (aaaaaaaa)"
     assert groups[2] == "- solved by both (3): t07, t08, t09"

@@ -125,6 +125,20 @@ def paired_markdown(compared: Sequence[Compared], metric: str, a_name: str = "A"
     return "\n".join(lines)
 
 
+def paired_csv(compared: Sequence[Compared]) -> str:
+    """:func:`paired_markdown` with raw numbers, one line per comparison (``problem``: why there is none)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["b", "a", "tasks", "both", "a_only", "b_only", "neither", "difference", "low", "high", "p_value",
+                     "left_out_a", "left_out_b", "problem"])
+    for c in compared:
+        r = c.result
+        numbers = ([r.shared, len(r.both), len(r.a_only), len(r.b_only), len(r.neither), r.difference, r.low, r.high,
+                    r.p_value, len(r.left_out_a), len(r.left_out_b)] if r else [""] * 11)
+        writer.writerow([c.b.label, c.a.label, *numbers, c.problem or ""])
+    return out.getvalue()
+
+
 def task_groups_markdown(compared: Sequence[Compared], a_name: str = "A", b_name: str = "B") -> str:
     """The task ids of each outcome group of each comparison, each linked to the plots its evaluations wrote (the
     failures and a sample of the successes: a task without a plot is listed plain)."""
@@ -226,7 +240,8 @@ def _wrap(label: str, width: int = 18, lines: int = 4) -> str:
 
 def run_arm(run: RunRecord, results: Optional[PerTask], metric: str) -> Arm:
     """A run as one side of a comparison: its per-task values of ``metric``, or what it lacks."""
-    label = f"{run.name} ({run.run_id[:8]})"
+    name = run.name if len(run.name) <= 40 else run.name[:39] + "…"  # run names list their overrides
+    label = f"{name} ({run.run_id[:8]})"
     if results is None:
         lacks = ("no per_task.csv: a training run without evaluation (train.py evaluation.enabled=true, or "
                  f"evaluate.py checkpoint={run.run_id[:8]})" if run.tags.get("run_type") == "training"
@@ -255,16 +270,18 @@ def run_intervals(runs: Sequence[RunRecord], results: Mapping[tuple[str, bool], 
 
 def write_comparison(compared: Sequence[Compared], folder: Path, stem: str, title: str,
                      settings: SignificanceSettings, a_name: str = "A", b_name: str = "B") -> tuple[str, list[Path]]:
-    """The paired table (returned, and written as ``<stem>.paired.md``), the task ids of each group
+    """The paired table (returned, and written as ``<stem>.paired.md`` and ``.csv``), the task ids of each group
     (``<stem>.tasks.md`` and ``.csv``) and the PNG of the tasks that differ (``<stem>.tasks.png``)."""
     markdown = paired_markdown(compared, settings.metric, a_name, b_name, settings)
-    files = [folder / f"{stem}.paired.md"]
+    files = [folder / f"{stem}.paired.md", folder / f"{stem}.paired.csv"]
     files[0].write_text(markdown + "\n")
+    files[1].write_text(paired_csv(compared))
     done = [c for c in compared if c.result is not None]
     if done:
-        arms = [done[0].a, *(c.b for c in done)]
+        arms = [Arm(f"{a_name}: {done[0].a.label}", done[0].a.values),
+                *(Arm(f"{b_name}: {c.b.label}", c.b.values) for c in done)]
         files += [folder / f"{stem}.tasks.md", folder / f"{stem}.tasks.csv"]
-        files[1].write_text(task_groups_markdown(done, a_name, b_name))
-        files[2].write_text(task_groups_csv(done))
+        files[2].write_text(task_groups_markdown(done, a_name, b_name))
+        files[3].write_text(task_groups_csv(done))
         files.append(plot_outcomes(arms, folder / f"{stem}.tasks.png", f"{title}: {settings.metric} per task"))
     return markdown, files

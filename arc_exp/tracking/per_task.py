@@ -3,12 +3,14 @@
 
 Where an evaluation's files are in a run: ``evaluate.py`` logs them at the artifact root (``all_checkpoints=true``:
 one ``step-NNNNNN/`` folder per checkpoint, the last one is taken), ``train.py evaluation.enabled=true`` under
-``evaluation/`` (and the base model's, ``evaluation.before=true``, under ``evaluation-before/``).
+``evaluation/`` (and the base model's, ``evaluation.before=true``, under ``evaluation-before/``), ``solve.py`` in its
+``predict`` stage's child run.
 """
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -68,11 +70,16 @@ def fetch_per_task(tracking_uri: str, run_id: str, before: bool = False) -> Opti
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     folder = "evaluation-before" if before else _evaluation_folder(client, run_id)
+    if folder is None and not before:  # solve.py: the files are its predict stage's, a child run
+        experiment = client.get_run(run_id).info.experiment_id
+        stages = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run_id}' and tags.stage = 'predict'")
+        return fetch_per_task(tracking_uri, stages[0].info.run_id) if stages else None
     if folder is None:
         return None
     path = f"{folder}/{FILE}" if folder else FILE
     if not any(a.path == path for a in client.list_artifacts(run_id, folder or None)):
         return None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small file says nothing
     with tempfile.TemporaryDirectory() as scratch:
         text = Path(client.download_artifacts(run_id, path, scratch)).read_text()
     artifact_uri = client.get_run(run_id).info.artifact_uri.rstrip("/")

@@ -9,10 +9,11 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import mean
 from typing import Any, Mapping, Optional, Sequence
 
-from arc_exp.tracking.comparison import Arm
+from arc_exp.tracking.comparison import Arm, compare_arms, write_comparison
 from arc_exp.tracking.per_task import PerTask, per_task_metric
 from arc_exp.tracking.report import (
     Column,
@@ -520,3 +521,18 @@ def row_arms(built: BuiltTable, metric: str, per_task: PerTaskResults) -> list[A
         arms.append(Arm(row_label(built, index), row_per_task(members, metric, per_task), row_plots(members, per_task),
                         lacks))
     return arms
+
+
+def pair_rows(built: BuiltTable, per_task: PerTaskResults, settings: SignificanceSettings, folder: Path,
+              stem: str) -> tuple[str, list[Path]]:
+    """Each row against the table's baseline row, task by task (the spec's ``compare`` metric, else the settings'):
+    the printed comparison and the files written (:func:`arc_exp.tracking.comparison.write_comparison`); nothing for
+    a table of one row or of ``metric_rows``, one line when no run of the table has per-task results."""
+    if len(built.records) < 2 or built.spec.metric_rows:
+        return "", []
+    base = baseline_row(built)
+    arms = row_arms(built, built.spec.compare or settings.metric, per_task)
+    if all(a.values is None for a in arms):
+        return "no paired comparison: no run of this table has per-task results (per_task.csv)", []
+    compared = compare_arms(arms[base], arms[:base] + arms[base + 1:], settings)
+    return write_comparison(compared, folder, stem, built.spec.name, settings, "baseline", "row")
