@@ -44,7 +44,9 @@ def main(cfg: DictConfig) -> float:
     resolved = OmegaConf.to_container(cfg, resolve=True)
 
     # every mistake a user can make fails here, before a model loads or a token is generated
-    spec, adapter, inference = instantiate(cfg.model), instantiate(cfg.lora), instantiate(cfg.inference)
+    # the run's seed moves the sampler's too (inference.seed is an offset): -m seed=0,1,2 gives three draws
+    spec, adapter = instantiate(cfg.model), instantiate(cfg.lora)
+    inference = instantiate(cfg.inference, seed=cfg.inference.seed + cfg.seed)
     settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
                                     inference, cfg.predictions_per_task, cfg.seed,
                                     cfg.data.get("max_seq_len", 8192))

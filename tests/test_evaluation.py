@@ -363,3 +363,21 @@ def test_evaluate_main_fails_before_generation(tmp_path, store):
 def test_garbage_text_never_stops_the_run():
     with pytest.raises(GridParseError):
         ENCODER.decode("not a grid")  # what the pipeline catches and counts as unanswered
+
+
+def test_the_run_seed_moves_the_sampler(tmp_path, tiny_training_run):
+    """evaluate.py -m seed=0,1,2 with sampling: each seed another draw (inference.seed is an offset: seed=1 draws as
+    inference.seed=1 does), so the spread over seeds measures the sampling. The checkpoint's base model is rebuilt
+    from its own run's seed, so only the draws differ."""
+    run, _ = tiny_training_run
+    base = ["model=tiny-random", "debug=smoke", "logger=none", f"checkpoint={run}", "inference=sampling",
+            "inference.temperature=1.0",
+            "inference.top_p=1.0", "predictions_per_task=1", "progress=false", "data.eval.first_n=1",
+            "data.eval.max_grid_side=4", "inference.max_new_tokens=12", "plots.failures=0", "plots.successes=0"]
+    texts = {}
+    for name, extra in (("seed0", ["seed=0"]), ("seed1", ["seed=1"]), ("offset1", ["inference.seed=1"])):
+        run_evaluate(tmp_path / name, [*base, *extra])
+        predictions = json.loads((tmp_path / name / "predictions.json").read_text())
+        texts[name] = [p.get("text") for task in predictions.values() for t in task["test_inputs"]
+                       for p in t["predictions"]]
+    assert texts["seed0"] != texts["seed1"] and texts["seed1"] == texts["offset1"]

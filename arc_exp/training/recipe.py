@@ -173,8 +173,8 @@ def start_run(logger_cfg: Mapping, resolved: dict, overrides: Sequence[str], out
               project_root: str | Path, tags: Mapping[str, Any],
               files: Sequence[str | Path] = ()) -> Optional[MLflowRun]:
     """The training run's MLflow run (``None`` with ``logger=none``): ``config.yaml`` (resolved) and ``overrides.txt``
-    written to the run folder and logged with ``files`` (the trained-outputs record), the flattened config as params, the git commit, overrides and run folder as
-    tags. Lightning logs into it through :meth:`MLflowRun.lightning_logger`."""
+    written to the run folder and logged with ``files`` (the trained-outputs record), the flattened config as params,
+    the git commit, overrides and run folder as tags. Lightning logs into it through :meth:`MLflowRun.lightning_logger`."""
     output_dir = Path(output_dir)
     config_file, overrides_file = output_dir / "config.yaml", output_dir / "overrides.txt"
     config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
@@ -243,7 +243,7 @@ def prepare_evaluation(cfg: DictConfig):
     from arc_exp.evaluation.pipeline import load_eval_tasks
     from arc_exp.evaluation.settings import settings_from_config
 
-    inference = instantiate(cfg.inference)
+    inference = instantiate(cfg.inference, seed=cfg.inference.seed + cfg.seed)  # the run's seed moves the sampler's
     settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
                                     inference, cfg.evaluation.predictions_per_task, cfg.seed,
                                     cfg.data.get("max_seq_len", 8192))
