@@ -14,6 +14,8 @@ One package per pipeline stage, in the order data flows:
 - ``synthetic``: generated training data (count grids with question/answer chats, new task inputs).
 - ``tracking``: MLflow runs, params, tags and artifacts; the iteration tables of report.py.
 """
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
 __version__ = "0.1.0"
@@ -30,3 +32,5 @@ def _required(key: str, what: str = "value") -> None:
 
 
 OmegaConf.register_new_resolver("required", _required, replace=True)
+# ${code_root:}: the folder of the entry points and tests/ (files that ship with the code, whatever project_root is)
+OmegaConf.register_new_resolver("code_root", lambda: str(Path(__file__).resolve().parents[1]), replace=True)

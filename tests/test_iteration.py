@@ -67,6 +67,7 @@ def test_every_iteration_has_a_plan(scale, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     for name in ITERATIONS:
         code, out, err = run_in_process(["run.py", f"experiment={name}", f"scale={scale}", "plan=true",
+                                         f"hydra.run.dir={tmp_path / 'run'}",
                                          f"logger.tracking_uri={uri}", *(GPU_GIVEN.get(name, []) if scale == "gpu"
                                                                           else [])], capsys)
         assert code == 0, err
@@ -98,7 +99,9 @@ def test_a_gpu_iteration_without_its_required_values_is_refused_before_anything_
 # --- one iteration end to end -------------------------------------------------------------------------------------
 
 def run_py(args, uri, **popen):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+    """run.py on the reduced iteration 24, its outputs (and every stage's) in the store's folder."""
+    root = uri.removeprefix("sqlite:///").rsplit("/", 1)[0]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", "ARC_EXP_ROOT": root}
     command = [PYTHON, str(REPO / "run.py"), "experiment=iter24_overfit", f"stages_file={REDUCED}",
                'overrides=["model=tiny-random"]', f"logger.tracking_uri={uri}", *args]
     if popen:
