@@ -53,6 +53,7 @@ def main(cfg: DictConfig) -> float:
     # devices and strategy checked before anything loads; under DDP the other processes start in this run folder
     distributed.setup_processes(resolved["trainer"], output_dir, overrides)
     checkpoint = training.resume_checkpoint(cfg.resume)
+    training.check_resume(checkpoint, resolved, cfg.trainer.max_steps)  # not finished, nor composed otherwise
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
     tokenizer = training.build_tokenizer(cfg.model)
     vocabulary = training.build_vocabulary(cfg, tokenizer, encoder)  # model.reduce_vocab=true, else None

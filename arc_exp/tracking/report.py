@@ -359,8 +359,9 @@ class RunNotFoundError(ValueError):
     """A ``runs=`` id (or id prefix) that names no MLflow run, or more than one."""
 
 
-def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str) -> list[str]:
-    """Full MLflow run ids from full ids or unique prefixes (the 8 characters ``compare_runs`` prints)."""
+def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str, what: str = "runs") -> list[str]:
+    """Full MLflow run ids from full ids or unique prefixes (the 8 characters ``compare_runs`` prints); ``what``:
+    the key that gave them (``runs``, ``checkpoint``), as the errors name it."""
     wanted = [str(run_id).strip() for run_id in run_ids]
     known: Optional[list[str]] = None
     resolved = []
@@ -370,9 +371,9 @@ def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str) -> list[s
             known = [r.info.run_id for r in client.search_runs(ids, max_results=50000)] if ids else []
         matches = [k for k in known if k.startswith(run_id)] if run_id else []
         if not matches:
-            raise RunNotFoundError(f"runs: no MLflow run '{run_id}' in {tracking_uri}")
+            raise RunNotFoundError(f"{what}: no MLflow run '{run_id}' in {tracking_uri}")
         if len(matches) > 1:
-            raise RunNotFoundError(f"runs: '{run_id}' is the start of {len(matches)} run ids ({', '.join(matches[:4])}"
+            raise RunNotFoundError(f"{what}: '{run_id}' is the start of {len(matches)} run ids ({', '.join(matches[:4])}"
                                    f"{', ...' if len(matches) > 4 else ''}); give more characters")
         resolved.append(matches[0])
     return resolved

@@ -157,6 +157,45 @@ def resume_checkpoint(resume: Optional[str]) -> Optional[str]:
     return str(path)
 
 
+class ResumeError(ValueError):
+    """``resume=`` naming a run that cannot continue: finished, or composed with other settings than this run's."""
+
+
+# keys a resumed run may set otherwise: where it logs, how it shows progress, and what it resumes
+RESUME_MAY_DIFFER = ("resume", "logger.", "hydra.", "project_root", "trainer.enable_progress_bar")
+
+
+def check_resume(checkpoint_path: Optional[str], resolved: Mapping, max_steps: int) -> None:
+    """Refuse to resume (:class:`ResumeError`) a finished run (its checkpoint at ``trainer.max_steps``) or one whose
+    resolved config (``config.yaml`` of its run folder) differs from this run's, naming the keys that differ:
+    it would train nothing, or continue another experiment under this one's name.
+
+    ``encoder._target_: arc_exp.data.encoders.GridShapeEncoder (this run: arc_exp.data.encoders.MinimalEncoder)``.
+    """
+    from arc_exp.tracking.runs import flatten
+
+    if checkpoint_path is None:
+        return
+    run_dir = Path(checkpoint_path).parent.parent  # <run>/checkpoints/last.ckpt
+    config_file = run_dir / "config.yaml"
+    if config_file.exists():
+        before = flatten(OmegaConf.to_container(OmegaConf.load(config_file), resolve=True))
+        now = flatten(resolved)
+        differ = [key for key in sorted({*before, *now}) if not key.startswith(RESUME_MAY_DIFFER)
+                  and before.get(key, "<absent>") != now.get(key, "<absent>")]
+        if differ:
+            shown = "; ".join(f"{key}: {before.get(key, '<absent>')} (this run: {now.get(key, '<absent>')})"
+                              for key in differ[:4])
+            more = f"; and {len(differ) - 4} more" if len(differ) > 4 else ""
+            raise ResumeError(f"resume: the run in {run_dir} was composed with other values of "
+                              f"{', '.join(differ)}: {shown}{more}; resume it with its own settings (its "
+                              f"config.yaml) or start a new run")
+    step = int(torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
+    if step >= max_steps:
+        raise ResumeError(f"resume: the run in {run_dir} is finished (step {step} of trainer.max_steps={max_steps}); "
+                          f"nothing is left to train: continue its adapter in a new run with adapter_path=")
+
+
 def batches_done(checkpoint_path: Optional[str]) -> int:
     """How many training batches a checkpoint has consumed, so the data stream can continue exactly after them."""
     if checkpoint_path is None:
