@@ -163,8 +163,10 @@ def finished_run(tmp_path_factory):
     ((), "train.py: error: resume: the run in {run} is finished (step 2 of trainer.max_steps=2); nothing is left to "
          "train: continue its adapter in a new run with adapter_path="),
     (("encoder=minimal",), "train.py: error: resume: the run in {run} was composed with other values of "
-                           "encoder._target_: arc_exp.data.encoders.GridShapeRowNumberEncoder (this run: "
-                           "arc_exp.data.encoders.MinimalEncoder)"),
+                           "encoder._target_, encoder.inner._target_, encoder.inner.inner._target_ (encoder._target_: "
+                           "arc_exp.data.encoders.GridShapeEncoder (this run: arc_exp.data.encoders.MinimalGridEncoder)"
+                           "; encoder.inner._target_: arc_exp.data.encoders.RowNumberEncoder (this run: <absent>); "
+                           "...); resume it with its own settings (its config.yaml) or start a new run"),
 ], ids=["finished", "another encoder"])
 def test_resume_refuses_a_finished_or_differently_composed_run(finished_run, change, line, multirun, root, capsys):
     from conftest import TINY
@@ -175,6 +177,6 @@ def test_resume_refuses_a_finished_or_differently_composed_run(finished_run, cha
     code, out, err = run_in_process(args, capsys)
     line = line.format(run=finished_run)
     lines = [x for x in err.splitlines() if "error" in x.lower()]
-    assert code == 1 and len(lines) == 1 and lines[0].startswith(line), err[-3000:]
+    assert code == 1 and len(lines) == 1 and lines[0] == line, err[-3000:]
     assert "Traceback" not in out + err
     assert not [p for top in ("outputs", "multirun") for p in (root / top).rglob("*")]

@@ -185,11 +185,10 @@ def check_resume(checkpoint_path: Optional[str], resolved: Mapping, max_steps: i
                   and before.get(key, "<absent>") != now.get(key, "<absent>")]
         if differ:
             shown = "; ".join(f"{key}: {before.get(key, '<absent>')} (this run: {now.get(key, '<absent>')})"
-                              for key in differ[:4])
-            more = f"; and {len(differ) - 4} more" if len(differ) > 4 else ""
+                              for key in differ[:2])
             raise ResumeError(f"resume: the run in {run_dir} was composed with other values of "
-                              f"{', '.join(differ)}: {shown}{more}; resume it with its own settings (its "
-                              f"config.yaml) or start a new run")
+                              f"{', '.join(differ)} ({shown}{'; ...' if len(differ) > 2 else ''}); resume it with "
+                              f"its own settings (its config.yaml) or start a new run")
     step = int(torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
     if step >= max_steps:
         raise ResumeError(f"resume: the run in {run_dir} is finished (step {step} of trainer.max_steps={max_steps}); "
