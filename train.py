@@ -105,7 +105,7 @@ def main(cfg: DictConfig) -> float:
     finally:
         if run is not None:
             run.finish(status)
-    log.info("final metrics: %s", cli.format_metrics(metrics))
+    log.info("final metrics:\n%s", cli.metrics_table(metrics))
     return objective.value(metrics)
 
 

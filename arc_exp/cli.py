@@ -47,11 +47,13 @@ KNOWN_WARNINGS = [
      r"pytorch_lightning\.utilities\._pytree"),
 ]
 # (logger, message prefix): known log lines of dependencies a user cannot act on: Lightning's "💡 Tip: ... try
-# installing [litlogger]" advertisement, logged at every Trainer start, and bitsandbytes' note that the optional
+# installing [litlogger]" advertisement and its "GPU available: ..., used: ..." / "TPU available" lines (the run's
+# trainer option says which device it uses), logged at every Trainer start, and bitsandbytes' note that the optional
 # `kernels` package is missing (it then uses its own CPU code), logged whenever peft imports it
 KNOWN_LOG_LINES = [
-    *((name, "💡 Tip") for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
-                                    "lightning.pytorch.utilities.rank_zero")),
+    *((name, prefix) for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                                  "lightning.pytorch.utilities.rank_zero")
+      for prefix in ("💡 Tip", "GPU available", "TPU available")),
     ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from kernels-community"),
 ]
 
@@ -136,6 +138,27 @@ def format_metrics(metrics: dict) -> str:
     """``{"train/lr": 4e-05, "train/loss": 1.234567}`` -> ``"train/lr=4e-05, train/loss=1.23457"``: six significant
     digits, so a small value (a learning rate at the end of its decay) does not print as 0.0."""
     return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
+def metrics_table(metrics: dict, width: int = 110) -> str:
+    """The metrics as a small aligned table: ``name  value`` cells (six significant digits, as
+    :func:`format_metrics`), values right-aligned, as many side by side as fit in ``width`` characters, filled
+    column by column.
+
+    >>> print(metrics_table({"train/loss": 1.234567, "train/lr": 4e-05, "val/loss": 2.5}, width=50))
+      train/loss  1.23457    val/loss        2.5
+      train/lr      4e-05
+    """
+    if not metrics:
+        return "  (none)"
+    names = [str(k) for k in metrics]
+    values = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in metrics.values()]
+    cell = max(map(len, names)) + 2 + max(map(len, values))
+    columns = max(1, (width - 2) // (cell + 4))
+    rows = -(-len(names) // columns)
+    cells = [f"{n:<{cell - len(v)}}{v}" for n, v in zip(names, values)]
+    lines = ["    ".join(f"{c:<{cell}}" for c in cells[row::rows]).rstrip() for row in range(rows)]
+    return "\n".join("  " + line for line in lines)
 
 
 def entry_point(name: str) -> Callable:

@@ -199,7 +199,7 @@ def test_smoke_training_with_the_real_model(tmp_path):
                             text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Deprecat" not in result.stderr and "💡" not in result.stdout + result.stderr
-    assert re.search(r"final metrics: train/loss=[0-9.]+, train/lr=4e-05", result.stdout + result.stderr)
+    assert re.search(r"final metrics:\n  train/loss +[0-9.]+.*\n  train/lr +4e-05", result.stdout + result.stderr)
 
 
 def test_cfg_job(readme, capsys):
