@@ -135,7 +135,7 @@ def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceS
     for run_id in ids:
         if not isinstance(run_id, str):  # Hydra reads 12e45678 or 01234567 as a number (and drops the leading 0)
             raise cli.UserError(f"runs: an id was read as the number {run_id}; quote it: runs=['<id>',...]")
-    records = report.fetch_runs(uri, run_ids=[str(i) for i in ids])
+    records = report.one_name_per_quantity(report.fetch_runs(uri, run_ids=[str(i) for i in ids]))
     results = per_task.fetch_results(uri, [r.run_id for r in records])
     intervals = comparison.run_intervals(records, results, settings)
     seeds = report.differ_only_in_seed(records)  # repeats of one setting: their mean and standard deviation

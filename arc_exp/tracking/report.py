@@ -17,6 +17,8 @@ marked. A missing value is a dash.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import io
 import re
@@ -298,6 +300,22 @@ def differ_only_in_seed(runs: Sequence[RunRecord]) -> bool:
     keys = {k for r in runs for k in r.params}
     differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
     return len(runs) > 1 and bool(differing) and all(k == "seed" or k.endswith(".seed") for k in differing)
+
+
+def one_name_per_quantity(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """Runs of several types side by side (``runs=``): the evaluation after training logs ``eval/accuracy`` in a
+    training run, an evaluation run logs ``accuracy``; one quantity, one row, under the evaluation's name (the
+    README's metric list). Runs of one type keep their names.
+
+    >>> [r.metrics for r in one_name_per_quantity([
+    ...     RunRecord("a", "a", {}, {"train/loss": 0.5, "eval/accuracy": 0.25}, {"run_type": "training"}),
+    ...     RunRecord("b", "b", {}, {"accuracy": 0.5}, {"run_type": "evaluation"})])]
+    [{'train/loss': 0.5, 'accuracy': 0.25}, {'accuracy': 0.5}]
+    """
+    if len({r.tags.get("run_type") for r in runs}) < 2:
+        return list(runs)
+    return [dataclasses.replace(r, metrics={k.removeprefix("eval/") if r.tags.get("run_type") == "training" else k: v
+                                            for k, v in r.metrics.items()}) for r in runs]
 
 
 def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
