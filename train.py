@@ -96,7 +96,8 @@ def main(cfg: DictConfig) -> float:
         before = training.evaluate_before_training(model, tokenizer, cfg, evaluation, output_dir, run) \
             if checkpoint is None and trainer.is_global_zero else {}
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-        metrics = training.finish_run(run, trainer, datamodule, adapters)
+        metrics = training.finish_run(run, trainer, datamodule, adapters,
+                                      training.logs_adapter(cfg.callbacks.log_adapter, cfg.lora.method))
         if not trainer.is_global_zero:  # the evaluations after training are process 0's (a sweep reads its value)
             return metrics.get(objective.metric, float("nan"))
         metrics.update(training.evaluate_trained(model, tokenizer, cfg, evaluation, output_dir, run,

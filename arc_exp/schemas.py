@@ -141,6 +141,7 @@ class CallbacksSchema:
     """arc_exp's own training settings (conf/callbacks): adapter folders every N optimizer steps (0: at the end)."""
 
     checkpoint_every_n_steps: int = 100
+    log_adapter: Optional[bool] = None  # the final adapter copied into MLflow too; null: LoRA yes, full weights no
 
 
 @dataclass

@@ -187,7 +187,7 @@ def test_schemas_list_the_fields_of_the_classes_they_build():
                           (schemas.CountGridsSchema, CountConfig), (schemas.CountQuestionsSchema, QuestionConfig),
                           (schemas.NewInputsGeneratorSchema, NewInputsGenerator)]:
         assert names(schema) == names(built), schema.__name__
-    assert names(schemas.CallbacksSchema) == ["checkpoint_every_n_steps"]
+    assert names(schemas.CallbacksSchema) == ["checkpoint_every_n_steps", "log_adapter"]
     # a data.train entry: the keys of a task set (TaskSetSpec), of a chats entry, and the weights of both
     assert sorted(names(TrainEntry)) == sorted({*names(TaskSetSpec), "prompt", "swap_train_test", "chats",
                                                 "max_chats", "weight", "loss_weight"})

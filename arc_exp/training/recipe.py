@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 
 
+def logs_adapter(log_adapter: Optional[bool], method: str) -> bool:
+    """Whether the final adapter is copied into MLflow too (``callbacks.log_adapter``; null: a LoRA-style adapter
+    yes, a few MB; full fine-tuned weights no: the whole model, stored once, in the run folder)."""
+    return method != "full" if log_adapter is None else bool(log_adapter)
+
+
 def seed_everything(seed: int) -> None:
     pl.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -222,8 +228,9 @@ def start_run(logger_cfg: Mapping, resolved: dict, overrides: Sequence[str], out
 
 
 def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDataModule,
-               adapter_cb: AdapterCheckpoint) -> dict:
-    """Log the counters and the final adapter, return the final metrics."""
+               adapter_cb: AdapterCheckpoint, log_adapter: bool = True) -> dict:
+    """Log the counters and the final adapter (``log_adapter``: a copy as the MLflow artifact ``adapter``; the tag
+    ``adapter_path`` names the run folder's either way), return the final metrics."""
     skips = datamodule.train_stream.skips
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update({"train/skipped_tasks": skips.skipped_tasks,
@@ -238,7 +245,8 @@ def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDat
                         step=trainer.global_step)
         if adapter_cb.saved:
             final = adapter_cb.saved[-1]
-            run.log_artifacts(final, "adapter")
+            if log_adapter:
+                run.log_artifacts(final, "adapter")
             run.set_tags({"adapter_path": str(final.resolve())})
     return metrics
 
