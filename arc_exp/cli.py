@@ -280,10 +280,13 @@ def composition_message(error: BaseException) -> str:
 
     if isinstance(error, MissingConfigException) and error.options is not None and error.missing_cfg_file:
         return missing_option_message(error.missing_cfg_file, error.options)
-    lines = [line.strip() for line in str(error).splitlines()
+    cause = error.__cause__ or error.__context__  # Hydra raises some inside its except: the context
+    if not isinstance(cause, OmegaConfBaseException):
+        cause = None
+    text = str(error).split(str(cause))[0] if cause is not None and str(cause) else str(error)
+    lines = [line.strip() for line in text.splitlines()
              if line.strip() and not line.startswith(("\t", "Config search path", "Available options"))]
-    cause = error.__cause__
-    if not isinstance(cause, OmegaConfBaseException) or not lines:
+    if cause is None or not lines:
         return " ".join(lines) or type(error).__name__
     key = cause.full_key  # the message's own lines, without OmegaConf's full_key/object_type lines
     reason = " ".join(line.strip() for line in str(cause.msg).splitlines()

@@ -180,3 +180,17 @@ def test_resume_refuses_a_finished_or_differently_composed_run(finished_run, cha
     assert code == 1 and len(lines) == 1 and lines[0] == line, err[-3000:]
     assert "Traceback" not in out + err
     assert not [p for top in ("outputs", "multirun") for p in (root / top).rglob("*")]
+
+
+def test_a_misspelt_key_in_an_option_file_is_one_line_naming_the_file(root, tmp_path, capsys):
+    import shutil
+
+    from conftest import CONF
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    with open(conf / "callbacks" / "default.yaml", "a") as f:
+        f.write("checkpoint_evry_n_steps: 5\n")
+    code, out, err = run_in_process(["train.py", "--config-path", str(conf), "--cfg", "job"], capsys)
+    assert (code, err.strip()) == (1, "train.py: error: in 'callbacks/default': callbacks.checkpoint_evry_n_steps: "
+                                      "Key 'checkpoint_evry_n_steps' not in 'CallbacksSchema'")
