@@ -76,7 +76,7 @@ def main(cfg: DictConfig) -> None:
     if not any(select_runs(runs, t) for t in tables):
         raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
                          f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "
-                         f"run `{tables[0].command or f'python train.py -m experiment={cfg.experiment}'}` first")
+                         f"run `{tables[0].command or first_command(tables[0].run_types, cfg.experiment)}` first")
     ids = [r.run_id for t in tables for r in select_runs(runs, t)]
     results = per_task.fetch_results(uri, ids)
     if first:
@@ -120,6 +120,15 @@ def main(cfg: DictConfig) -> None:
     run.log_files(files)
     run.finish()
     log.info("tables written to %s and logged to MLflow run %s", output_dir, run.run_id)
+
+
+def first_command(run_types, experiment: str) -> str:
+    """The command that makes the runs of a table of ``run_types`` (a preset that names none: this guess)."""
+    if "evaluation" in run_types:
+        return f"python evaluate.py -m experiment={experiment} checkpoint=<adapter>"
+    if "solve" in run_types:
+        return f"python solve.py -m experiment={experiment}"
+    return f"python train.py -m experiment={experiment}"
 
 
 def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceSettings) -> None:
