@@ -74,7 +74,7 @@ def main(cfg: DictConfig) -> None:
     runs = [r for r in report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
             if r.tags.get("run_type") != "report"]
     if not any(select_runs(runs, t) for t in tables):
-        raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
+        raise cli.UserError(f"no finished run tagged experiment={cfg.experiment} for "
                          f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "
                          f"run `{tables[0].command or first_command(tables[0].run_types, cfg.experiment)}` first")
     ids = [r.run_id for t in tables for r in select_runs(runs, t)]

@@ -198,6 +198,7 @@ def test_a_misspelt_key_in_an_option_file_is_one_line_naming_the_file(root, tmp_
 
 def test_a_report_of_an_evaluation_preset_without_runs_suggests_its_command(root, capsys):
     code, out, err = run_in_process(["report.py", "experiment=poe_dfs"], capsys)
+    assert not list((root / "outputs").glob("*/*"))
     assert code == 1 and err.strip().splitlines()[-1] == (
-        f"report.py: no finished run tagged experiment=poe_dfs for this table in sqlite:///{root}/mlflow.db; run "
+        f"report.py: error: no finished run tagged experiment=poe_dfs for this table in sqlite:///{root}/mlflow.db; run "
         "`python evaluate.py -m experiment=poe_dfs checkpoint=<adapter>` first")
