@@ -25,4 +25,4 @@ def test_the_statistics_cover_every_encoder_and_write_under_the_project_root():
     assert config.encoders is None  # every option, a new one included
     assert encoder_options(CONF / "encoder") == sorted(p.stem for p in (CONF / "encoder").glob("*.yaml"))
     assert "replace_number" in encoder_options(CONF / "encoder")
-    assert config.hydra.run.dir.startswith("${project_root}/outputs/stats/")
+    assert OmegaConf.to_container(config)["hydra"]["run"]["dir"].startswith("${project_root}/outputs/stats/")
