@@ -332,8 +332,9 @@ class SolveSchema:
     project_root: str = "."
 
 
-# entry point config -> the schema of its top-level keys, the first entry of its defaults list. Open (not struct):
-# a preset may add a key of its own (experiment, arm, report, scale); Hydra closes the composed config after.
+# entry point config -> the schema of its top-level keys, the first entry of its defaults list. Open (not struct), its
+# sections too: a preset may add a key of its own (experiment, arm, report, scale; the scale presets set train.py's
+# evaluation.enabled for every entry point); Hydra closes the composed config after.
 ROOT_SCHEMAS = {"train": TrainSchema, "evaluate": EvaluateSchema, "solve": SolveSchema}
 
 # group -> (option name, schema); the option is what a group's YAML files name in their defaults list
@@ -361,7 +362,8 @@ def register() -> None:
         store.store(group=group, name=name, node=schema, provider="arc_exp")
     for config, schema in ROOT_SCHEMAS.items():
         node = OmegaConf.structured(schema)
-        OmegaConf.set_struct(node, False)  # typed keys, but a preset may add its own
+        for section in [node, *(v for v in node.values() if OmegaConf.is_dict(v))]:
+            OmegaConf.set_struct(section, False)  # typed keys, but a preset may add its own (scale: evaluation.*)
         store.store(name=f"{config}_schema", node=node, provider="arc_exp")
 
 
