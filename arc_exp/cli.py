@@ -166,6 +166,7 @@ def entry_point(name: str) -> Callable:
 
     def decorate(main: Callable) -> Callable:
         report_composition_errors(name)
+
         @functools.wraps(main)
         def wrapped(cfg):
             quiet_warnings()
@@ -178,7 +179,10 @@ def entry_point(name: str) -> Callable:
             except BaseException as error:
                 _after_failure(folder, multirun)
                 if not is_user_error(error) or os.environ.get("HYDRA_FULL_ERROR") == "1":
-                    error._arc_exp_recipe = True  # not a composition error: Hydra reports it (report_composition_errors)
+                    try:  # not a composition error: Hydra reports it (report_composition_errors)
+                        error._arc_exp_recipe = True
+                    except AttributeError:  # an exception without attributes (a few C types): reported as it is
+                        pass
                     raise
                 print(f"{name}: error: {user_message(error)}", file=sys.stderr)
                 raise SystemExit(1) from None  # a SystemExit is no Exception: a sweep's launcher stops here too
@@ -234,7 +238,7 @@ def report_composition_errors(name: str) -> None:
     """
     from hydra._internal import utils
 
-    _Run.name = name
+    _Run.name, _Run.sweep_folder = name, None
     if getattr(utils.run_and_report, "_arc_exp", False):
         return
     original = utils.run_and_report
