@@ -24,7 +24,7 @@ run: setup   ## the main job: SmolLM2-135M + LoRA on small ARC-1 tasks, on CPU, 
 	# then the base model and the trained one on the smoke evaluation tasks: a before/after table (accuracy,
 	# correct_pixels), both logged to the same MLflow run (eval/* at step 0 and at the last step)
 	$(PY) train.py debug=smoke evaluation.enabled=true evaluation.before=true evaluation.predictions_per_task=2
-	@echo "Open the runs: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	@echo "Open the runs: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1"
 
 test: setup  ## the default test suite (fast; slow checks excluded; the MLflow UI check included)
 	$(PY) -m pytest

@@ -87,7 +87,7 @@ def main(cfg: DictConfig) -> float:
             if run is not None:
                 run.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)
             metrics = result.metrics
-            log.info("%s: %s", checkpoint.label, cli.format_metrics({**metrics, **result.summary()}))
+            log.info("%s:\n%s", checkpoint.label, cli.metrics_table({**metrics, **result.summary()}))
             if metrics.get("unanswered") == 1.0:
                 all_unanswered.append(checkpoint)
         if shard:

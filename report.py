@@ -76,9 +76,9 @@ def main(cfg: DictConfig) -> None:
     runs = [r for r in report.fetch_runs(uri, experiment=cfg.experiment, run_type=None, first_step_metrics=first)
             if r.tags.get("run_type") not in ("report", "iteration", "stage")]
     if not any(select_runs(runs, t) for t in tables):
-        raise SystemExit(f"report.py: no finished run tagged experiment={cfg.experiment} for "
+        raise cli.UserError(f"no finished run tagged experiment={cfg.experiment} for "
                          f"{'these tables' if len(tables) > 1 else 'this table'} in {uri}; "
-                         f"run `{tables[0].command or f'python train.py -m experiment={cfg.experiment}'}` first")
+                         f"run `{tables[0].command or first_command(tables[0].run_types, cfg.experiment)}` first")
     ids = [r.run_id for t in tables for r in select_runs(runs, t)]
     results = per_task.fetch_results(uri, ids)
     if first:
@@ -116,6 +116,15 @@ def main(cfg: DictConfig) -> None:
     log.info("tables written to %s and logged to MLflow run %s", output_dir, run.run_id)
 
 
+def first_command(run_types, experiment: str) -> str:
+    """The command that makes the runs of a table of ``run_types`` (a preset that names none: this guess)."""
+    if "evaluation" in run_types:
+        return f"python evaluate.py -m experiment={experiment} checkpoint=<adapter>"
+    if "solve" in run_types:
+        return f"python solve.py -m experiment={experiment}"
+    return f"python train.py -m experiment={experiment}"
+
+
 def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceSettings) -> None:
     """``runs=[<id>,<id>,...]`` (full ids or unique prefixes) or ``sweep=<multirun folder>``: side by side
     (comparison.md and .csv), each run paired with the first task by task (comparison.paired.md, .tasks.md, .csv,
@@ -130,7 +139,7 @@ def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceS
     for run_id in ids:
         if not isinstance(run_id, str):  # Hydra reads 12e45678 or 01234567 as a number (and drops the leading 0)
             raise cli.UserError(f"runs: an id was read as the number {run_id}; quote it: runs=['<id>',...]")
-    records = report.fetch_runs(uri, run_ids=[str(i) for i in ids])
+    records = report.one_name_per_quantity(report.fetch_runs(uri, run_ids=[str(i) for i in ids]))
     results = per_task.fetch_results(uri, [r.run_id for r in records])
     intervals = comparison.run_intervals(records, results, settings)
     seeds = report.differ_only_in_seed(records)  # repeats of one setting: their mean and standard deviation

@@ -57,6 +57,7 @@ def main(cfg: DictConfig) -> float:
     # devices and strategy checked before anything loads; under DDP the other processes start in this run folder
     distributed.setup_processes(resolved["trainer"], output_dir, overrides)
     checkpoint = training.resume_checkpoint(cfg.resume)
+    training.check_resume(checkpoint, resolved, cfg.trainer.max_steps)  # not finished, nor composed otherwise
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
     tokenizer = training.build_tokenizer(cfg.model)
     vocabulary = training.build_vocabulary(cfg, tokenizer, encoder)  # model.reduce_vocab=true, else None
@@ -99,7 +100,8 @@ def main(cfg: DictConfig) -> float:
         before = training.evaluate_before_training(model, tokenizer, cfg, evaluation, output_dir, run) \
             if checkpoint is None and trainer.is_global_zero else {}
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-        metrics = training.finish_run(run, trainer, datamodule, adapters)
+        metrics = training.finish_run(run, trainer, datamodule, adapters,
+                                      training.logs_adapter(cfg.callbacks.log_adapter, cfg.lora.method))
         if not trainer.is_global_zero:  # the evaluations after training are process 0's (a sweep reads its value)
             return metrics.get(objective.metric, float("nan"))
         metrics.update(training.evaluate_trained(model, tokenizer, cfg, evaluation, output_dir, run,
@@ -108,7 +110,7 @@ def main(cfg: DictConfig) -> float:
     finally:
         if run is not None:
             run.finish(status)
-    log.info("final metrics: %s", cli.format_metrics(metrics))
+    log.info("final metrics:\n%s", cli.metrics_table(metrics))
     return objective.value(metrics)
 
 

@@ -9,9 +9,13 @@
   setting) prints one line, ``train.py: error: <message>``, and exits with status 1, without a traceback;
   ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. A mistake is an exception of a class that ``arc_exp``
   defines (each names the file, task id or key it is about) or a ``FileNotFoundError``; any other exception is a bug
-  and keeps Hydra's traceback. In a sweep (``-m``) a job's mistake is left to Hydra's report of the failed job.
+  and keeps Hydra's traceback. A mistake Hydra finds while composing the config (a value of the wrong type,
+  ``learning_rate=fast``; an unknown key or option, ``model=qwen2-1.5``) is one line too, naming the key or the close
+  options. In a sweep (``-m``) a job's mistake is the same one line, and the sweep stops there: the jobs after it
+  would meet it again.
 - A run that fails before it wrote anything leaves no run folder behind (only Hydra's ``.hydra/`` and log were in
-  it); a failed run with an MLflow run gets status FAILED.
+  it), nor a sweep folder holding only ``multirun.yaml``, nor the empty date folder above them; a failed run with an
+  MLflow run gets status FAILED.
 
 This module is the entry points' glue: it reads Hydra's runtime config. The library (everything else in arc_exp)
 never does.
@@ -28,6 +32,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
+from hydra.experimental.callback import Callback
+
 log = logging.getLogger("arc_exp")
 
 # (action, message regex, category, module regex): the known deprecation warnings of dependencies, none of which a
@@ -41,11 +47,13 @@ KNOWN_WARNINGS = [
      r"pytorch_lightning\.utilities\._pytree"),
 ]
 # (logger, message prefix): known log lines of dependencies a user cannot act on: Lightning's "💡 Tip: ... try
-# installing [litlogger]" advertisement, logged at every Trainer start, and bitsandbytes' note that the optional
+# installing [litlogger]" advertisement and its "GPU available: ..., used: ..." / "TPU available" lines (the run's
+# trainer option says which device it uses), logged at every Trainer start, and bitsandbytes' note that the optional
 # `kernels` package is missing (it then uses its own CPU code), logged whenever peft imports it
 KNOWN_LOG_LINES = [
-    *((name, "💡 Tip") for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
-                                    "lightning.pytorch.utilities.rank_zero")),
+    *((name, prefix) for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                                  "lightning.pytorch.utilities.rank_zero")
+      for prefix in ("💡 Tip", "GPU available", "TPU available")),
     ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from kernels-community"),
 ]
 
@@ -107,7 +115,9 @@ def user_message(error: BaseException) -> str:
 
 class _Run:
     """The run being executed by this process: its folder and, once created, its MLflow run."""
+    name: str = "app"  # the entry point (train.py), as its mistakes are printed
     folder: Optional[Path] = None
+    sweep_folder: Optional[Path] = None  # set when a multirun starts (SweepFolder)
     run_id: Optional[str] = None
     tracking_uri: Optional[str] = None
 
@@ -130,10 +140,33 @@ def format_metrics(metrics: dict) -> str:
     return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
 
+def metrics_table(metrics: dict, width: int = 110) -> str:
+    """The metrics as a small aligned table: ``name  value`` cells (six significant digits, as
+    :func:`format_metrics`), values right-aligned, as many side by side as fit in ``width`` characters, filled
+    column by column.
+
+    >>> print(metrics_table({"train/loss": 1.234567, "train/lr": 4e-05, "val/loss": 2.5}, width=50))
+      train/loss  1.23457    val/loss        2.5
+      train/lr      4e-05
+    """
+    if not metrics:
+        return "  (none)"
+    names = [str(k) for k in metrics]
+    values = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in metrics.values()]
+    cell = max(map(len, names)) + 2 + max(map(len, values))
+    columns = max(1, (width - 2) // (cell + 4))
+    rows = -(-len(names) // columns)
+    cells = [f"{n:<{cell - len(v)}}{v}" for n, v in zip(names, values)]
+    lines = ["    ".join(f"{c:<{cell}}" for c in cells[row::rows]).rstrip() for row in range(rows)]
+    return "\n".join("  " + line for line in lines)
+
+
 def entry_point(name: str) -> Callable:
     """Decorate an entry point's ``main(cfg)`` (under ``@hydra.main``) with the behaviour of this module."""
 
     def decorate(main: Callable) -> Callable:
+        report_composition_errors(name)
+
         @functools.wraps(main)
         def wrapped(cfg):
             quiet_warnings()
@@ -144,11 +177,15 @@ def entry_point(name: str) -> Callable:
             try:
                 result = main(cfg)
             except BaseException as error:
-                _after_failure(folder)
-                if not is_user_error(error) or os.environ.get("HYDRA_FULL_ERROR") == "1" or multirun:
+                _after_failure(folder, multirun)
+                if not is_user_error(error) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    try:  # not a composition error: Hydra reports it (report_composition_errors)
+                        error._arc_exp_recipe = True
+                    except AttributeError:  # an exception without attributes (a few C types): reported as it is
+                        pass
                     raise
                 print(f"{name}: error: {user_message(error)}", file=sys.stderr)
-                raise SystemExit(1) from None
+                raise SystemExit(1) from None  # a SystemExit is no Exception: a sweep's launcher stops here too
             if _Run.folder is not None and (_Run.folder.exists() or _Run.run_id):
                 log.info("done: run folder %s, %s", _Run.folder, _describe_run())
             return result
@@ -191,8 +228,128 @@ def runs_in_parallel(launcher: dict) -> bool:
     return launcher.get("_target_") not in SEQUENTIAL_LAUNCHERS and launcher.get("n_jobs") != 1
 
 
-def _after_failure(folder: Optional[Path]) -> None:
-    """Mark the MLflow run FAILED (when the recipe did not), and remove a run folder that holds nothing of the run."""
+def report_composition_errors(name: str) -> None:
+    """Print a mistake Hydra finds while composing the config as one line, ``train.py: error: <message>`` (exit 1),
+    instead of Hydra's report of several lines; with ``HYDRA_FULL_ERROR=1``, or for an error of the recipe itself,
+    Hydra reports as before. Idempotent; the last entry point named is the one printed.
+
+    Hydra has no hook for how it reports errors: its ``run_and_report`` (which every ``@hydra.main`` calls around
+    composing and running) is wrapped.
+    """
+    from hydra._internal import utils
+
+    _Run.name, _Run.sweep_folder = name, None
+    if getattr(utils.run_and_report, "_arc_exp", False):
+        return
+    original = utils.run_and_report
+
+    def run_and_report(func: Callable):
+        try:
+            return func()
+        except Exception as error:  # noqa: BLE001 - sorted below: a mistake is one line, anything else Hydra's
+            if getattr(error, "_arc_exp_recipe", False) or os.environ.get("HYDRA_FULL_ERROR") == "1" \
+                    or not is_composition_error(error):
+                return original(functools.partial(_raise, error))
+            _remove_empty_sweep()
+            print(f"{_Run.name}: error: {composition_message(error)}", file=sys.stderr)
+            sys.exit(1)
+
+    run_and_report._arc_exp = True
+    utils.run_and_report = run_and_report
+
+
+def _raise(error: BaseException):
+    raise error
+
+
+def is_composition_error(error: BaseException) -> bool:
+    """An error Hydra or OmegaConf raise while composing (the recipe's own errors are marked before they get here)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(error, (HydraException, OmegaConfBaseException))
+
+
+def composition_message(error: BaseException) -> str:
+    """Hydra's composition error on one line, naming the key (or the option and its close matches).
+
+    ``Error merging override learning_rate=fast`` caused by ``Value 'fast' of type 'str' could not be converted to
+    Float, full_key: learning_rate`` -> ``learning_rate: Value 'fast' of type 'str' could not be converted to Float
+    (learning_rate=fast)``.
+    """
+    import re
+
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(error, MissingConfigException) and error.options is not None and error.missing_cfg_file:
+        return missing_option_message(error.missing_cfg_file, error.options)
+    cause = error.__cause__ or error.__context__  # Hydra raises some inside its except: the context
+    if not isinstance(cause, OmegaConfBaseException):
+        cause = None
+    text = str(error).split(str(cause))[0] if cause is not None and str(cause) else str(error)
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith(("\t", "Config search path", "Available options"))]
+    if cause is None or not lines:
+        return " ".join(lines) or type(error).__name__
+    key = cause.full_key  # the message's own lines, without OmegaConf's full_key/object_type lines
+    reason = " ".join(line.strip() for line in str(cause.msg).splitlines()
+                      if line.strip() and not line.strip().startswith(("full_key:", "object_type=", "reference_type=")))
+    override = re.fullmatch(r"Error merging override (.*)", lines[0])
+    if override:
+        return f"{key}: {reason} ({override[1]})"
+    where = re.fullmatch(r"In '(.*)': \w+ raised while composing config:", lines[0])
+    if where:
+        return f"in '{where[1]}': {key}: {reason}"
+    return f"{' '.join(lines)} ({reason})"
+
+
+def missing_option_message(missing: str, options: list) -> str:
+    """``model/qwen2-1.5`` -> ``model=qwen2-1.5: no such option; did you mean qwen2-1.5b? (options: ...)``, without
+    the schema options of arc_exp.schemas (no user picks them)."""
+    import difflib
+
+    from arc_exp.schemas import SCHEMAS
+
+    group, _, option = missing.rpartition("/")
+    hidden = {name for g, (name, _) in SCHEMAS.items() if g == group}
+    options = [o for o in options if o not in hidden]
+    close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
+    guess = f"; did you mean {close[0]}?" if close else ""
+    return f"{group}={option}: no such option{guess} (options: {', '.join(options)})" if group \
+        else f"no config named '{option}'"
+
+
+class SweepFolder(Callback):
+    """Hydra callback (``hydra.callbacks.sweep_folder`` of each entry point): remembers the sweep's folder when a
+    multirun starts, so a mistake found while composing a job's config can remove it (only ``multirun.yaml``)."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        _Run.sweep_folder = Path(config.hydra.sweep.dir)
+
+
+def _remove_empty_sweep() -> None:
+    """A sweep that stopped before any job wrote something: remove its folder (only ``multirun.yaml`` in it)."""
+    if _Run.sweep_folder is not None:
+        _remove_if_empty(_Run.sweep_folder, keep_only={"multirun.yaml"})
+
+
+def _remove_if_empty(folder: Path, keep_only: set = frozenset()) -> None:
+    """Remove ``folder`` when it holds nothing but files named in ``keep_only``, then its parents that became
+    empty, two at most (``outputs/train/<date>/<time>``: the date and the entry point's folders)."""
+    folder = folder.resolve()
+    if not folder.is_dir() or any(p.name not in keep_only for p in folder.iterdir()):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in list(folder.parents)[:2]:
+        if not parent.is_dir() or any(parent.iterdir()):
+            return
+        parent.rmdir()
+
+
+def _after_failure(folder: Optional[Path], multirun: bool = False) -> None:
+    """Mark the MLflow run FAILED (when the recipe did not), and remove a run folder that holds nothing of the run
+    (and, in a sweep, the sweep folder when this job was all it held)."""
     if _Run.run_id is not None:
         try:
             import mlflow
@@ -207,6 +364,10 @@ def _after_failure(folder: Optional[Path]) -> None:
                                                       for p in folder.iterdir()):
         shutil.rmtree(folder, ignore_errors=True)
         _Run.folder = None
+        if multirun:
+            _remove_if_empty(folder.parent, keep_only={"multirun.yaml"})
+        else:
+            _remove_if_empty(folder.parent)  # the date folder, when this run was its only one
 
 
 def prefix_log_lines(prefix: str) -> None:

@@ -12,6 +12,12 @@ Where the library class is a dataclass of OmegaConf types, the schema is that cl
 and mirror the classes they build (``arc_exp.model.adapters.AdapterConfig``, ``arc_exp.model.loader.ModelSpec``, ...),
 which ``tests/test_config.py`` checks. This module imports dataclasses, Hydra and those library dataclasses (numpy,
 no torch), so entry points register it before anything heavy is imported: :func:`register` (idempotent).
+
+The top-level keys of train.py, evaluate.py and solve.py (``learning_rate``, ``seed``, ``predictions_per_task``,
+``evaluation.*``, ...) are typed the same way by a root schema, the first entry of the entry point's defaults list
+(``train_schema``: :class:`TrainSchema`), so ``learning_rate=fast`` fails at composition naming ``learning_rate``.
+A root schema is open: a preset may add a key of its own (``experiment``, ``arm``, ``report``); Hydra closes the
+composed config afterwards, so a user still adds one with ``+key=value``.
 """
 from __future__ import annotations
 
@@ -135,6 +141,7 @@ class CallbacksSchema:
     """arc_exp's own training settings (conf/callbacks): adapter folders every N optimizer steps (0: at the end)."""
 
     checkpoint_every_n_steps: int = 100
+    log_adapter: Optional[bool] = None  # the final adapter copied into MLflow too; null: LoRA yes, full weights no
 
 
 @dataclass
@@ -201,6 +208,135 @@ class NewInputsGeneratorSchema:
     prompt: str = "input-from-inputs-v0"
 
 
+@dataclass
+class PlotsSchema:
+    failures: int = 16  # PNG plots of the first N failed test inputs
+    successes: int = 8  # and of a seeded sample of N solved ones
+
+
+@dataclass
+class TrustSchema:
+    """``evaluation.*`` of evaluate.py and solve.py: what to do with test outputs the checkpoint trained on."""
+
+    allow_trained_outputs: bool = False
+    skip_trained_tasks: bool = False
+
+
+@dataclass
+class EvaluationAfterTrainingSchema:
+    """``evaluation.*`` of train.py: the evaluation after training (the trust keys as :class:`TrustSchema`)."""
+
+    enabled: bool = False
+    before: bool = False
+    allow_trained_outputs: bool = False
+    skip_trained_tasks: bool = False
+    predictions_per_task: int = 8
+    plots: PlotsSchema = field(default_factory=lambda: PlotsSchema(8, 4))
+    count_qa: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class ObjectiveSchema:
+    metric: str = "val/loss"
+    direction: str = "minimize"  # checked by arc_exp.training.objective.Objective
+
+
+@dataclass
+class BudgetSchema:
+    ttft_share: float = 0.6
+    min_ttft_minutes: float = 0.5
+
+
+# The root schemas below list every top-level key of an entry point's YAML, in its order (so ``--cfg job`` prints
+# them as the YAML reads); a group's package (model, lora, ...) is typed by its group's own schema, here Any.
+
+@dataclass
+class TrainSchema:
+    """The top-level keys of conf/train.yaml."""
+
+    model: Any = None
+    lora: Any = None
+    encoder: Any = None
+    prompt: Any = None
+    augmentation: Any = None
+    scheduler: Any = None
+    data: Any = None
+    trainer: Any = None
+    callbacks: Any = None
+    logger: Any = None
+    inference: Any = None
+    seed: int = 0
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    adapter_path: Optional[str] = None
+    resume: Optional[str] = None
+    evaluation: EvaluationAfterTrainingSchema = field(default_factory=EvaluationAfterTrainingSchema)
+    objective: ObjectiveSchema = field(default_factory=ObjectiveSchema)
+    project_root: str = "."
+
+
+@dataclass
+class EvaluateSchema:
+    """The top-level keys of conf/evaluate.yaml."""
+
+    model: Any = None
+    lora: Any = None
+    encoder: Any = None
+    prompt: Any = None
+    augmentation: Any = None
+    data: Any = None
+    inference: Any = None
+    logger: Any = None
+    checkpoint: Optional[str] = None
+    all_checkpoints: bool = False
+    predictions_per_task: int = 8
+    seed: int = 0
+    plots: PlotsSchema = field(default_factory=PlotsSchema)
+    shards: Optional[int] = None
+    shard: Optional[str] = None  # i/N
+    merge: Optional[str] = None
+    progress: bool = True
+    evaluation: TrustSchema = field(default_factory=TrustSchema)
+    project_root: str = "."
+
+
+@dataclass
+class SolveSchema:
+    """The top-level keys of conf/solve.yaml."""
+
+    model: Any = None
+    lora: Any = None
+    encoder: Any = None
+    prompt: Any = None
+    augmentation: Any = None
+    data: Any = None
+    inference: Any = None
+    trainer: Any = None
+    ttft: Any = None
+    logger: Any = None
+    challenges: Optional[str] = None
+    checkpoint: Optional[str] = None
+    resume: Optional[str] = None
+    predictions_per_task: int = 8
+    time_budget_minutes: Optional[float] = None
+    budget: BudgetSchema = field(default_factory=BudgetSchema)
+    ensemble: List[Any] = field(default_factory=list)
+    torch_threads: Optional[int] = None
+    shards: Optional[int] = None
+    shard: Optional[str] = None  # i/N
+    merge: Optional[str] = None
+    seed: int = 0
+    plots: PlotsSchema = field(default_factory=PlotsSchema)
+    progress: bool = True
+    evaluation: TrustSchema = field(default_factory=TrustSchema)
+    project_root: str = "."
+
+
+# entry point config -> the schema of its top-level keys, the first entry of its defaults list. Open (not struct), its
+# sections too: a preset may add a key of its own (experiment, arm, report, scale; the scale presets set train.py's
+# evaluation.enabled for every entry point); Hydra closes the composed config after.
+ROOT_SCHEMAS = {"train": TrainSchema, "evaluate": EvaluateSchema, "solve": SolveSchema}
+
 # group -> (option name, schema); the option is what a group's YAML files name in their defaults list
 SCHEMAS = {
     "model": ("schema", ModelSchema),
@@ -219,9 +355,16 @@ def register() -> None:
     """Store every schema in Hydra's ConfigStore (before ``@hydra.main`` or ``compose`` composes a config)."""
     from hydra.core.config_store import ConfigStore
 
+    from omegaconf import OmegaConf
+
     store = ConfigStore.instance()
     for group, (name, schema) in SCHEMAS.items():
         store.store(group=group, name=name, node=schema, provider="arc_exp")
+    for config, schema in ROOT_SCHEMAS.items():
+        node = OmegaConf.structured(schema)
+        for section in [node, *(v for v in node.values() if OmegaConf.is_dict(v))]:
+            OmegaConf.set_struct(section, False)  # typed keys, but a preset may add its own (scale: evaluation.*)
+        store.store(name=f"{config}_schema", node=node, provider="arc_exp")
 
 
 def load_option(path) -> "DictConfig":  # noqa: F821 - omegaconf's DictConfig

@@ -67,7 +67,8 @@ def test_which_launchers_run_jobs_in_parallel(launcher, parallel):
 
 
 def test_known_log_lines_of_dependencies_are_dropped_and_others_kept(caplog):
-    """Lightning's tip and bitsandbytes' missing-`kernels` note are dropped; other lines of those loggers stay."""
+    """Lightning's tip and GPU/TPU lines and bitsandbytes' missing-`kernels` note are dropped; other lines of those
+    loggers stay."""
     import logging
 
     from arc_exp import cli
@@ -77,9 +78,35 @@ def test_known_log_lines_of_dependencies_are_dropped_and_others_kept(caplog):
     caplog.set_level(logging.INFO)
     bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
     tip = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    assert len(bnb.filters) == 1
+    assert len(bnb.filters) == 1 and len(tip.filters) == 3
     bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'.")
     bnb.warning("something else")
     tip.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
     tip.info("GPU available: False, used: False")
-    assert [r.getMessage() for r in caplog.records] == ["something else", "GPU available: False, used: False"]
+    tip.info("TPU available: False, using: 0 TPU cores")
+    tip.info("`Trainer.fit` stopped: `max_steps=2` reached.")
+    assert [r.getMessage() for r in caplog.records] == ["something else",
+                                                        "`Trainer.fit` stopped: `max_steps=2` reached."]
+
+
+def test_final_metrics_are_a_small_aligned_table():
+    from arc_exp import cli
+
+    metrics = {"train/loss": 1.2345678, "train/lr": 4e-05, "val/loss": 2.3, "eval/pass_2": 0.5, "epoch": 3}
+    assert cli.metrics_table(metrics, width=60).splitlines() == [
+        "  train/loss   1.23457    eval/pass_2      0.5",
+        "  train/lr       4e-05    epoch              3",
+        "  val/loss         2.3"]
+    assert all(len(line) <= 110 for line in cli.metrics_table({f"eval/metric_{i}": i / 7 for i in range(30)})
+               .splitlines())
+
+
+def test_the_loading_weights_bar_is_hidden_and_other_bars_kept():
+    from transformers.utils import logging as hf_logging
+
+    from arc_exp.model.loader import without_loading_bar
+
+    without_loading_bar()
+    assert isinstance(hf_logging.tqdm(range(2), desc="Loading weights"), hf_logging.EmptyTqdm)
+    bar = hf_logging.tqdm(range(2), desc="Downloading", disable=True)
+    assert not isinstance(bar, hf_logging.EmptyTqdm)

@@ -108,10 +108,16 @@ def single(paths: list[Path]) -> Path:
     return paths[0]
 
 
+def test_the_layout_lists_every_model_option():
+    layout = README.read_text().split("  model/", 1)[1].split("\n  lora/", 1)[0]
+    options = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+    assert sorted(re.findall(r"[a-z0-9.-]+(?=[ ,(\n]|$)", layout.replace("(default)", ""))) == options
+
+
 def test_every_command_is_covered():
     """A new README command needs a test here (the MLflow UI command is tests/test_mlflow_ui.py's)."""
     covered = {c for name, c in globals().items() if name.isupper() and isinstance(c, str) and c.startswith(".venv")}
-    assert set(readme_commands()) - covered == {".venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"}
+    assert set(readme_commands()) - covered == {".venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1"}
 
 
 TRAIN_QWEN = ".venv/bin/python train.py model=qwen2-1.5b lora.r=128"
@@ -131,7 +137,8 @@ COUNT = ".venv/bin/python generate.py generator=count n=1000000 out=data/count s
 NEW_INPUTS = ".venv/bin/python generate.py generator=new_inputs checkpoint=<run id>"
 DFS_POE = ".venv/bin/python evaluate.py checkpoint=<run id> inference=dfs inference.selection=poe"
 REDUCE_VOCAB = ".venv/bin/python train.py debug=smoke model.reduce_vocab=true"
-BEFORE_AFTER = ".venv/bin/python train.py debug=smoke evaluation.enabled=true evaluation.before=true"
+BEFORE_AFTER = (".venv/bin/python train.py debug=smoke evaluation.enabled=true evaluation.before=true "
+                "evaluation.predictions_per_task=2")
 
 
 def test_train(readme, capsys):
@@ -201,7 +208,7 @@ def test_smoke_training_with_the_real_model(tmp_path):
                             text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Deprecat" not in result.stderr and "💡" not in result.stdout + result.stderr
-    assert re.search(r"final metrics: train/loss=[0-9.]+, train/lr=4e-05", result.stdout + result.stderr)
+    assert re.search(r"final metrics:\n  train/loss +[0-9.]+.*\n  train/lr +4e-05", result.stdout + result.stderr)
 
 
 def test_cfg_job(readme, capsys):
@@ -324,3 +331,8 @@ def test_evaluation_before_and_after_training(readme, capsys):
     run = readme.runs("training")[-1]
     assert run.info.status == "FINISHED" and "data.eval before and after training" in output
 
+
+
+def test_the_make_run_line_is_the_makefiles():
+    run = next(line for line in (REPO / "Makefile").read_text().splitlines() if "train.py debug=smoke" in line)
+    assert run.strip().replace("$(PY)", ".venv/bin/python") == BEFORE_AFTER

@@ -156,6 +156,28 @@ def test_one_factor_table_takes_its_runs_and_averages_seeds():
         "Qwen2-0.5B,4.00E-04,0.2,,0.125,,,,1,0,0"]
 
 
+def test_a_pass_n_title_matches_the_predictions_its_runs_made():
+    """The journal's pass_64 column over runs that made 4 predictions is titled pass_4 (Markdown and CSV), over runs
+    that made 4 and 8 pass_N; a note says which; runs that made 64 keep the journal's title."""
+    def smoke(letter, lr, n):
+        return run(letter, {"model.name": "qwen2-0.5b", "learning_rate": lr, "lora.r": "32",
+                            "evaluation.predictions_per_task": str(n)}, {"train/loss": 0.5, f"eval/pass_{n}": 0.25})
+
+    for runs, title, note in (
+            ([smoke("a", "1e-4", 4), smoke("b", "4e-4", 4)], "pass_4",
+             "pass_4: the journal's pass_64, at the predictions these runs made"),
+            ([smoke("a", "1e-4", 4), smoke("b", "4e-4", 8)], "pass_N",
+             "pass_N: the journal's pass_64, at the predictions these runs made (pass_4, pass_8)"),
+            ([lr_run("a", "1e-4", "0", 0.5, 0.25)], "pass_64", None)):
+        built = build_table(runs, LR_TABLE)
+        made = {f"pass_{r.params['evaluation.predictions_per_task']}" for r in runs}
+        assert built.header[3] == title and (title in made or (title == "pass_N" and len(made) > 1))
+        assert table_csv(built).splitlines()[0].split(",")[4] == title
+        markdown = table_markdown(built)
+        assert markdown.splitlines()[0] == f"| model | learning rate | train loss | {title} | runs |"
+        assert (markdown.splitlines()[-1] == note) if note else "journal" not in markdown
+
+
 def test_a_row_never_averages_runs_that_differ_in_more_than_seed():
     runs = [lr_run("a", "1e-4", "0", 0.5, 0.25), lr_run("b", "1e-4", "1", 0.3, 0.5)]
     runs[1].params["data.max_seq_len"] = "4096"
@@ -322,14 +344,14 @@ def test_report_prints_every_table_from_mlflow_and_logs_one_report_run(tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     text = done.stdout
     assert "## learning_rate: Optimal learning rate\n\n" \
-           "| model | learning rate | train loss | val loss | accuracy | correct_pixels | correct_size | pass_64 | " \
+           "| model | learning rate | train loss | val loss | accuracy | correct_pixels | correct_size | pass_4 | " \
            "unanswered | runs |\n|---|---|---|---|---|---|---|---|---|---|\n" \
            "| SmolLM2-135M | 4.00E-04 | 0.400 sd 0.141 | 0.900 sd 0.000 | 37.5% sd 17.7 | - | - | 37.5% sd 17.7 | - | 2 |\n" \
            "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |" in text
     assert "| SmolLM2-135M | 16 | 0.600 | 0.900 | 12.5% | - | - | 12.5% | - | 1 |" in text
     assert "## encoders: Experiment with different grid encoders\n\n(no run yet)" in text
-    assert "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_64: pass_4 of these runs" \
-        in text  # the journal's title, and what it holds at this scale
+    assert "| SmolLM2-135M | 8.00E-04 | 0.200 | 0.900 | 0.0% | - | - | 0.0% | - | 1 |\n\npass_4: the journal's pass_64, " \
+           "at the predictions these runs made" in text  # titled with what the runs made; the journal's title said
     assert (out / "iter12_grid_representation.lora_rank.csv").read_text().splitlines()[1:] == [  # no per_task.csv
         "SmolLM2-135M,16,0.6,,0.9,,0.125,,,,,,,,,,,,0.125,,,,,,,,1,0,0",
         "SmolLM2-135M,32,0.4,0.141421356237,0.9,0.0,0.375,,,0.176776695297,,,,,,,,,0.375,,,0.176776695297,,,,,2,0,0"]

@@ -13,3 +13,16 @@ def test_token_stats_figures():
         "|---|---|---|---|---|---|",
         "| minimal | 5 | 300 | 3160 | 5000 | 20.0% |",
     ]
+
+
+def test_the_statistics_cover_every_encoder_and_write_under_the_project_root():
+    from omegaconf import OmegaConf
+
+    from arc_exp.data.stats import encoder_options
+    from conftest import CONF
+
+    config = OmegaConf.load(CONF / "stats.yaml")
+    assert config.encoders is None  # every option, a new one included
+    assert encoder_options(CONF / "encoder") == sorted(p.stem for p in (CONF / "encoder").glob("*.yaml"))
+    assert "replace_number" in encoder_options(CONF / "encoder")
+    assert OmegaConf.to_container(config)["hydra"]["run"]["dir"].startswith("${project_root}/outputs/stats/")

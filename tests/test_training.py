@@ -379,6 +379,15 @@ def test_full_fine_tuning_and_dora_train(store, method, step1_loss, checkpoint_f
     if method == "dora":
         config = yaml.safe_load((run_dir / "checkpoints" / "step-000002" / "adapter_config.json").read_text())
         assert config["use_dora"] is True
+    # stored once: full weights stay in the run folder (the adapter_path tag), an adapter is copied into MLflow too
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    found = [r for r in mlflow_runs(uri) if r.data.tags.get("output_dir") == str(run_dir.resolve())]
+    artifacts = {a.path for a in client.list_artifacts(found[0].info.run_id)}
+    assert ("adapter" in artifacts) == (method != "full")
+    assert found[0].data.tags["adapter_path"] == str((run_dir / "checkpoints" / "step-000002").resolve())
+    assert [p.name for p in (run_dir / "checkpoints").glob("*.ckpt")] == ["last.ckpt"]  # one Lightning checkpoint
 
 
 def test_adapter_path_continues_from_a_saved_adapter(store, reference):

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from arc_exp.data.augmentation import leave_one_out, swap_train_test
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
-from arc_exp.data.entries import TrainEntry
+from arc_exp.data.entries import TrainEntry, TrainEntryError
 from arc_exp.data.tasks import Task
 from arc_exp.data.prompts import answer_indices, check_prompt_version, training_view
 
@@ -63,7 +63,7 @@ class TrainingDataset:
         spec = entry.task_set()
         tasks = spec.load()
         if not tasks:
-            raise ValueError(f"{where}: source '{spec.source}' with this selection holds no task")
+            raise TrainEntryError(f"{where}: source '{spec.source}' with this selection holds no task")
         swap = True if entry.swap_train_test is None else entry.swap_train_test
         # test outputs dropped on purpose (test_outputs: false) and swap: the n-1 tasks of the train examples; a
         # source that lacks solutions is still refused (its solutions file may be missing)

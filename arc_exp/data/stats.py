@@ -5,7 +5,7 @@ The seeds chose encodings partly on this: a representation that doubles the toke
     python -m arc_exp.data.stats                                   # ARC-1 training, the default encoder
     python -m arc_exp.data.stats data=arc1-evaluation 'encoders=[minimal,grid_shape_row_number]' max_seq_len=4096
 
-prints, per encoder: median, p90 and max tokens per task, and the share of tasks over ``max_seq_len``.
+(every encoder option by default) prints, per encoder: median, p90 and max tokens per task, and the share of tasks over ``max_seq_len``.
 """
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def format_table(stats: Sequence[TokenStats], max_seq_len: int) -> str:
     return "\n".join([header, *(s.row() for s in stats)])
 
 
+def encoder_options(folder: Path) -> list[str]:
+    """Every encoder option (``conf/encoder/*.yaml``), sorted: the statistics cover a new one without a change."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
 def main() -> None:
     """Hydra entry point (kept here so ``python -m arc_exp.data.stats`` works from the project root)."""
     import hydra
@@ -81,7 +86,7 @@ def main() -> None:
         prompt, tasks = entry.prompt, entry.task_set().load()
         tokenizer = load_tokenizer(instantiate(cfg.model))
         stats = []
-        for name in cfg.encoders:
+        for name in cfg.encoders or encoder_options(root / "conf" / "encoder"):
             encoder = instantiate(OmegaConf.load(root / "conf" / "encoder" / f"{name}.yaml"))
             stats.append(token_stats(name, task_token_counts(tasks, encoder, prompt, tokenizer), cfg.max_seq_len))
         print(f"{len(tasks)} tasks of {entry.source}, prompt {prompt}, tokenizer of {cfg.model.name}")

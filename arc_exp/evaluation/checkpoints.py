@@ -64,7 +64,8 @@ def resolve_checkpoints(checkpoint: Optional[str], all_checkpoints: bool = False
     - a model folder (``adapter_config.json`` or ``config.json`` inside): that folder; with ``all_checkpoints``
       every step folder next to it;
     - a training run folder: its last ``checkpoints/step-*`` folder, or all of them;
-    - otherwise an MLflow run id in ``tracking_uri``: the run's ``output_dir`` tag (a run folder) or ``adapter_path``.
+    - otherwise an MLflow run id in ``tracking_uri``, or a unique prefix of one: the run's ``output_dir`` tag (a run
+      folder) or ``adapter_path``; a prefix of several ids is refused naming them.
 
     The training run id is kept for the link between the evaluation run and the training run (looked up by
     ``output_dir`` when a folder is given). Raises :class:`CheckpointError` naming what was not found.
@@ -112,11 +113,19 @@ def _folder_of_mlflow_run(run_id: str, tracking_uri: Optional[str]) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from arc_exp.tracking.report import RunNotFoundError, resolve_run_ids
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     try:
-        run = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
-    except MlflowException:
-        raise CheckpointError(f"checkpoint '{run_id}': no such file or folder, and no MLflow run with this id in "
-                              f"{tracking_uri}") from None
+        run = client.get_run(run_id)
+    except MlflowException:  # not a full id: a unique prefix of one (the 8 characters report.py prints)?
+        try:
+            run = client.get_run(resolve_run_ids(client, [run_id], tracking_uri, what="checkpoint")[0])
+        except RunNotFoundError as error:
+            if "is the start of" in str(error):
+                raise CheckpointError(str(error)) from None
+            raise CheckpointError(f"checkpoint '{run_id}': no such file or folder, and no MLflow run with this id "
+                                  f"in {tracking_uri}") from None
     tags = run.data.tags
     for key in ("output_dir", "adapter_path"):
         if tags.get(key) and Path(tags[key]).exists():

@@ -98,10 +98,24 @@ def load_tokenizer(spec: ModelSpec):
     return tokenizer
 
 
+def without_loading_bar() -> None:
+    """Hide transformers' ``Loading weights`` bar, drawn at every model load (each checkpoint of an evaluation
+    reloads one): a line of console per load that says nothing a user acts on. Its other bars (downloads) stay."""
+    from transformers.utils import logging as hf_logging
+
+    def hook(factory, args, kwargs):
+        if kwargs.get("desc") == "Loading weights":
+            return hf_logging.EmptyTqdm(*args, **kwargs)
+        return factory(*args, **kwargs)
+
+    hf_logging.set_tqdm_hook(hook)
+
+
 def load_model(spec: ModelSpec, quantization_config: Any = None, seed: int = 0):
     """The causal LM of ``spec`` in its device dtype (a tiny random Llama when ``spec.tiny_random``)."""
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
+    without_loading_bar()
     dtype = resolve_dtype(spec.dtype)
     if spec.tiny_random is not None:
         tokenizer = load_tokenizer(spec)
@@ -294,6 +308,8 @@ def _full_weights(spec: ModelSpec, folder: Path, vocabulary):
     from transformers import AutoModelForCausalLM
 
     from arc_exp.model.surgery import apply_vocabulary
+
+    without_loading_bar()
 
     return apply_vocabulary(AutoModelForCausalLM.from_pretrained(str(folder), dtype=resolve_dtype(spec.dtype)),
                             vocabulary)

@@ -17,6 +17,8 @@ marked. A missing value is a dash.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import io
 import re
@@ -300,6 +302,22 @@ def differ_only_in_seed(runs: Sequence[RunRecord]) -> bool:
     return len(runs) > 1 and bool(differing) and all(k == "seed" or k.endswith(".seed") for k in differing)
 
 
+def one_name_per_quantity(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """Runs of several types side by side (``runs=``): the evaluation after training logs ``eval/accuracy`` in a
+    training run, an evaluation run logs ``accuracy``; one quantity, one row, under the evaluation's name (the
+    README's metric list). Runs of one type keep their names.
+
+    >>> [r.metrics for r in one_name_per_quantity([
+    ...     RunRecord("a", "a", {}, {"train/loss": 0.5, "eval/accuracy": 0.25}, {"run_type": "training"}),
+    ...     RunRecord("b", "b", {}, {"accuracy": 0.5}, {"run_type": "evaluation"})])]
+    [{'train/loss': 0.5, 'accuracy': 0.25}, {'accuracy': 0.5}]
+    """
+    if len({r.tags.get("run_type") for r in runs}) < 2:
+        return list(runs)
+    return [dataclasses.replace(r, metrics={k.removeprefix("eval/") if r.tags.get("run_type") == "training" else k: v
+                                            for k, v in r.metrics.items()}) for r in runs]
+
+
 def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
                  intervals: Optional[Mapping[tuple[str, str], Any]] = None, spread: bool = False) -> str:
     """Runs side by side: the params that differ between them, then their metrics (Markdown). ``intervals``:
@@ -359,8 +377,9 @@ class RunNotFoundError(ValueError):
     """A ``runs=`` id (or id prefix) that names no MLflow run, or more than one."""
 
 
-def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str) -> list[str]:
-    """Full MLflow run ids from full ids or unique prefixes (the 8 characters ``compare_runs`` prints)."""
+def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str, what: str = "runs") -> list[str]:
+    """Full MLflow run ids from full ids or unique prefixes (the 8 characters ``compare_runs`` prints); ``what``:
+    the key that gave them (``runs``, ``checkpoint``), as the errors name it."""
     wanted = [str(run_id).strip() for run_id in run_ids]
     known: Optional[list[str]] = None
     resolved = []
@@ -370,9 +389,9 @@ def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str) -> list[s
             known = [r.info.run_id for r in client.search_runs(ids, max_results=50000)] if ids else []
         matches = [k for k in known if k.startswith(run_id)] if run_id else []
         if not matches:
-            raise RunNotFoundError(f"runs: no MLflow run '{run_id}' in {tracking_uri}")
+            raise RunNotFoundError(f"{what}: no MLflow run '{run_id}' in {tracking_uri}")
         if len(matches) > 1:
-            raise RunNotFoundError(f"runs: '{run_id}' is the start of {len(matches)} run ids ({', '.join(matches[:4])}"
+            raise RunNotFoundError(f"{what}: '{run_id}' is the start of {len(matches)} run ids ({', '.join(matches[:4])}"
                                    f"{', ...' if len(matches) > 4 else ''}); give more characters")
         resolved.append(matches[0])
     return resolved

@@ -262,26 +262,35 @@ class BuiltTable:
     records: list[dict]
     notes: list[str] = field(default_factory=list)
     members: list[list[RunRecord]] = field(default_factory=list)  # the runs of each record (not of metric_rows)
+    titles: dict[str, str] = field(default_factory=dict)  # journal title -> what these runs hold (metric_titles)
 
     @property
     def header(self) -> list[str]:
-        return [*self.spec.header, "runs"]
+        return [*(self.titles.get(t, t) for t in self.spec.header), "runs"]
+
+    def title(self, column: Column) -> str:
+        return self.titles.get(column.title, column.title)
 
 
-def metric_notes(runs: Sequence[RunRecord], table: TableSpec) -> list[str]:
+def metric_titles(runs: Sequence[RunRecord], table: TableSpec) -> tuple[dict[str, str], list[str]]:
     """A column titled as the journal (``pass_64``) whose template found another metric in these runs (``pass_4`` at
-    the smoke scale) says so under the table."""
-    notes = []
+    the smoke scale) is titled with what the runs made (``pass_4``), never with more than was run; when the runs
+    made different numbers, ``pass_N``. Returns ``{journal title: title}`` and the notes under the table that say
+    so (``pass_4: the journal's pass_64, at the predictions these runs made``)."""
+    titles, notes = {}, []
     for column in table.columns:
         for key in column.metric.split("|"):
             if "{" not in key:
                 continue
             found = sorted({re.sub(r"\{([^}]+)\}", lambda m: str(r.params.get(m.group(1), m.group(0))), key)
-                            .split("/")[-1] for r in runs} - {column.title})
-            if found:
-                notes.append(f"{column.title}: {', '.join(found)} of these runs")
+                            .split("/")[-1] for r in runs})
+            if found and found != [column.title]:
+                title = found[0] if len(found) == 1 else re.sub(r"\d+$", "N", column.title)
+                titles[column.title] = title
+                notes.append(f"{title}: the journal's {column.title}, at the predictions these runs made"
+                             + (f" ({', '.join(found)})" if len(found) > 1 else ""))
             break
-    return notes
+    return titles, notes
 
 
 def column_per_task(run: RunRecord, column: Column, per_task: PerTaskResults) -> Optional[dict[str, float]]:
@@ -335,7 +344,8 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec, per_task: Optional[
             records.append({"keys": [item.get("name") or item["metric"]], "values": values, "runs": len(chosen),
                             "degraded": sum(r.degraded for r in chosen), "names": [r.name for r in chosen if r.degraded],
                             **_trained(chosen)})
-        return BuiltTable(table, records if chosen else [], metric_notes(chosen, table))
+        titles, notes = metric_titles(chosen, table)
+        return BuiltTable(table, records if chosen else [], notes, titles=titles)
     keys = [*table.rows, *(RowKey(k) for k in table.keep_apart)]  # records keep rows first, then keep_apart
     splits = [RowKey(k, map=_in_order(table.where.get(k))) for k in table.split_by]  # in the where's order
     groups: dict[tuple, list[RunRecord]] = {}
@@ -363,7 +373,8 @@ def build_table(runs: Sequence[RunRecord], table: TableSpec, per_task: Optional[
     for record, look, values in zip(records, looks, split_values):  # split rows that would look alike say their split
         if looks.count(look) > 1 and record["keys"]:
             record["keys"][0] = f"{record['keys'][0]} ({', '.join(values)})"
-    return BuiltTable(table, records, metric_notes(chosen, table), row_members)
+    titles, notes = metric_titles(chosen, table)
+    return BuiltTable(table, records, notes, row_members, titles)
 
 
 def _in_order(values: Any) -> Optional[dict]:
@@ -444,9 +455,9 @@ def table_csv(built: BuiltTable) -> str:
             if kind == "row":
                 header.append(spec.rows[i].title)
                 continue
-            column = spec.columns[i]
-            header += [column.title, *((f"{column.title} low", f"{column.title} high") if from_per_task(column)
-                                       else ()), *((f"{column.title} sd",) if column.kind() != "text" else ())]
+            column, title = spec.columns[i], built.title(spec.columns[i])
+            header += [title, *((f"{title} low", f"{title} high") if from_per_task(column) else ()),
+                       *((f"{title} sd",) if column.kind() != "text" else ())]
         header.append("runs")
     writer.writerow([*header, "degraded", "trained_on_evaluated_outputs"])
     for record in built.records:

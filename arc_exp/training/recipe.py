@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 
 
+def logs_adapter(log_adapter: Optional[bool], method: str) -> bool:
+    """Whether the final adapter is copied into MLflow too (``callbacks.log_adapter``; null: a LoRA-style adapter
+    yes, a few MB; full fine-tuned weights no: the whole model, stored once, in the run folder)."""
+    return method != "full" if log_adapter is None else bool(log_adapter)
+
+
 def seed_everything(seed: int) -> None:
     pl.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -157,6 +163,44 @@ def resume_checkpoint(resume: Optional[str]) -> Optional[str]:
     return str(path)
 
 
+class ResumeError(ValueError):
+    """``resume=`` naming a run that cannot continue: finished, or composed with other settings than this run's."""
+
+
+# keys a resumed run may set otherwise: where it logs, how it shows progress, and what it resumes
+RESUME_MAY_DIFFER = ("resume", "logger.", "hydra.", "project_root", "trainer.enable_progress_bar")
+
+
+def check_resume(checkpoint_path: Optional[str], resolved: Mapping, max_steps: int) -> None:
+    """Refuse to resume (:class:`ResumeError`) a finished run (its checkpoint at ``trainer.max_steps``) or one whose
+    resolved config (``config.yaml`` of its run folder) differs from this run's, naming the keys that differ:
+    it would train nothing, or continue another experiment under this one's name.
+
+    ``encoder._target_: arc_exp.data.encoders.GridShapeEncoder (this run: arc_exp.data.encoders.MinimalEncoder)``.
+    """
+    from arc_exp.tracking.runs import flatten
+
+    if checkpoint_path is None:
+        return
+    run_dir = Path(checkpoint_path).parent.parent  # <run>/checkpoints/last.ckpt
+    config_file = run_dir / "config.yaml"
+    if config_file.exists():
+        before = flatten(OmegaConf.to_container(OmegaConf.load(config_file), resolve=True))
+        now = flatten(resolved)
+        differ = [key for key in sorted({*before, *now}) if not key.startswith(RESUME_MAY_DIFFER)
+                  and before.get(key, "<absent>") != now.get(key, "<absent>")]
+        if differ:
+            shown = "; ".join(f"{key}: {before.get(key, '<absent>')} (this run: {now.get(key, '<absent>')})"
+                              for key in differ[:2])
+            raise ResumeError(f"resume: the run in {run_dir} was composed with other values of "
+                              f"{', '.join(differ)} ({shown}{'; ...' if len(differ) > 2 else ''}); resume it with "
+                              f"its own settings (its config.yaml) or start a new run")
+    step = int(torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
+    if step >= max_steps:
+        raise ResumeError(f"resume: the run in {run_dir} is finished (step {step} of trainer.max_steps={max_steps}); "
+                          f"nothing is left to train: continue its adapter in a new run with adapter_path=")
+
+
 def batches_done(checkpoint_path: Optional[str]) -> int:
     """How many training batches a checkpoint has consumed, so the data stream can continue exactly after them."""
     if checkpoint_path is None:
@@ -184,8 +228,9 @@ def start_run(logger_cfg: Mapping, resolved: dict, overrides: Sequence[str], out
 
 
 def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDataModule,
-               adapter_cb: AdapterCheckpoint) -> dict:
-    """Log the counters and the final adapter, return the final metrics."""
+               adapter_cb: AdapterCheckpoint, log_adapter: bool = True) -> dict:
+    """Log the counters and the final adapter (``log_adapter``: a copy as the MLflow artifact ``adapter``; the tag
+    ``adapter_path`` names the run folder's either way), return the final metrics."""
     skips = datamodule.train_stream.skips
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update({"train/skipped_tasks": skips.skipped_tasks,
@@ -200,7 +245,8 @@ def finish_run(run: Optional[MLflowRun], trainer: pl.Trainer, datamodule: ARCDat
                         step=trainer.global_step)
         if adapter_cb.saved:
             final = adapter_cb.saved[-1]
-            run.log_artifacts(final, "adapter")
+            if log_adapter:
+                run.log_artifacts(final, "adapter")
             run.set_tags({"adapter_path": str(final.resolve())})
     return metrics
 
