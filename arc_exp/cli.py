@@ -100,6 +100,8 @@ def is_user_error(error: BaseException) -> bool:
     while error is not None:
         if isinstance(error, (UserError, FileNotFoundError)) or type(error).__module__.split(".")[0] == "arc_exp":
             return True
+        if type(error).__name__ == "MissingMandatoryValue":  # a ??? key the command line did not give
+            return True
         if type(error).__name__ not in WRAPPERS:
             return False
         error = error.__cause__ or error.__context__  # OmegaConf re-raises inside its except: the context
@@ -110,6 +112,8 @@ def user_message(error: BaseException) -> str:
     """The error's message on one line (the cause's, when Hydra's instantiate wrapped it)."""
     while type(error).__name__ in WRAPPERS and (error.__cause__ or error.__context__) is not None:
         error = error.__cause__ or error.__context__
+    if type(error).__name__ == "MissingMandatoryValue" and getattr(error, "full_key", None):
+        return f"{error.full_key} is required: give {error.full_key}=<value>"
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 

@@ -332,10 +332,66 @@ class SolveSchema:
     project_root: str = "."
 
 
+@dataclass
+class GenerateSchema:
+    """The top-level keys of conf/generate.yaml (a generator option may add its own: new_inputs' checkpoint, ...)."""
+
+    generator: Any = None
+    encoder: Any = None
+    n: int = 1000
+    max_n: Optional[int] = None
+    out: str = MISSING
+    seed: int = 0
+    shard_size: int = 10000
+    workers: Optional[int] = 2
+    project_root: str = "."
+
+
+@dataclass
+class SignificanceSchema:
+    """report.py's intervals and paired comparisons (arc_exp.tracking.significance.SignificanceSettings checks the
+    ranges)."""
+
+    resamples: int = 10000
+    seed: int = 0
+    level: float = 0.95
+    metric: str = "pass_2"
+    solved_at: float = 1.0
+
+
+@dataclass
+class ReportSchema(TrainSchema):
+    """conf/report.yaml: train.py's keys (it composes the training config: experiment=<name>) and its own."""
+
+    runs: Any = None                # a list of run ids or prefixes (or one, comma separated)
+    sweep: Optional[str] = None
+    iteration: Optional[str] = None
+    metrics: Optional[List[str]] = None
+    table: Optional[str] = None
+    plot_metrics: List[str] = field(default_factory=list)
+    significance: SignificanceSchema = field(default_factory=SignificanceSchema)
+
+
+@dataclass
+class RunSchema:
+    """The keys of conf/run/run.yaml (run.py: an iteration's stages)."""
+
+    experiment: str = MISSING
+    scale: str = "smoke"
+    stages_file: Optional[str] = None
+    plan: bool = False
+    rerun: Optional[str] = None
+    new: bool = False
+    overrides: List[str] = field(default_factory=list)
+    project_root: str = "."
+    logger: Dict[str, Any] = field(default_factory=dict)
+
+
 # entry point config -> the schema of its top-level keys, the first entry of its defaults list. Open (not struct), its
 # sections too: a preset may add a key of its own (experiment, arm, report, scale; the scale presets set train.py's
 # evaluation.enabled for every entry point); Hydra closes the composed config after.
-ROOT_SCHEMAS = {"train": TrainSchema, "evaluate": EvaluateSchema, "solve": SolveSchema}
+ROOT_SCHEMAS = {"train": TrainSchema, "evaluate": EvaluateSchema, "solve": SolveSchema, "generate": GenerateSchema,
+                "report": ReportSchema, "run": RunSchema}
 
 # group -> (option name, schema); the option is what a group's YAML files name in their defaults list
 SCHEMAS = {
@@ -362,7 +418,8 @@ def register() -> None:
         store.store(group=group, name=name, node=schema, provider="arc_exp")
     for config, schema in ROOT_SCHEMAS.items():
         node = OmegaConf.structured(schema)
-        for section in [node, *(v for v in node.values() if OmegaConf.is_dict(v))]:
+        children = (node._get_node(key) for key in node)  # not node.values(): a MISSING value (out: ???) raises
+        for section in [node, *(child for child in children if OmegaConf.is_dict(child))]:
             OmegaConf.set_struct(section, False)  # typed keys, but a preset may add its own (scale: evaluation.*)
         store.store(name=f"{config}_schema", node=node, provider="arc_exp")
 
