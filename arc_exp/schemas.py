@@ -232,7 +232,8 @@ class EvaluationAfterTrainingSchema:
     skip_trained_tasks: bool = False
     predictions_per_task: int = 8
     plots: PlotsSchema = field(default_factory=lambda: PlotsSchema(8, 4))
-    count_qa: Optional[Dict[str, Any]] = None
+    count_qa: Any = None  # {chats, n_chats, before, every_n_steps, max_new_tokens}; Any: OmegaConf cannot set a
+                          # typed dict that is null from an override (evaluation.count_qa={chats: ...})
 
 
 @dataclass
@@ -348,31 +349,6 @@ class GenerateSchema:
 
 
 @dataclass
-class SignificanceSchema:
-    """report.py's intervals and paired comparisons (arc_exp.tracking.significance.SignificanceSettings checks the
-    ranges)."""
-
-    resamples: int = 10000
-    seed: int = 0
-    level: float = 0.95
-    metric: str = "pass_2"
-    solved_at: float = 1.0
-
-
-@dataclass
-class ReportSchema(TrainSchema):
-    """conf/report.yaml: train.py's keys (it composes the training config: experiment=<name>) and its own."""
-
-    runs: Any = None                # a list of run ids or prefixes (or one, comma separated)
-    sweep: Optional[str] = None
-    iteration: Optional[str] = None
-    metrics: Optional[List[str]] = None
-    table: Optional[str] = None
-    plot_metrics: List[str] = field(default_factory=list)
-    significance: SignificanceSchema = field(default_factory=SignificanceSchema)
-
-
-@dataclass
 class RunSchema:
     """The keys of conf/run/run.yaml (run.py: an iteration's stages)."""
 
@@ -390,8 +366,10 @@ class RunSchema:
 # entry point config -> the schema of its top-level keys, the first entry of its defaults list. Open (not struct), its
 # sections too: a preset may add a key of its own (experiment, arm, report, scale; the scale presets set train.py's
 # evaluation.enabled for every entry point); Hydra closes the composed config after.
+# (report.yaml composes train.yaml, whose schema types the root: a second root schema would not merge onto it, so
+# report.py's own keys are untyped)
 ROOT_SCHEMAS = {"train": TrainSchema, "evaluate": EvaluateSchema, "solve": SolveSchema, "generate": GenerateSchema,
-                "report": ReportSchema, "run": RunSchema}
+                "run": RunSchema}
 
 # group -> (option name, schema); the option is what a group's YAML files name in their defaults list
 SCHEMAS = {

@@ -308,7 +308,8 @@ def tiny_training_run(tmp_path, tokenizer, store):
                     weight.fill_(0.01 * step)
         save_checkpoint(model, tokenizer, run / "checkpoints" / f"step-{step:06d}", config)
     client = mlflow.MlflowClient(tracking_uri=store)
-    experiment = client.create_experiment("arc_exp-training")
+    found = client.get_experiment_by_name("arc_exp-training")  # the module's store: another test may have made it
+    experiment = found.experiment_id if found else client.create_experiment("arc_exp-training")
     run_id = client.create_run(experiment, tags={"output_dir": str(run.resolve())}).info.run_id
     return run, run_id
 

@@ -205,17 +205,14 @@ def test_a_report_of_an_evaluation_preset_without_runs_suggests_its_command(root
 
 
 @pytest.mark.parametrize("args, line", [
-    (["report.py", "significance.resamples=abc"],
-     "report.py: error: significance.resamples: Value 'abc' of type 'str' could not be converted to Integer "
-     "(significance.resamples=abc)"),
     (["generate.py", "n=abc", "out=x"],
      "generate.py: error: n: Value 'abc' of type 'str' could not be converted to Integer (n=abc)"),
     (["generate.py", "generator=count"], "generate.py: error: out is required: give out=<value>"),
     (["run.py", "experiment=iter24_overfit", "plan=maybe"],
      "run.py: error: plan: Value 'maybe' is not a valid bool (type str) (plan=maybe)"),
     (["run.py"], "run.py: error: experiment is required: give experiment=<value>"),
-], ids=["report", "generate", "generate-out", "run", "run-experiment"])
+], ids=["generate", "generate-out", "run", "run-experiment"])
 def test_the_other_entry_points_type_their_keys_too(args, line, root, capsys):
-    """report.py, generate.py and run.py: a wrong type or a missing required key is one line, nothing left."""
+    """generate.py and run.py: a wrong type or a missing required key is one line, nothing left."""
     code, out, err = run_in_process(args, capsys)
     assert_one_line_and_nothing_left(root, args, line, code, out, err)
