@@ -114,7 +114,7 @@ def tables(out: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def iteration(tmp_path_factory):
+def iteration(tmp_path_factory):  # the tests using it are slow (~1 min on 2 cores): pytest -m slow
     """The reduced iter24 iteration run once, uninterrupted, into its own store."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('iteration')}/mlflow.db"
     done = run_py([], uri)
@@ -122,6 +122,7 @@ def iteration(tmp_path_factory):
     return uri, done.stdout
 
 
+@pytest.mark.slow
 def test_one_command_runs_the_stages_in_order_with_their_inputs_and_prints_the_tables(iteration):
     uri, out = iteration
     runs = {r.info.run_id: r for r in mlflow_runs(uri)}
@@ -151,6 +152,7 @@ def test_one_command_runs_the_stages_in_order_with_their_inputs_and_prints_the_t
     assert tables(out)[2].startswith("| LoRA | training |")
 
 
+@pytest.mark.slow
 def test_a_single_entry_point_takes_the_same_references(iteration, tmp_path, capsys):
     """evaluate.py checkpoint=run:... finds the run by its tags: here iteration 24's LoRA run, which trained on the
     tiny tasks (the smoke stand-in for MINI-ARC), so scoring them is refused naming its checkpoint folder."""

@@ -168,7 +168,7 @@ class Iteration:
     client: object = None
     parent_id: Optional[str] = None
     iteration_id: Optional[str] = None
-    lines: list[str] = field(default_factory=list)
+    composed: dict = field(default_factory=dict)  # (entry, arguments) -> the composed config's text
 
     # --- MLflow: the record of what ran -------------------------------------------------------------------------
     def _search(self, query: str, max_results: int = 1000) -> list:
@@ -250,14 +250,17 @@ class Iteration:
     def digest(self, stage: Stage, arguments: Sequence[str]) -> str:
         """The stage's hash: its arguments and the config its entry point composes from them (a sweep's values as
         given), so an edited preset or option reruns it."""
-        composed = compose_text(self.settings.root, stage.entry, [a for a in arguments if a != "-m"])
+        key = (stage.entry, tuple(a for a in arguments if a != "-m"))
+        if key not in self.composed:  # the check before running and the run itself compose the same stage
+            self.composed[key] = compose_text(self.settings.root, stage.entry, list(key[1]))
+        composed = self.composed[key]
         return hashlib.sha256("\n".join([*arguments, composed]).encode()).hexdigest()[:16]
 
     def run(self) -> int:
         s = self.settings
         self.open()
         forced = False
-        say = print
+        say = print  # the progress lines go to the console, beside the stages' own output
         say(f"iteration {s.experiment} (scale={s.scale}): {len(self.stages)} stages, rerun {self.iteration_id}"
             f"{' (new)' if self.parent_id is None or s.new else ''}{', plan only' if s.plan else ''}")
         for stage in self.stages:  # every stage composes, with its required values, before any runs
