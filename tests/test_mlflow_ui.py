@@ -5,8 +5,8 @@ temporary SQLite store; ``mlflow server`` serves that store on 127.0.0.1; headle
 package, driven by Playwright, no browser download) opens the run page and must show::
 
     Overview   run name, "Finished", run id; Parameters  lora.r | 32; Metrics  train/loss | <logged value>
-    Artifacts  adapter/ evaluation/ config.yaml overrides.txt; previews of config.yaml, evaluation/submission.json
-               and a plot PNG (rendered at its real size)
+    Artifacts  adapter/ evaluation/ config.yaml overrides.txt trained_outputs.json; previews of config.yaml,
+               evaluation/submission.json and a plot PNG (rendered at its real size)
 
 Screenshots land in the module's pytest tmp folder (``.../mlflow_ui0/overview.png``, ``artifacts.png``).
 Without /usr/bin/chromium or playwright the tests are skipped, unless ``ARC_EXP_REQUIRE_UI=1`` (.ci/run sets it),
@@ -225,7 +225,7 @@ def test_artifacts_tab_shows_config_submission_and_a_plot(page, smoke_run, mlflo
     page.get_by_role("tab", name="Artifacts").click()
     nodes = page.get_by_test_id("artifact-tree-node")
     nodes.first.wait_for()
-    assert nodes.all_inner_texts() == ["adapter", "evaluation", "config.yaml", "overrides.txt"]
+    assert nodes.all_inner_texts() == ["adapter", "evaluation", "config.yaml", "overrides.txt", "trained_outputs.json"]
 
     page.get_by_label("config.yaml", exact=True).click()
     assert artifact_preview(page).strip() == (output_dir / "config.yaml").read_text().strip()
