@@ -50,6 +50,20 @@ def test_stages_are_checked_naming_the_stage():
                              {"name": "a", "entry": "generate", "scales": ["gpu"]}], "x.yaml")) == 2
 
 
+def test_adapter_path_takes_the_last_checkpoint_with_a_saved_model(tmp_path):
+    from arc_exp.tracking.references import last_checkpoint
+
+    for step, saved in ((2, True), (10, True), (12, False)):  # step 12: a folder without its model (interrupted)
+        folder = tmp_path / "run" / "checkpoints" / f"step-{step:06d}"
+        folder.mkdir(parents=True)
+        if saved:
+            (folder / "adapter_config.json").write_text("{}")
+    assert last_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoints" / "step-000010"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunReferenceError, match="input adapter_path: checkpoint '.*empty'.*holds no"):
+        last_checkpoint(tmp_path / "empty", "input adapter_path")
+
+
 def test_references_and_sweep_values():
     reference = Reference.parse("run:experiment:iter24_overfit/arm:lora/scale:smoke")
     assert reference.query() == ("tags.`experiment` = 'iter24_overfit' and params.`arm` = 'lora' and "

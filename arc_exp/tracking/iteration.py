@@ -41,7 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from arc_exp.tracking.references import Reference, RunReferenceError, is_reference, last_checkpoint, run_folder
+from arc_exp.tracking.references import (
+    Reference,
+    RunReferenceError,
+    is_reference,
+    last_checkpoint,
+    run_folder,
+    search_runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +179,7 @@ class Iteration:
 
     # --- MLflow: the record of what ran -------------------------------------------------------------------------
     def _search(self, query: str, max_results: int = 1000) -> list:
-        experiments = [e.experiment_id for e in self.client.search_experiments()]
-        return self.client.search_runs(experiments, query, order_by=["attributes.start_time DESC"],
-                                       max_results=max_results) if experiments else []
+        return search_runs(self.client, query, max_results)
 
     def open(self) -> None:
         """Find the rerun to continue (the latest of this iteration and scale, unless ``new``) or start one."""

@@ -65,16 +65,19 @@ class Reference:
         return " and ".join([*terms, "attributes.status = 'FINISHED'"])
 
 
+def search_runs(client, query: str, max_results: int = 50) -> list:
+    """The runs of every MLflow experiment of ``client``'s store that ``query`` matches, newest first."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    return client.search_runs(experiments, query, order_by=["attributes.start_time DESC"], max_results=max_results)
+
+
 def find_runs(reference: Reference, tracking_uri: str) -> list:
     """The FINISHED MLflow runs that ``reference`` matches, newest first."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    if not experiments:
-        return []
-    return client.search_runs(experiments, reference.query(), order_by=["attributes.start_time DESC"],
-                              max_results=50)
+    return search_runs(mlflow.MlflowClient(tracking_uri=tracking_uri), reference.query())
 
 
 def resolve_run(reference: Reference, tracking_uri: Optional[str], what: str = "reference"):
@@ -118,12 +121,14 @@ def run_folder(run, what: str = "reference") -> Path:
 
 
 def last_checkpoint(folder: Path, what: str = "reference") -> Path:
-    """The newest ``checkpoints/step-N`` folder of a run folder that holds a saved model."""
-    steps = sorted((p for p in (folder / "checkpoints").glob("step-*")
-                    if (p / "adapter_config.json").exists() or (p / "config.json").exists()), key=lambda p: p.name)
-    if not steps:
-        raise RunReferenceError(f"{what}: run folder {folder} holds no checkpoints/step-* folder with a saved model")
-    return steps[-1]
+    """The newest ``checkpoints/step-N`` folder of a run folder that holds a saved model (as ``checkpoint=<run
+    folder>`` takes it: :func:`arc_exp.evaluation.checkpoints.resolve_checkpoints`)."""
+    from arc_exp.evaluation.checkpoints import CheckpointError, resolve_checkpoints
+
+    try:
+        return resolve_checkpoints(str(folder))[-1].folder
+    except CheckpointError as error:
+        raise RunReferenceError(f"{what}: {error}") from None
 
 
 def resolve(value: object, tracking_uri: Optional[str], key: str, checkpoint: bool = False) -> object:
