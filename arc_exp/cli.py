@@ -59,12 +59,17 @@ KNOWN_LOG_LINES = [
 
 
 def prepare() -> None:
-    """What an entry point does on import, before Hydra composes its config: the console filters and the config
-    schemas (:mod:`arc_exp.schemas`)."""
-    from arc_exp import schemas
+    """What an entry point does on import, before Hydra composes its config: the console filters, the config
+    schemas (:mod:`arc_exp.schemas`) and the presets' scales and arms (:mod:`arc_exp.presets`)."""
+    from arc_exp import presets, schemas
 
     quiet_warnings()
     schemas.register()
+    try:
+        presets.register(Path(__file__).resolve().parents[1] / "conf" / "experiment")
+    except presets.PresetError as error:  # a preset's scales: or arms: malformed: one line, as a composition error
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def quiet_warnings() -> None:
@@ -179,6 +184,7 @@ def entry_point(name: str) -> Callable:
             if multirun and runs_in_parallel(launcher):
                 prefix_log_lines(f"[job {job}] ")
             try:
+                drop_preset_options(cfg)
                 result = main(cfg)
             except BaseException as error:
                 _after_failure(folder, multirun)
@@ -197,6 +203,17 @@ def entry_point(name: str) -> Callable:
         return wrapped
 
     return decorate
+
+
+def drop_preset_options(cfg) -> None:
+    """A preset's ``scales:`` and ``arms:`` out of the config a run logs: registered and composed already
+    (:mod:`arc_exp.presets`), they would repeat the whole preset in every run's params."""
+    from arc_exp.presets import PRESET_KEYS
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        for key in PRESET_KEYS:
+            cfg.pop(key, None)
 
 
 def _hydra_runtime() -> tuple[Optional[Path], Optional[int], bool, dict]:

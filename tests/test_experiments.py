@@ -198,7 +198,7 @@ def test_gpu_scale_has_the_journal_settings(preset, arm, expected):
     ("iter24_overfit", None, "qwen2-0.5b"), ("iter24_overfit_evaluate", None, "qwen2-0.5b"),
     ("iter04_ttft", "timing_long", "phi-3-mini-128k"), ("iter02_learn_to_count_base", None, "phi-3-mini-128k")])
 def test_the_model_tag_is_the_model_that_runs(preset, arm, model):
-    """The GPU sweep files set the model by value (Hydra lets them choose no group), so Hydra's choice is still the
+    """The presets' scales.gpu set the model by value (Hydra lets them choose no group), so Hydra's choice is still the
     default; the run's choice/model tag is the model that runs, as train.py and evaluation/job.py tag it."""
     from arc_exp.tracking.runs import choice_tags
 
@@ -267,7 +267,7 @@ def test_runs_from_a_trained_adapter_require_it():
 @pytest.mark.parametrize("scale, chats, held_out", [("smoke", "count-smoke", "count-smoke-heldout"),
                                                     ("gpu", "count", "count-heldout")])
 def test_iter02_reads_the_chats_of_its_scale(scale, chats, held_out):
-    """Each scale's sweep file names its chats; the preset (composed after it) must not put its own back (the smoke
+    """Each scale's settings (scales:) name its chats; the preset (composed after it) must not put its own back (the smoke
     run once asked data/count-heldout, which the smoke scale's commands do not make)."""
     cfg = compose("iter02_learn_to_count", scale)
     root = cfg.project_root

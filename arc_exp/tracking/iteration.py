@@ -339,6 +339,8 @@ def compose_text(root: Path, entry: str, arguments: Sequence[str]) -> str:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    from arc_exp.presets import PRESET_KEYS
+
     plain = [a for a in arguments if not _is_sweep(a)]
     outer = copy.deepcopy(GlobalHydra.instance())  # run.py's own Hydra: put back after composing the stage's
     GlobalHydra.instance().clear()
@@ -352,6 +354,8 @@ def compose_text(root: Path, entry: str, arguments: Sequence[str]) -> str:
         GlobalHydra.set_instance(outer)
     config = OmegaConf.to_container(cfg, resolve=False)
     sweeper = config.pop("hydra").get("sweeper") or {}
+    for key in PRESET_KEYS:  # the preset's scales and arms: composed already, as the entry point drops them
+        config.pop(key, None)
     if entry != "report":  # report.py reads report.tables alone, not the stages' required values
         _check_required(OmegaConf.create(config), f"{entry}.py {' '.join(arguments)}")
     return OmegaConf.to_yaml(OmegaConf.create({**config, "sweeper": sweeper}))

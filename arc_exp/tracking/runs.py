@@ -123,7 +123,7 @@ def choice_tags(choices: Mapping[str, Any], resolved: Optional[Mapping] = None) 
     every run type, so the MLflow UI can filter any run by ``tags.`choice/lora` = 'dora'``.
 
     A group whose resolved config names itself (``model.name``) is tagged with that name when it differs from the
-    option: a preset sets the model by value where Hydra lets it choose no group (the ``scale=gpu`` sweep files, loaded
+    option: a preset sets the model by value where Hydra lets it choose no group (a preset's ``scales.gpu``, loaded
     through an interpolated default, may override no group), and the tag says the model that ran, not the default.
 
     >>> choice_tags({"lora": "dora", "hydra/launcher": "basic", "debug": None})
