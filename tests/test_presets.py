@@ -94,3 +94,25 @@ def test_an_entry_point_stops_on_a_malformed_preset_in_one_line(monkeypatch, cap
     assert stop.value.code == 1
     assert capsys.readouterr().err == (f"train.py: error: {tmp_path}/bad.yaml: arms.r16: an arm is a mapping of what "
                                        "it changes, got 16\n")
+
+
+def test_the_readme_example_composes(tmp_path):
+    """The README's minimal new iteration, copied into a copy of conf/ beside the real presets: its arms sweep and
+    compose at both scales."""
+    import re
+    import shutil
+
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    text = (REPO / "README.md").read_text()
+    example = re.search(r"```yaml\n(# @package _global_\n.*?/scales: my_rank_sweep.*?)```", text, re.S).group(1)
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf, symlinks=False)
+    (conf / "experiment" / "my_rank_sweep.yaml").write_text(example)
+    presets.register(conf / "experiment")
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="train"):
+        sweep = hydra_compose("train", overrides=["experiment=my_rank_sweep"], return_hydra_config=True)
+        assert sweep.hydra.sweeper.params.arm == ",".join(f"my_rank_sweep_smoke/{arm}" for arm in ("r16", "r32", "r64"))
+        assert (sweep.arm, sweep.trainer.max_steps, sweep.stages[0].name) == ("r32", 4, "train")
+        gpu = hydra_compose("train", overrides=["experiment=my_rank_sweep", "scale=gpu", "arm=my_rank_sweep_gpu/r64"])
+        assert (gpu.arm, gpu.lora.r, gpu.learning_rate, gpu.trainer.max_steps) == ("r64", 64, 5e-5, 6000)
