@@ -48,7 +48,7 @@ def new_inputs(cfg: DictConfig) -> dict:
 
     from arc_exp.evaluation.checkpoints import load_model_for_evaluation
     from arc_exp.evaluation.job import prepare_job, start_job_run
-    from arc_exp.inference.config import create_generator
+    from arc_exp.inference.generator import create_generator
     from arc_exp.synthetic import new_inputs as ni
 
     hydra_cfg = HydraConfig.get()

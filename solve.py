@@ -37,11 +37,12 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.evaluation import shards as sharding
     from arc_exp.evaluation.job import prepare_job, start_job_run
     from arc_exp.evaluation.settings import settings_from_config
-    from arc_exp.inference.config import create_generator
+    from arc_exp.inference.generator import create_generator
     from arc_exp.tracking import references
     from arc_exp.ttft.budget import Budget
     from arc_exp.ttft.dataset import load_tasks
     from arc_exp.ttft.ensemble import load_ensemble
+    from arc_exp.ttft.parts import load_solve_parts
     from arc_exp.ttft.settings import set_torch_threads
     from arc_exp.ttft.solver import Solver
     from arc_exp.ttft.stages import run_folder
@@ -72,7 +73,7 @@ def main(cfg: DictConfig) -> float:
     tasks = job.tasks  # without those whose test outputs the checkpoint trained on, when they are skipped
     shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks),
                                     "challenges" if cfg.challenges else "data.eval")  # shard=i/N: this job's
-    merged = sharding.load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
+    merged = load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
     checkpoint, tokenizer = job.checkpoints[0], job.tokenizer()
     run_dir = run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,

@@ -16,7 +16,8 @@ from arc_exp.data.samples import task_sample
 from arc_exp.data.tasks import Example, Task
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, create_grid_encoder
 from arc_exp.evaluation.checkpoints import Checkpoint, CheckpointError, load_model_for_evaluation
-from arc_exp.inference.config import InferenceConfig, create_generator
+from arc_exp.inference.config import InferenceConfig
+from arc_exp.inference.generator import create_generator
 from arc_exp.inference.requests import GenerationRequest
 from arc_exp.model.loader import load_model
 from arc_exp.data.prompts import PROMPT_VERSIONS, build_messages, render_prompt

@@ -469,3 +469,6 @@ def greedy_reference(model, tokenizer, prompt: str, max_new_tokens: int) -> list
     return out[0, ids.shape[1]:].tolist()
 
 
+def create_generator(config: InferenceConfig, model, tokenizer) -> HFGenerator:
+    """The generator of ``config.backend`` for ``model``."""
+    return HFGenerator(model, tokenizer, config)

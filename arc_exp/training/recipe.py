@@ -307,7 +307,7 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
     """
     from arc_exp.evaluation.outputs import write_outputs
     from arc_exp.evaluation.pipeline import evaluate_tasks
-    from arc_exp.inference.config import create_generator
+    from arc_exp.inference.generator import create_generator
 
     inference, settings, tasks = prepared
     was_training = model.training
@@ -399,7 +399,7 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun
     ``qa/<type>`` metrics into the training run (seed iteration 2)."""
     from itertools import islice
 
-    from arc_exp.inference.config import create_generator
+    from arc_exp.inference.generator import create_generator
     from arc_exp.synthetic import load_records
     from arc_exp.synthetic.qa_eval import count_qa_accuracy
 

@@ -178,7 +178,7 @@ class AdapterTraining:
     def per_task(self, task_ids: Sequence[str], dataset: TTFTDataset, folder: Path, budget: Budget,
                   deadline: Optional[float], run, part) -> None:
         """One adapter for each of ``task_ids`` that has TTFT tasks, each within an equal share of the time left, into
-        ``part`` (a :class:`~arc_exp.ttft.solver.SolvePart`: adapters, outcomes, notes; ``complete`` turns False when
+        ``part`` (a :class:`~arc_exp.ttft.parts.SolvePart`: adapters, outcomes, notes; ``complete`` turns False when
         the budget leaves a task untrained). A task already trained (its ``stage.json``, on resume) is reused."""
         todo = [task_id for task_id in task_ids if task_id in dataset.tasks]
         spent, steps_done = 0.0, 0
