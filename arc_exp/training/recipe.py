@@ -34,7 +34,7 @@ from arc_exp.model.vocabulary import (
 )
 from arc_exp.synthetic import load_chats, load_records
 from arc_exp.synthetic.qa_eval import count_qa_accuracy
-from arc_exp.synthetic.questions import chat_from_record
+from arc_exp.synthetic.questions import chat_from_record, count_qa_probe_chats
 from arc_exp.tracking.runs import MLflowRun, flatten
 from arc_exp.training.callbacks import AdapterCheckpoint, EvaluateEvery
 from arc_exp.training.trainer import build_trainer, seed_everything  # noqa: F401 - train.py composes them with these
@@ -75,7 +75,8 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
         # every held-out chat evaluate_count_qa asks (its n_chats first records)
         chats += [chat_from_record(record, encoder)
                   for record in islice(load_records(count_qa.chats), count_qa.get("n_chats"))]
-    vocabulary = build_reduced_vocabulary(tokenizer, encoder, list(prompts.values()), chats=chats,
+    probes = count_qa_probe_chats(encoder) if chats else []  # every question type, beyond the chats read
+    vocabulary = build_reduced_vocabulary(tokenizer, encoder, list(prompts.values()), chats=[*chats, *probes],
                                           base_model=cfg.model.name)
     log.info("reduced vocabulary: %d of %d tokens (encoder %s, prompts %s%s)", len(vocabulary), len(tokenizer),
              vocabulary.encoder, ", ".join(vocabulary.prompt_versions), f", {len(chats)} chats" if chats else "")
