@@ -24,9 +24,11 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from omegaconf import MISSING
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from arc_exp.data.entries import TrainEntry  # numpy, through the task sets; no torch
 from arc_exp.data.selection import TaskSetSpec
@@ -387,10 +389,6 @@ SCHEMAS = {
 
 def register() -> None:
     """Store every schema in Hydra's ConfigStore (before ``@hydra.main`` or ``compose`` composes a config)."""
-    from hydra.core.config_store import ConfigStore
-
-    from omegaconf import OmegaConf
-
     store = ConfigStore.instance()
     for group, (name, schema) in SCHEMAS.items():
         store.store(group=group, name=name, node=schema, provider="arc_exp")
@@ -402,16 +400,12 @@ def register() -> None:
         store.store(name=f"{config}_schema", node=node, provider="arc_exp")
 
 
-def load_option(path) -> "DictConfig":  # noqa: F821 - omegaconf's DictConfig
+def load_option(path) -> DictConfig:
     """One option's YAML file read on its own, outside a composed config (tests, bench scripts): merged onto its
     group's schema when it starts from one, so it holds the keys and types Hydra would give it.
 
     ``instantiate(load_option("conf/model/tiny-random.yaml"))`` builds the same ModelSpec as ``model=tiny-random``.
     """
-    from pathlib import Path
-
-    from omegaconf import OmegaConf
-
     config = OmegaConf.load(path)
     defaults = list(config.pop("defaults", []) or [])
     group = Path(path).parent.name

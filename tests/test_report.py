@@ -517,7 +517,8 @@ def test_compare_runs_shows_intervals_and_the_spread_over_seeds():
 def test_sweep_finds_the_runs_of_a_multirun_folder_in_job_order(tmp_path):
     import mlflow
 
-    from arc_exp.tracking.report import RunNotFoundError, runs_under
+    from arc_exp.tracking.report import runs_under
+    from arc_exp.tracking.runs import RunNotFoundError
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = mlflow.MlflowClient(tracking_uri=uri)

@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from arc_exp.data.augmentation import leave_one_out, swap_train_test
 from arc_exp.data.augmentation_policy import AugmentationPolicy
-from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.entries import TrainEntry, TrainEntryError
-from arc_exp.data.tasks import Task
 from arc_exp.data.prompts import answer_indices, check_prompt_version, training_view
+from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
+from arc_exp.data.tasks import Task
 
 ChatReader = Callable[[str, Any], Iterable[list]]  # (folder or glob, encoder) -> chats (lists of messages)
 

@@ -12,9 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
+from arc_exp.data.prompts import build_messages, render_segments
 from arc_exp.data.samples import tokenize_segments
 from arc_exp.data.tasks import Task
-from arc_exp.data.prompts import build_messages, render_segments
 
 
 @dataclass

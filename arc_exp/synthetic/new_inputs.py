@@ -46,12 +46,12 @@ from typing import Any, Mapping, Optional, Sequence
 
 from arc_exp.data.augmentation import Augmentation, shuffle_train
 from arc_exp.data.augmentation_policy import AugmentationPolicy
-from arc_exp.data.selection import TaskSetSpec
-from arc_exp.data.tasks import Example, Task
+from arc_exp.data.drawing import draw_grid, new_figure, save_figure
 from arc_exp.data.encoders import GridEncoder, GridParseError, InvalidDecodedGridError
 from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
-from arc_exp.data.drawing import draw_grid, new_figure, save_figure
 from arc_exp.data.prompts import fit_prompt
+from arc_exp.data.selection import TaskSetSpec
+from arc_exp.data.tasks import Example, Task
 from arc_exp.inference.requests import Generation, GenerationRequest, Generator
 
 log = logging.getLogger(__name__)
