@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import dataclasses
 import io
 import re
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from statistics import mean
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from arc_exp.tracking.runs import RunNotFoundError, resolve_run_ids
-from arc_exp.tracking.significance import seed_spread
 
 DEGRADED = " (degraded)"
 TRAINED_TAG = "trained_on_evaluated_outputs"  # arc_exp.data.trained_outputs.TAG (tracking reads tags, not data)
@@ -294,80 +292,6 @@ def format_figure(value: Any, kind: str, interval: Any = None, sd: Optional[floa
     if sd is not None:
         text += f" sd {format_value(sd, kind).rstrip('%')}"
     return text
-
-
-def differ_only_in_seed(runs: Sequence[RunRecord]) -> bool:
-    """Two or more runs whose params differ in seeds alone (``seed``, ``*.seed``): repeats of one setting."""
-    keys = {k for r in runs for k in r.params}
-    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    return len(runs) > 1 and bool(differing) and all(k == "seed" or k.endswith(".seed") for k in differing)
-
-
-def one_name_per_quantity(runs: Sequence[RunRecord]) -> list[RunRecord]:
-    """Runs of several types side by side (``runs=``): the evaluation after training logs ``eval/accuracy`` in a
-    training run, an evaluation run logs ``accuracy``; one quantity, one row, under the evaluation's name (the
-    README's metric list). Runs of one type keep their names.
-
-    >>> [r.metrics for r in one_name_per_quantity([
-    ...     RunRecord("a", "a", {}, {"train/loss": 0.5, "eval/accuracy": 0.25}, {"run_type": "training"}),
-    ...     RunRecord("b", "b", {}, {"accuracy": 0.5}, {"run_type": "evaluation"})])]
-    [{'train/loss': 0.5, 'accuracy': 0.25}, {'accuracy': 0.5}]
-    """
-    if len({r.tags.get("run_type") for r in runs}) < 2:
-        return list(runs)
-    return [dataclasses.replace(r, metrics={k.removeprefix("eval/") if r.tags.get("run_type") == "training" else k: v
-                                            for k, v in r.metrics.items()}) for r in runs]
-
-
-def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
-                 intervals: Optional[Mapping[tuple[str, str], Any]] = None, spread: bool = False) -> str:
-    """Runs side by side: the params that differ between them, then their metrics (Markdown). ``intervals``:
-    ``(run id, metric) -> Interval`` of the figures from per-task results; ``spread``: a last column with the mean
-    and standard deviation over the runs (repeats that differ only in seed)."""
-    intervals = intervals or {}
-    keys = sorted({k for r in runs for k in r.params})
-    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
-    header = ["", *(f"{r.name} ({r.run_id[:8]}){DEGRADED if is_degraded(r) else ''}"
-                    f"{f' (trained on {r.trained_outputs} scored outputs)' if r.trained_outputs else ''}" for r in runs)]
-    header += [f"mean over {len(runs)} seeds"] if spread else []
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key in differing:
-        lines.append("| " + " | ".join([key, *(str(r.params.get(key, "-")) for r in runs)] + [""] * spread) + " |")
-    for key in metric_keys:
-        kind = Column(key).kind()
-        cells = [key, *(format_figure(r.metrics.get(key), kind, intervals.get((r.run_id, key))) for r in runs)]
-        if spread:
-            cells.append(format_figure(*(lambda m, sd: (m, kind, None, sd))(*seed_spread(
-                [r.metrics.get(key) for r in runs]))))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def compare_runs_csv(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
-                     intervals: Optional[Mapping[tuple[str, str], Any]] = None, spread: bool = False) -> str:
-    """:func:`compare_runs` as CSV with raw values: a ``key`` column, then one column per run id (a metric with
-    intervals is followed by its ``<metric> low`` and ``<metric> high`` lines); ``spread``: ``mean`` and ``sd``."""
-    intervals = intervals or {}
-    keys = sorted({k for r in runs for k in r.params})
-    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["key", *(r.run_id for r in runs), *(("mean", "sd") if spread else ())])
-    writer.writerow(["name", *(r.name for r in runs), *(("", "") if spread else ())])
-    for key in differing:
-        writer.writerow([key, *(r.params.get(key, "") for r in runs), *(("", "") if spread else ())])
-    for key in metric_keys:
-        values = [r.metrics.get(key) for r in runs]
-        extra = ["" if v is None else v for v in seed_spread(values)] if spread else []
-        writer.writerow([key, *("" if v is None else v for v in values), *extra])
-        found = [intervals.get((r.run_id, key)) for r in runs]
-        if any(found):
-            for bound in ("low", "high"):
-                writer.writerow([f"{key} {bound}", *("" if i is None else getattr(i, bound) for i in found),
-                                 *(("", "") if spread else ())])
-    return out.getvalue()
 
 
 def runs_under(tracking_uri: str, folder: str | Path) -> list[str]:
