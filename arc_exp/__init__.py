@@ -24,7 +24,8 @@ or of the layers below it, never one above, and no modules import each other in 
   config. It evaluates during and after training and counts synthetic answers, so it sits above ``synthetic``,
   not with the rest of ``training`` (whose Trainer builder ``ttft`` uses).
 - ``tracking``: the iteration tables of report.py, run comparisons, run.py's stages and references between runs.
-- ``schemas``: the typed configs of the entry points, built from the stages' settings classes.
+- ``schemas`` and ``root_schemas``: the typed configs of the entry points (the groups' and the top-level
+  keys'), built from the stages' settings classes.
 - ``cli``: what every entry point does around its recipe (the console, one-line mistakes, the run folder).
 
 The entry points (train.py, evaluate.py, solve.py, report.py, generate.py, run.py, stats.py) sit above all of it.
@@ -50,7 +51,7 @@ LAYERS = (
     ("arc_exp.synthetic",),
     ("arc_exp.training.recipe",),
     ("arc_exp.tracking",),
-    ("arc_exp.schemas",),
+    ("arc_exp.schemas", "arc_exp.root_schemas"),
     ("arc_exp.cli",),
 )
 
