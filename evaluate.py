@@ -66,8 +66,9 @@ def main(cfg: DictConfig) -> float:
     log.info("evaluating %s on %d tasks, %d predictions per test input", ", ".join(c.label for c in checkpoints),
              len(tasks), settings.predictions_per_task)
     # a job of an array (shard=i/N) logs no run: the merge logs the whole evaluation as one
-    run = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "evaluation", "eval",
-                        output_dir / "config.yaml", cfg.project_root, model=spec.name,
+    run = start_job_run(None if shard else resolved["logger"], resolved, overrides,
+                        choices=hydra_cfg.runtime.choices, run_type="evaluation", name_prefix="eval",
+                        config_file=output_dir / "config.yaml", project_root=cfg.project_root, model=spec.name,
                         checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
                         output_dir=str(output_dir.resolve()), **job.tags)
     cli.run_started(run and run.run_id, cfg.logger.get("tracking_uri"))

@@ -79,10 +79,11 @@ def main(cfg: DictConfig) -> float:
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
              hydra_cfg.runtime.choices.get("ttft"), run_dir)
     # a job of an array (shard=i/N) logs no run: the merge logs the whole solve as one
-    tracker = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices,
-                            "solve", "solve",
-                            run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),  # keep the first's
-                            cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
+    tracker = start_job_run(None if shard else resolved["logger"], resolved, overrides,
+                            choices=hydra_cfg.runtime.choices, run_type="solve", name_prefix="solve",
+                            # a resumed run keeps the first run's config.yaml
+                            config_file=run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),
+                            project_root=cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, ttft=hydra_cfg.runtime.choices.get("ttft"),
                             output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)), **job.tags)
     cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))
@@ -93,7 +94,8 @@ def main(cfg: DictConfig) -> float:
                     plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
     status = "FAILED"
     try:
-        result = solver.run(tasks, run_dir, budget, tracker, ensemble, cfg.shards, shard, merged)
+        result = solver.run(tasks, run_dir, budget, tracker=tracker, ensemble=ensemble, shards=cfg.shards,
+                            shard=shard, merge=merged)
         status = result.status  # FAILED when errors left nothing predicted; the submission is written all the same
     finally:
         if tracker is not None:

@@ -56,11 +56,12 @@ def prepare_job(spec, adapter, encoder, checkpoint: Optional[str], tracking_uri:
     return PredictionJob(checkpoints, base_tokenizer, vocabularies, scored_tasks, tags)
 
 
-def start_job_run(logger_cfg: Optional[Mapping], resolved: Mapping, overrides: Sequence[str],
+def start_job_run(logger_cfg: Optional[Mapping], resolved: Mapping, overrides: Sequence[str], *,
                   choices: Mapping[str, Any], run_type: str, name_prefix: str, config_file: str | Path,
                   project_root: str | Path, **tags: Any) -> Optional[MLflowRun]:
     """Write the resolved config to ``config_file`` and start the job's MLflow run (``None`` with ``logger=none``),
-    tagged like a training run: ``run_type``, ``choice/<group>`` of Hydra's ``choices``, and ``tags``."""
+    tagged like a training run: ``run_type``, ``choice/<group>`` of Hydra's ``choices``, and ``tags``; named
+    ``<name_prefix>:<overrides>``. All but the first three by keyword: most are strings, easily swapped."""
     Path(config_file).write_text(OmegaConf.to_yaml(OmegaConf.create(dict(resolved))))
     return MLflowRun.start(logger_cfg, resolved, overrides, run_type, [config_file], project_root, name_prefix,
                            **choice_tags(choices, resolved), **tags)

@@ -48,9 +48,9 @@ def logs_adapter(log_adapter: Optional[bool], method: str) -> bool:
     return method != "full" if log_adapter is None else bool(log_adapter)
 
 
-def build_tokenizer(model_cfg: DictConfig):
+def build_tokenizer(spec: ModelSpec):
     """The tokenizer of the configured model (small and quick: the data can be checked before the model loads)."""
-    return load_tokenizer(instantiate(model_cfg))
+    return load_tokenizer(spec)
 
 
 def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVocabulary]:
@@ -83,12 +83,10 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
     return vocabulary
 
 
-def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int,
+def build_model(spec: ModelSpec, adapter: AdapterConfig, adapter_path: Optional[str], seed: int,
                 vocabulary: Optional[ReducedVocabulary] = None):
-    """The base model (reduced to ``vocabulary`` when given) wrapped for training as ``lora`` says. Checks the
-    adapter settings before loading weights."""
-    spec: ModelSpec = instantiate(model_cfg)
-    adapter: AdapterConfig = instantiate(lora_cfg)
+    """The base model (reduced to ``vocabulary`` when given) wrapped for training as ``adapter`` (``lora``) says.
+    Checks the adapter settings before loading weights."""
     if adapter_path and not Path(adapter_path).exists():
         raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
     model = load_for_training(spec, adapter, adapter_path, seed, vocabulary)
@@ -265,11 +263,12 @@ def trained_outputs_tags(scored_trained: Sequence[tuple[str, int]], skipped: boo
     return tags
 
 
-def prepare_evaluation(cfg: DictConfig):
+def prepare_evaluation(cfg: DictConfig, encoder, policy):
     """``(inference config, evaluation settings, eval tasks)`` for the evaluation after training, built before
-    training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training."""
+    training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training; ``encoder``
+    and ``policy`` (augmentation) are the run's, built once by train.py."""
     inference = instantiate(cfg.inference, seed=cfg.inference.seed + cfg.seed)  # the run's seed moves the sampler's
-    settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
+    settings = settings_from_config(encoder, cfg.prompt.version, policy,
                                     inference, cfg.evaluation.predictions_per_task, cfg.seed,
                                     cfg.data.get("max_seq_len", 8192))
     tasks = load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
@@ -305,7 +304,7 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
 
 
 def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output_dir: str,
-                             run: Optional[MLflowRun]) -> dict:
+                             run: Optional[MLflowRun], encoder) -> dict:
     """The step-0 points of a new training run: ``data.eval`` with the base model (``evaluation.before=true``; a new
     LoRA adapter changes nothing yet) and the held-out count questions (``evaluation.count_qa.before``), so the
     run shows before and after. Returns the ``eval/*`` metrics of the base model ({} when not asked)."""
@@ -314,12 +313,12 @@ def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output
         before = evaluate_after_training(model, tokenizer, cfg, prepared, output_dir, run, step=0,
                                          folder="evaluation-before")
     if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before"):
-        evaluate_count_qa(model, tokenizer, cfg, run, step=0)
+        evaluate_count_qa(model, tokenizer, cfg, run, step=0, encoder=encoder)
     return before
 
 
 def evaluate_trained(model, tokenizer, cfg: DictConfig, prepared, output_dir: str, run: Optional[MLflowRun],
-                     step: int, before: dict) -> dict:
+                     step: int, before: dict, encoder) -> dict:
     """The evaluations after training (``data.eval`` when ``evaluation.enabled``, the count questions when
     ``evaluation.count_qa``): their metrics, the before/after table in the log, and, when every prediction is
     unanswered, the probable reason, once."""
@@ -333,18 +332,19 @@ def evaluate_trained(model, tokenizer, cfg: DictConfig, prepared, output_dir: st
                         unanswered_reason(OmegaConf.to_container(cfg, resolve=True), cfg.prompt.version,
                                           cfg.inference.sampler, cfg.inference.dfs_threshold, is_base_model=False))
     if cfg.evaluation.get("count_qa"):
-        metrics.update(evaluate_count_qa(model, tokenizer, cfg, run, step))
+        metrics.update(evaluate_count_qa(model, tokenizer, cfg, run, step, encoder))
     return metrics
 
 
-def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[], Optional[MLflowRun]]) -> list:
+def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[], Optional[MLflowRun]],
+                         encoder) -> list:
     """Evaluations during training: the count-QA accuracy every ``evaluation.count_qa.every_n_steps`` steps (the
     learning curve), logged into the run ``get_run()`` returns once training starts."""
     count_qa = cfg.evaluation.get("count_qa")
     if not (count_qa and count_qa.get("every_n_steps")):
         return []
     return [EvaluateEvery(count_qa.every_n_steps, lambda step: evaluate_count_qa(model, tokenizer, cfg, get_run(),
-                                                                                  step))]
+                                                                                  step, encoder))]
 
 
 def before_after_table(before: dict, after: dict, step: int,
@@ -365,9 +365,9 @@ def before_after_table(before: dict, after: dict, step: int,
     return "\n".join(lines)
 
 
-def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int) -> dict:
-    """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``), logged as
-    ``qa/<type>`` metrics into the training run (seed iteration 2)."""
+def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int, encoder) -> dict:
+    """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``) whose grids
+    ``encoder`` (the run's) writes, logged as ``qa/<type>`` metrics into the training run (seed iteration 2)."""
     settings = cfg.evaluation.count_qa
     records = list(islice(load_records(settings.chats), settings.n_chats))
     if not records:
@@ -378,7 +378,7 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun
         with torch.no_grad():
             # max_new_tokens bounds each answer: a base model that never writes its end token costs that many steps
             metrics = count_qa_accuracy(records, create_generator(instantiate(cfg.inference), model, tokenizer),
-                                        tokenizer, encoder=instantiate(cfg.encoder),
+                                        tokenizer, encoder=encoder,
                                         max_new_tokens=settings.get("max_new_tokens", 48))
     finally:
         model.train(was_training)  # before training (evaluation.count_qa.before), dropout must come back on

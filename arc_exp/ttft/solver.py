@@ -94,7 +94,7 @@ class Solver:
     plots: tuple[int, int] = (16, 8)
     progress: bool = True
 
-    def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget,
+    def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget, *,
             tracker: Optional[MLflowRun] = None,
             ensemble: Sequence[tuple[str, Optional[dict]]] = ((MODEL, None),), shards: Optional[int] = None,
             shard: Optional[Shard] = None, merge: Optional[Sequence[SolvePart]] = None) -> SolveResult:
