@@ -134,6 +134,14 @@ def test_imports_run_downward():
     assert not upward, "imports against the order of arc_exp.LAYERS:\n" + "\n".join(upward)
 
 
+def test_the_library_imports_no_entry_point():
+    """train.py, evaluate.py, ... sit above all of arc_exp: the library never imports one (stats.py was one inside it)."""
+    entry_points = {p.stem for p in ROOT.glob("*.py")}
+    found = unique(f"{i.where}: {i.source} imports the entry point {i.target}.py" for f in all_files()
+                   for i in imports_of(f) if i.target.split(".")[0] in entry_points)
+    assert not found, "\n".join(found)
+
+
 def test_no_import_circle():
     edges: dict[str, list[Import]] = {}
     for i in internal_imports():
