@@ -23,20 +23,22 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp.evaluation import shards as sharding  # noqa: E402
-from arc_exp.evaluation.job import prepare_job, start_job_run  # noqa: E402
-from arc_exp.evaluation.outputs import write_outputs  # noqa: E402
-from arc_exp.evaluation.pipeline import load_eval_tasks  # noqa: E402
-from arc_exp.evaluation.settings import settings_from_config  # noqa: E402
-from arc_exp.evaluation.unanswered import unanswered_reason  # noqa: E402
-from arc_exp.tracking import references  # noqa: E402
-
 log = logging.getLogger("evaluate")
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 @cli.entry_point("evaluate.py")
 def main(cfg: DictConfig) -> float:
+    # imported here, not at the top: torch and transformers take seconds to import, and a bad override or
+    # `--cfg job` should answer at once
+    from arc_exp.evaluation import shards as sharding
+    from arc_exp.evaluation.job import prepare_job, start_job_run
+    from arc_exp.evaluation.outputs import write_outputs
+    from arc_exp.evaluation.pipeline import load_eval_tasks
+    from arc_exp.evaluation.settings import settings_from_config
+    from arc_exp.evaluation.unanswered import unanswered_reason
+    from arc_exp.tracking import references
+
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
     # checkpoint=run:<key>:<value>/... (run.py's references): the run folder of the one run it names
@@ -64,8 +66,9 @@ def main(cfg: DictConfig) -> float:
     log.info("evaluating %s on %d tasks, %d predictions per test input", ", ".join(c.label for c in checkpoints),
              len(tasks), settings.predictions_per_task)
     # a job of an array (shard=i/N) logs no run: the merge logs the whole evaluation as one
-    run = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "evaluation", "eval",
-                        output_dir / "config.yaml", cfg.project_root, model=spec.name,
+    run = start_job_run(None if shard else resolved["logger"], resolved, overrides,
+                        choices=hydra_cfg.runtime.choices, run_type="evaluation", name_prefix="eval",
+                        config_file=output_dir / "config.yaml", project_root=cfg.project_root, model=spec.name,
                         checkpoint=cfg.checkpoint or "base model", training_run_id=checkpoints[0].training_run_id,
                         output_dir=str(output_dir.resolve()), **job.tags)
     cli.run_started(run and run.run_id, cfg.logger.get("tracking_uri"))

@@ -48,7 +48,7 @@ def new_inputs(cfg: DictConfig) -> dict:
 
     from arc_exp.evaluation.checkpoints import load_model_for_evaluation
     from arc_exp.evaluation.job import prepare_job, start_job_run
-    from arc_exp.inference.config import create_generator
+    from arc_exp.inference.generator import create_generator
     from arc_exp.synthetic import new_inputs as ni
 
     hydra_cfg = HydraConfig.get()
@@ -73,8 +73,9 @@ def new_inputs(cfg: DictConfig) -> dict:
         ni.check_checkpoint_prompt(checkpoint.config, f"checkpoint '{checkpoint.folder}'")
     log.info("new inputs of %d tasks, %d samples each, by %s", len(tasks), settings.samples_per_task,
              checkpoint.label)
-    tracker = start_job_run(resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices, "generate",
-                            "new_inputs", output_dir / "config.yaml", cfg.project_root, generator="new_inputs",
+    tracker = start_job_run(resolved["logger"], resolved, overrides, choices=hydra_cfg.runtime.choices,
+                            run_type="generate", name_prefix="new_inputs", config_file=output_dir / "config.yaml",
+                            project_root=cfg.project_root, generator="new_inputs",
                             model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, output_dir=str(output_dir.resolve()))
     cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))

@@ -25,16 +25,10 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from arc_exp.tracking import comparison, per_task, report, runs as tracking  # noqa: E402
+from arc_exp.tracking import per_task, report, runs as tracking, side_by_side  # noqa: E402
 from arc_exp.tracking.significance import SignificanceError, SignificanceSettings  # noqa: E402
-from arc_exp.tracking.tables import (  # noqa: E402
-    build_table,
-    pair_rows,
-    select_runs,
-    table_csv,
-    table_markdown,
-    table_specs,
-)
+from arc_exp.tracking.table_specs import table_specs  # noqa: E402
+from arc_exp.tracking.tables import select_runs, write_tables  # noqa: E402
 
 log = logging.getLogger("report")
 
@@ -83,25 +77,11 @@ def main(cfg: DictConfig) -> None:
     results = per_task.fetch_results(uri, ids)
     if first:
         results.update(per_task.fetch_results(uri, ids, before=True))
-    files, printed = [], [f"{cfg.experiment}: {len(runs)} runs"]
-    for table in tables:
-        try:
-            built = build_table(runs, table, results, settings)
-            paired, written = pair_rows(built, results, settings, output_dir, f"{cfg.experiment}.{table.name}")
-        except report.ReportError as error:
-            raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
-        heading = f"## {table.name}" + (f": {table.title}" if table.title else "")
-        if not built.records:
-            printed.append(f"{heading}\n\n(no run yet{f': `{table.command}`' if table.command else ''})")
-            continue
-        markdown = table_markdown(built)
-        printed.append(f"{heading}\n\n{markdown}")
-        md, csv = (output_dir / f"{cfg.experiment}.{table.name}.{suffix}" for suffix in ("md", "csv"))
-        md.write_text(f"{heading}\n\n{markdown}\n")
-        csv.write_text(table_csv(built))
-        files += [md, csv]
-        printed += [paired] if paired else []  # each row against the baseline row, task by task
-        files += written
+    try:
+        printed, files = write_tables(runs, tables, results, settings, output_dir, cfg.experiment)
+    except report.ReportError as error:
+        raise SystemExit(f"report.py: experiment={cfg.experiment}: {error}") from None
+    printed.insert(0, f"{cfg.experiment}: {len(runs)} runs")
     print("\n\n".join(printed))
     training = [r for r in runs if r.tags.get("run_type") == "training"]
     if training and cfg.plot_metrics:
@@ -139,19 +119,11 @@ def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceS
     for run_id in ids:
         if not isinstance(run_id, str):  # Hydra reads 12e45678 or 01234567 as a number (and drops the leading 0)
             raise cli.UserError(f"runs: an id was read as the number {run_id}; quote it: runs=['<id>',...]")
-    records = report.one_name_per_quantity(report.fetch_runs(uri, run_ids=[str(i) for i in ids]))
+    records = side_by_side.one_name_per_quantity(report.fetch_runs(uri, run_ids=[str(i) for i in ids]))
     results = per_task.fetch_results(uri, [r.run_id for r in records])
-    intervals = comparison.run_intervals(records, results, settings)
-    seeds = report.differ_only_in_seed(records)  # repeats of one setting: their mean and standard deviation
     metrics = list(cfg.metrics) if cfg.get("metrics") else None
-    markdown = report.compare_runs(records, metrics, intervals, seeds)
-    arms = [comparison.run_arm(r, results.get((r.run_id, False)), settings.metric) for r in records]
-    compared = comparison.compare_arms(arms[0], arms[1:], settings)
-    paired, files = comparison.write_comparison(compared, output_dir, "comparison", "runs", settings)
-    print(f"{markdown}\n\n{paired}")
-    files += [output_dir / "comparison.md", output_dir / "comparison.csv"]
-    files[-2].write_text(markdown + "\n")
-    files[-1].write_text(report.compare_runs_csv(records, metrics, intervals, seeds))
+    printed, files = side_by_side.write_side_by_side(records, results, metrics, settings, output_dir)
+    print(printed)
     run = tracking.MLflowRun(uri, cfg.logger.experiment_name, "report:runs",
                              {"run_type": "report", "runs": ",".join(r.run_id for r in records)})
     cli.run_started(run.run_id, uri)

@@ -21,12 +21,14 @@ cli.prepare()
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from arc_exp.tracking.iteration import Settings, run_iteration  # noqa: E402
-
 
 @hydra.main(config_path="conf/run", config_name="run", version_base="1.3")
 @cli.entry_point("run.py")
 def main(cfg: DictConfig) -> int:
+    # imported here, not at the top: a stage's run reference reads checkpoints (torch, Lightning: seconds to import),
+    # and a bad override or `--cfg job` should answer at once
+    from arc_exp.tracking.iteration import Settings, run_iteration
+
     return run_iteration(Settings(experiment=cfg.experiment, scale=cfg.scale, tracking_uri=cfg.logger.tracking_uri,
                                   experiment_name=cfg.logger.experiment_name, root=ROOT,
                                   plan=cfg.plan, rerun=cfg.rerun, new=cfg.new, overrides=tuple(cfg.overrides),

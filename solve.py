@@ -37,11 +37,12 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.evaluation import shards as sharding
     from arc_exp.evaluation.job import prepare_job, start_job_run
     from arc_exp.evaluation.settings import settings_from_config
-    from arc_exp.inference.config import create_generator
+    from arc_exp.inference.generator import create_generator
     from arc_exp.tracking import references
     from arc_exp.ttft.budget import Budget
     from arc_exp.ttft.dataset import load_tasks
     from arc_exp.ttft.ensemble import load_ensemble
+    from arc_exp.ttft.parts import load_solve_parts
     from arc_exp.ttft.settings import set_torch_threads
     from arc_exp.ttft.solver import Solver
     from arc_exp.ttft.stages import run_folder
@@ -72,16 +73,17 @@ def main(cfg: DictConfig) -> float:
     tasks = job.tasks  # without those whose test outputs the checkpoint trained on, when they are skipped
     shard = sharding.check_sharding(cfg.shards, cfg.shard, cfg.merge, len(tasks),
                                     "challenges" if cfg.challenges else "data.eval")  # shard=i/N: this job's
-    merged = sharding.load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
+    merged = load_solve_parts(cfg.merge, tasks) if cfg.merge else None  # merge=: the jobs' parts, checked
     checkpoint, tokenizer = job.checkpoints[0], job.tokenizer()
     run_dir = run_folder(cfg.resume, output_dir)
     log.info("solving %d tasks from %s with ttft=%s into %s", len(tasks), checkpoint.label,
              hydra_cfg.runtime.choices.get("ttft"), run_dir)
     # a job of an array (shard=i/N) logs no run: the merge logs the whole solve as one
-    tracker = start_job_run(None if shard else resolved["logger"], resolved, overrides, hydra_cfg.runtime.choices,
-                            "solve", "solve",
-                            run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),  # keep the first's
-                            cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
+    tracker = start_job_run(None if shard else resolved["logger"], resolved, overrides,
+                            choices=hydra_cfg.runtime.choices, run_type="solve", name_prefix="solve",
+                            # a resumed run keeps the first run's config.yaml
+                            config_file=run_dir / ("config.resumed.yaml" if cfg.resume else "config.yaml"),
+                            project_root=cfg.project_root, model=spec.name, checkpoint=cfg.checkpoint or "base model",
                             training_run_id=checkpoint.training_run_id, ttft=hydra_cfg.runtime.choices.get("ttft"),
                             output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)), **job.tags)
     cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))
@@ -92,7 +94,8 @@ def main(cfg: DictConfig) -> float:
                     plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
     status = "FAILED"
     try:
-        result = solver.run(tasks, run_dir, budget, tracker, ensemble, cfg.shards, shard, merged)
+        result = solver.run(tasks, run_dir, budget, tracker=tracker, ensemble=ensemble, shards=cfg.shards,
+                            shard=shard, merge=merged)
         status = result.status  # FAILED when errors left nothing predicted; the submission is written all the same
     finally:
         if tracker is not None:

@@ -59,7 +59,8 @@ def main(cfg: DictConfig) -> float:
     checkpoint = training.resume_checkpoint(cfg.resume)
     training.check_resume(checkpoint, resolved, cfg.trainer.max_steps)  # not finished, nor composed otherwise
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
-    tokenizer = training.build_tokenizer(cfg.model)
+    spec = instantiate(cfg.model)
+    tokenizer = training.build_tokenizer(spec)
     vocabulary = training.build_vocabulary(cfg, tokenizer, encoder)  # model.reduce_vocab=true, else None
     tokenizer = wrap_tokenizer(tokenizer, vocabulary)  # reduced ids; checkpoints get vocabulary.json
     # the data before the model: a max_seq_len that no task fits fails before a large model spends time loading
@@ -69,13 +70,14 @@ def main(cfg: DictConfig) -> float:
     # score them, and every checkpoint carries the record for the evaluations of it
     trained = TrainedOutputs.of_datasets(datamodule.train_stream.datasets, output_dir).continued_from(cfg.adapter_path)
     val_trained = training.check_validation(trained, datamodule.val_tasks)  # a val loss on trained outputs: warned
-    evaluation = training.prepare_evaluation(cfg) if cfg.evaluation.enabled else None
+    evaluation = training.prepare_evaluation(cfg, encoder, policy) if cfg.evaluation.enabled else None
     scored_trained = check_scoring(trained, evaluation[2], "this run (data.train and adapter_path)",
                                    cfg.evaluation.allow_trained_outputs, cfg.evaluation.skip_trained_tasks) \
         if evaluation else []
     if scored_trained and cfg.evaluation.skip_trained_tasks:
         evaluation = (*evaluation[:2], untrained_tasks(evaluation[2], scored_trained))
-    model = training.build_model(cfg.model, cfg.lora, cfg.adapter_path, cfg.seed, vocabulary)
+    adapter_settings = instantiate(cfg.lora)
+    model = training.build_model(spec, adapter_settings, cfg.adapter_path, cfg.seed, vocabulary)
     module = ARCLitModule(model, cfg.learning_rate, cfg.weight_decay, instantiate(cfg.scheduler),
                           total_steps=cfg.trainer.max_steps)
 
@@ -83,7 +85,7 @@ def main(cfg: DictConfig) -> float:
             **choice_tags(hydra_cfg.runtime.choices, resolved), **training.trained_outputs_tags(scored_trained, cfg.evaluation.skip_trained_tasks, val_trained)}
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved,
                                                trained)
-    callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run)]
+    callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run, encoder)]
     trainer = training.build_trainer(cfg.trainer, None, callbacks, output_dir)
     # under DDP every process runs this recipe (trainer=ddp_cpu: 2); process 0 alone writes files and the MLflow run
     run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags,
@@ -92,12 +94,12 @@ def main(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         cli.run_started(run and run.run_id, cfg.logger.get("tracking_uri"))
     if run is not None and cfg.lora.method == "lora":  # lora.alpha null follows r: log what it became
-        adapter_settings = instantiate(cfg.lora)
         run.log_params({"lora.effective_alpha": adapter_settings.alpha, "lora.scale": adapter_settings.scale})
 
     status = "FAILED"
     try:
-        before = training.evaluate_before_training(model, tokenizer, cfg, evaluation, output_dir, run) \
+        before = training.evaluate_before_training(model, tokenizer, cfg, evaluation, output_dir, run,
+                                                  encoder) \
             if checkpoint is None and trainer.is_global_zero else {}
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         metrics = training.finish_run(run, trainer, datamodule, adapters,
@@ -105,7 +107,7 @@ def main(cfg: DictConfig) -> float:
         if not trainer.is_global_zero:  # the evaluations after training are process 0's (a sweep reads its value)
             return metrics.get(objective.metric, float("nan"))
         metrics.update(training.evaluate_trained(model, tokenizer, cfg, evaluation, output_dir, run,
-                                                 trainer.global_step, before))
+                                                 trainer.global_step, before, encoder))
         status = "FINISHED"
     finally:
         if run is not None:

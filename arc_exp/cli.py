@@ -23,16 +23,25 @@ never does.
 from __future__ import annotations
 
 import builtins
+import difflib
 import functools
 import logging
 import os
+import re
 import shutil
 import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
+from hydra._internal import utils as hydra_utils
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
 from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from arc_exp import presets, schemas
 
 log = logging.getLogger("arc_exp")
 
@@ -61,8 +70,6 @@ KNOWN_LOG_LINES = [
 def prepare() -> None:
     """What an entry point does on import, before Hydra composes its config: the console filters, the config
     schemas (:mod:`arc_exp.schemas`) and the presets' scales and arms (:mod:`arc_exp.presets`)."""
-    from arc_exp import presets, schemas
-
     quiet_warnings()
     schemas.register()
     try:
@@ -208,19 +215,13 @@ def entry_point(name: str) -> Callable:
 def drop_preset_options(cfg) -> None:
     """A preset's ``scales:`` and ``arms:`` out of the config a run logs: registered and composed already
     (:mod:`arc_exp.presets`), they would repeat the whole preset in every run's params."""
-    from arc_exp.presets import PRESET_KEYS
-    from omegaconf import open_dict
-
     with open_dict(cfg):
-        for key in PRESET_KEYS:
+        for key in presets.PRESET_KEYS:
             cfg.pop(key, None)
 
 
 def _hydra_runtime() -> tuple[Optional[Path], Optional[int], bool, dict]:
     """The run folder, the job number, whether this is a sweep, the launcher's config."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
     if not HydraConfig.initialized():
         return None, None, False, {}
     hydra_cfg = HydraConfig.get()
@@ -257,12 +258,10 @@ def report_composition_errors(name: str) -> None:
     Hydra has no hook for how it reports errors: its ``run_and_report`` (which every ``@hydra.main`` calls around
     composing and running) is wrapped.
     """
-    from hydra._internal import utils
-
     _Run.name, _Run.sweep_folder = name, None
-    if getattr(utils.run_and_report, "_arc_exp", False):
+    if getattr(hydra_utils.run_and_report, "_arc_exp", False):
         return
-    original = utils.run_and_report
+    original = hydra_utils.run_and_report
 
     def run_and_report(func: Callable):
         try:
@@ -276,7 +275,7 @@ def report_composition_errors(name: str) -> None:
             sys.exit(1)
 
     run_and_report._arc_exp = True
-    utils.run_and_report = run_and_report
+    hydra_utils.run_and_report = run_and_report
 
 
 def _raise(error: BaseException):
@@ -285,9 +284,6 @@ def _raise(error: BaseException):
 
 def is_composition_error(error: BaseException) -> bool:
     """An error Hydra or OmegaConf raise while composing (the recipe's own errors are marked before they get here)."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     return isinstance(error, (HydraException, OmegaConfBaseException))
 
 
@@ -298,11 +294,6 @@ def composition_message(error: BaseException) -> str:
     Float, full_key: learning_rate`` -> ``learning_rate: Value 'fast' of type 'str' could not be converted to Float
     (learning_rate=fast)``.
     """
-    import re
-
-    from hydra.errors import MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
-
     if isinstance(error, MissingConfigException) and error.options is not None and error.missing_cfg_file:
         return missing_option_message(error.missing_cfg_file, error.options)
     cause = error.__cause__ or error.__context__  # Hydra raises some inside its except: the context
@@ -328,12 +319,8 @@ def composition_message(error: BaseException) -> str:
 def missing_option_message(missing: str, options: list) -> str:
     """``model/qwen2-1.5`` -> ``model=qwen2-1.5: no such option; did you mean qwen2-1.5b? (options: ...)``, without
     the schema options of arc_exp.schemas (no user picks them)."""
-    import difflib
-
-    from arc_exp.schemas import SCHEMAS
-
     group, _, option = missing.rpartition("/")
-    hidden = {name for g, (name, _) in SCHEMAS.items() if g == group}
+    hidden = {name for g, (name, _) in schemas.SCHEMAS.items() if g == group}
     options = [o for o in options if o not in hidden]
     close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
     guess = f"; did you mean {close[0]}?" if close else ""
@@ -373,7 +360,7 @@ def _after_failure(folder: Optional[Path], multirun: bool = False) -> None:
     (and, in a sweep, the sweep folder when this job was all it held)."""
     if _Run.run_id is not None:
         try:
-            import mlflow
+            import mlflow  # heavy (~2.5 s): only when a failed run must be marked
 
             client = mlflow.MlflowClient(tracking_uri=_Run.tracking_uri)
             if client.get_run(_Run.run_id).info.status == "RUNNING":

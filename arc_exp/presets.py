@@ -29,6 +29,9 @@ import copy
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
 SCALES = ("smoke", "gpu")
 PRESET_KEYS = ("scales", "arms")  # the keys of a preset that are registered options, not settings
 
@@ -40,8 +43,6 @@ class PresetError(ValueError):
 def register(experiment_dir: str | Path) -> None:
     """Store the scales and arms of every preset in ``experiment_dir`` in Hydra's ConfigStore (before ``@hydra.main``
     or ``compose`` composes a config)."""
-    from hydra.core.config_store import ConfigStore
-
     store = ConfigStore.instance()
     for path in sorted(Path(experiment_dir).glob("*.yaml")):
         for group, name, node in options(path):
@@ -73,8 +74,6 @@ def options(path: str | Path) -> Iterator[tuple[str, str, dict]]:
     arm/demo_gpu r16 {'arm': 'r16', 'lora': {'r': 16}, 'trainer': {'max_steps': 12000}}
     arm/demo_gpu small {'arm': 'small'}
     """
-    from omegaconf import OmegaConf
-
     path = Path(path)
     preset = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}  # OmegaConf's YAML: 1e-4 is a float
     scales, arms = preset.get("scales") or {}, preset.get("arms") or {}

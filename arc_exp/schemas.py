@@ -15,7 +15,8 @@ no torch), so entry points register it before anything heavy is imported: :func:
 
 The top-level keys of train.py, evaluate.py and solve.py (``learning_rate``, ``seed``, ``predictions_per_task``,
 ``evaluation.*``, ...) are typed the same way by a root schema, the first entry of the entry point's defaults list
-(``train_schema``: :class:`TrainSchema`), so ``learning_rate=fast`` fails at composition naming ``learning_rate``.
+(``train_schema``: :class:`~arc_exp.root_schemas.TrainSchema`, in :mod:`arc_exp.root_schemas`), so ``learning_rate=fast``
+fails at composition naming ``learning_rate``.
 A root schema is open: a preset may add a key of its own (``experiment``, ``arm``, ``report``); Hydra closes the
 composed config afterwards, so a user still adds one with ``+key=value``.
 """
@@ -24,13 +25,16 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from omegaconf import MISSING
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from arc_exp.data.entries import TrainEntry  # numpy, through the task sets; no torch
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
+from arc_exp.root_schemas import ROOT_SCHEMAS
 from arc_exp.synthetic.count import CountConfig  # numpy; no torch
 from arc_exp.synthetic.questions import QuestionConfig
 from arc_exp.ttft.settings import TTFTSettings  # numpy, through the augmentation policy; no torch
@@ -208,169 +212,6 @@ class NewInputsGeneratorSchema:
     prompt: str = "input-from-inputs-v0"
 
 
-@dataclass
-class PlotsSchema:
-    failures: int = 16  # PNG plots of the first N failed test inputs
-    successes: int = 8  # and of a seeded sample of N solved ones
-
-
-@dataclass
-class TrustSchema:
-    """``evaluation.*`` of evaluate.py and solve.py: what to do with test outputs the checkpoint trained on."""
-
-    allow_trained_outputs: bool = False
-    skip_trained_tasks: bool = False
-
-
-@dataclass
-class EvaluationAfterTrainingSchema:
-    """``evaluation.*`` of train.py: the evaluation after training (the trust keys as :class:`TrustSchema`)."""
-
-    enabled: bool = False
-    before: bool = False
-    allow_trained_outputs: bool = False
-    skip_trained_tasks: bool = False
-    predictions_per_task: int = 8
-    plots: PlotsSchema = field(default_factory=lambda: PlotsSchema(8, 4))
-    count_qa: Any = None  # {chats, n_chats, before, every_n_steps, max_new_tokens}; Any: OmegaConf cannot set a
-                          # typed dict that is null from an override (evaluation.count_qa={chats: ...})
-
-
-@dataclass
-class ObjectiveSchema:
-    metric: str = "val/loss"
-    direction: str = "minimize"  # checked by arc_exp.training.objective.Objective
-
-
-@dataclass
-class BudgetSchema:
-    ttft_share: float = 0.6
-    min_ttft_minutes: float = 0.5
-
-
-# The root schemas below list every top-level key of an entry point's YAML, in its order (so ``--cfg job`` prints
-# them as the YAML reads); a group's package (model, lora, ...) is typed by its group's own schema, here Any.
-
-@dataclass
-class TrainSchema:
-    """The top-level keys of conf/train.yaml."""
-
-    model: Any = None
-    lora: Any = None
-    encoder: Any = None
-    prompt: Any = None
-    augmentation: Any = None
-    scheduler: Any = None
-    data: Any = None
-    trainer: Any = None
-    callbacks: Any = None
-    logger: Any = None
-    inference: Any = None
-    seed: int = 0
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    adapter_path: Optional[str] = None
-    resume: Optional[str] = None
-    evaluation: EvaluationAfterTrainingSchema = field(default_factory=EvaluationAfterTrainingSchema)
-    objective: ObjectiveSchema = field(default_factory=ObjectiveSchema)
-    project_root: str = "."
-
-
-@dataclass
-class EvaluateSchema:
-    """The top-level keys of conf/evaluate.yaml."""
-
-    model: Any = None
-    lora: Any = None
-    encoder: Any = None
-    prompt: Any = None
-    augmentation: Any = None
-    data: Any = None
-    inference: Any = None
-    logger: Any = None
-    checkpoint: Optional[str] = None
-    all_checkpoints: bool = False
-    predictions_per_task: int = 8
-    seed: int = 0
-    plots: PlotsSchema = field(default_factory=PlotsSchema)
-    shards: Optional[int] = None
-    shard: Optional[str] = None  # i/N
-    merge: Optional[str] = None
-    progress: bool = True
-    evaluation: TrustSchema = field(default_factory=TrustSchema)
-    project_root: str = "."
-
-
-@dataclass
-class SolveSchema:
-    """The top-level keys of conf/solve.yaml."""
-
-    model: Any = None
-    lora: Any = None
-    encoder: Any = None
-    prompt: Any = None
-    augmentation: Any = None
-    data: Any = None
-    inference: Any = None
-    trainer: Any = None
-    ttft: Any = None
-    logger: Any = None
-    challenges: Optional[str] = None
-    checkpoint: Optional[str] = None
-    resume: Optional[str] = None
-    predictions_per_task: int = 8
-    time_budget_minutes: Optional[float] = None
-    budget: BudgetSchema = field(default_factory=BudgetSchema)
-    ensemble: List[Any] = field(default_factory=list)
-    torch_threads: Optional[int] = None
-    shards: Optional[int] = None
-    shard: Optional[str] = None  # i/N
-    merge: Optional[str] = None
-    seed: int = 0
-    plots: PlotsSchema = field(default_factory=PlotsSchema)
-    progress: bool = True
-    evaluation: TrustSchema = field(default_factory=TrustSchema)
-    project_root: str = "."
-
-
-@dataclass
-class GenerateSchema:
-    """The top-level keys of conf/generate.yaml (a generator option may add its own: new_inputs' checkpoint, ...)."""
-
-    generator: Any = None
-    encoder: Any = None
-    n: int = 1000
-    max_n: Optional[int] = None
-    out: str = MISSING
-    seed: int = 0
-    shard_size: int = 10000
-    workers: Optional[int] = 2
-    project_root: str = "."
-
-
-@dataclass
-class RunSchema:
-    """The keys of conf/run/run.yaml (run.py: an iteration's stages)."""
-
-    experiment: str = MISSING
-    scale: str = "smoke"
-    stages_file: Optional[str] = None
-    plan: bool = False
-    rerun: Optional[str] = None
-    new: bool = False
-    overrides: List[str] = field(default_factory=list)
-    project_root: str = "."
-    logger: Dict[str, Any] = field(default_factory=dict)
-
-
-# entry point config -> the schema of its top-level keys, the first entry of its defaults list. Open (not struct), its
-# sections too: a preset may add a key of its own (experiment, arm, report, scale; the scale presets set train.py's
-# evaluation.enabled for every entry point); Hydra closes the composed config after.
-# (report.yaml composes train.yaml, whose schema types the root: a second root schema would not merge onto it, so
-# report.py's own keys are untyped)
-ROOT_SCHEMAS = {"train": TrainSchema, "evaluate": EvaluateSchema, "solve": SolveSchema, "generate": GenerateSchema,
-                "run": RunSchema}
-
 # group -> (option name, schema); the option is what a group's YAML files name in their defaults list
 SCHEMAS = {
     "model": ("schema", ModelSchema),
@@ -387,10 +228,6 @@ SCHEMAS = {
 
 def register() -> None:
     """Store every schema in Hydra's ConfigStore (before ``@hydra.main`` or ``compose`` composes a config)."""
-    from hydra.core.config_store import ConfigStore
-
-    from omegaconf import OmegaConf
-
     store = ConfigStore.instance()
     for group, (name, schema) in SCHEMAS.items():
         store.store(group=group, name=name, node=schema, provider="arc_exp")
@@ -402,16 +239,12 @@ def register() -> None:
         store.store(name=f"{config}_schema", node=node, provider="arc_exp")
 
 
-def load_option(path) -> "DictConfig":  # noqa: F821 - omegaconf's DictConfig
+def load_option(path) -> DictConfig:
     """One option's YAML file read on its own, outside a composed config (tests, bench scripts): merged onto its
     group's schema when it starts from one, so it holds the keys and types Hydra would give it.
 
     ``instantiate(load_option("conf/model/tiny-random.yaml"))`` builds the same ModelSpec as ``model=tiny-random``.
     """
-    from pathlib import Path
-
-    from omegaconf import OmegaConf
-
     config = OmegaConf.load(path)
     defaults = list(config.pop("defaults", []) or [])
     group = Path(path).parent.name

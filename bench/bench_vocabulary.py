@@ -34,7 +34,8 @@ from arc_exp.data.datamodule import TrainingDataset, TrainingStream  # noqa: E40
 from arc_exp.data.samples import IGNORE_INDEX  # noqa: E402
 from arc_exp.data.selection import TaskSetSpec  # noqa: E402
 from arc_exp.data.encoders import DEFAULT_ENCODER, create_grid_encoder  # noqa: E402
-from arc_exp.inference.config import InferenceConfig, create_generator  # noqa: E402
+from arc_exp.inference.config import InferenceConfig  # noqa: E402
+from arc_exp.inference.generator import create_generator  # noqa: E402
 from arc_exp.inference.requests import GenerationRequest  # noqa: E402
 from arc_exp.model.loader import load_model, load_tokenizer  # noqa: E402
 from arc_exp.data.prompts import build_messages, render_prompt  # noqa: E402

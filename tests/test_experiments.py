@@ -3,7 +3,7 @@ settings at scale=gpu, checked against tables written here from the documents (t
 import pytest
 from omegaconf import OmegaConf
 
-from arc_exp.tracking.tables import table_specs
+from arc_exp.tracking.table_specs import table_specs
 from conftest import CONF, REPO
 
 ENTRY = {  # preset -> the entry point that runs it

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from arc_exp.data.tasks import Example, Task
-from arc_exp.evaluation.plots import ARC_COLORS, plot_grids, plot_prediction, plot_task
+from arc_exp.data.drawing import ARC_COLORS
+from arc_exp.evaluation.plots import plot_grids, plot_prediction, plot_task
 
 RED = (255, 65, 54)  # color 2, #FF4136
 EMPTY_PANEL = (244, 244, 244)  # #F4F4F4

@@ -32,7 +32,7 @@ SMOKE = {  # entry point -> what "at smoke scale" appends
     "report.py": [],
     "run.py": [],
     "generate.py": ["debug=smoke"],
-    "arc_exp.data.stats": [],
+    "stats.py": [],
 }
 NEW_INPUTS_SMOKE = ["debug=smoke", "model=tiny-random", "generator.max_new_tokens=16"]
 
@@ -125,7 +125,7 @@ SWEEP = ".venv/bin/python train.py -m lora.r=16,32,64,128 encoder=minimal,grid_s
 JOBLIB = ".venv/bin/python train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 lora.r=16,32"
 SMOKE_RUN = ".venv/bin/python train.py debug=smoke"
 CFG_JOB = ".venv/bin/python train.py model=qwen2-1.5b lora.r=128 --cfg job"
-STATS = ".venv/bin/python -m arc_exp.data.stats data=arc1-training max_seq_len=4096"
+STATS = ".venv/bin/python stats.py data=arc1-training max_seq_len=4096"
 EVALUATE = ".venv/bin/python evaluate.py checkpoint=<run folder | adapter folder | MLflow run id> predictions_per_task=8"
 ALL_CHECKPOINTS = ".venv/bin/python evaluate.py checkpoint=<run id> all_checkpoints=true"
 SOLVE = ".venv/bin/python solve.py challenges=<x_challenges.json> checkpoint=<adapter> ttft=n1 time_budget_minutes=600"

@@ -4,17 +4,10 @@ import subprocess
 
 import pytest
 
-from arc_exp.tracking.report import (
-    Column,
-    ReportError,
-    RunRecord,
-    compare_runs,
-    fetch_runs,
-    iteration_table,
-    to_csv,
-    to_markdown,
-)
-from arc_exp.tracking.tables import RowKey, TableSpec, build_table, table_csv, table_markdown, table_specs
+from arc_exp.tracking.report import Column, ReportError, RunRecord, fetch_runs, iteration_table, to_csv, to_markdown
+from arc_exp.tracking.side_by_side import compare_runs
+from arc_exp.tracking.table_specs import RowKey, TableSpec, table_specs
+from arc_exp.tracking.tables import build_table, table_csv, table_markdown
 from conftest import PYTHON, REPO
 
 RUNS = [
@@ -501,7 +494,7 @@ def test_a_table_names_its_baseline_row_and_rows_pair_on_their_seeds_mean():
 
 
 def test_compare_runs_shows_intervals_and_the_spread_over_seeds():
-    from arc_exp.tracking.report import compare_runs_csv, differ_only_in_seed
+    from arc_exp.tracking.side_by_side import compare_runs_csv, differ_only_in_seed
     from arc_exp.tracking.significance import Interval
 
     seeds = [RunRecord(c * 32, f"s{i}", {"seed": str(i), "lora.r": "16"}, {"pass_2": v})
@@ -517,7 +510,8 @@ def test_compare_runs_shows_intervals_and_the_spread_over_seeds():
 def test_sweep_finds_the_runs_of_a_multirun_folder_in_job_order(tmp_path):
     import mlflow
 
-    from arc_exp.tracking.report import RunNotFoundError, runs_under
+    from arc_exp.tracking.report import runs_under
+    from arc_exp.tracking.runs import RunNotFoundError
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = mlflow.MlflowClient(tracking_uri=uri)

@@ -286,7 +286,7 @@ def test_per_task_ttft_runs_in_the_shards_processes(solve_store):
 def test_failed_tasks_and_fallbacks_survive_the_merge(solve_store, monkeypatch):
     """A stand-in solves 4cd1b7b2, raises on 66e6c45b (shard 1) and answers 6ea4a07e with no grid: the merged run
     has the unsharded run's score, metrics and degraded accounting."""
-    import arc_exp.inference.config
+    import arc_exp.inference.generator
     from arc_exp.data.augmentation import Augmentation
     from arc_exp.inference.requests import FunctionGenerator
 
@@ -301,7 +301,7 @@ def test_failed_tasks_and_fallbacks_survive_the_merge(solve_store, monkeypatch):
                 by_id[key.task_id].test[key.test_index].output))
         return "not a grid"
 
-    monkeypatch.setattr(arc_exp.inference.config, "create_generator",
+    monkeypatch.setattr(arc_exp.inference.generator, "create_generator",
                         lambda config, model, tokenizer: FunctionGenerator(answer))
     folder, uri = solve_store
     runs = solve_three_ways(folder / "degraded", ["ttft=none", f"logger.tracking_uri={uri}"], ways=("one", "jobs"))

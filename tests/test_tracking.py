@@ -18,8 +18,9 @@ def test_a_job_run_is_named_tagged_and_logs_its_config(tmp_path, tracking_uri):
     resolved = {"logger": logger_cfg(tracking_uri), "project_root": str(tmp_path), "experiment": "iter04_ttft",
                 "lora": {"r": 8}}
     run = start_job_run(resolved["logger"], resolved, ["lora.r=8", "logger.run_name=x"],
-                        {"lora": "lora", "hydra/launcher": "basic"}, "solve", "solve", tmp_path / "config.yaml",
-                        tmp_path, model="tiny", resumed="False", empty="")
+                        choices={"lora": "lora", "hydra/launcher": "basic"}, run_type="solve", name_prefix="solve",
+                        config_file=tmp_path / "config.yaml", project_root=tmp_path, model="tiny", resumed="False",
+                        empty="")
     run.finish()
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     stored = client.get_run(run.run_id)
@@ -39,7 +40,8 @@ def test_a_job_run_is_named_tagged_and_logs_its_config(tmp_path, tracking_uri):
 
 def test_logger_none_starts_no_run(tmp_path):
     assert MLflowRun.start({"_target_": None}, {}, [], "evaluation") is None
-    assert start_job_run({"_target_": None}, {}, [], {}, "evaluation", "eval", tmp_path / "c.yaml", tmp_path) is None
+    assert start_job_run({"_target_": None}, {}, [], choices={}, run_type="evaluation", name_prefix="eval",
+                         config_file=tmp_path / "c.yaml", project_root=tmp_path) is None
     assert (tmp_path / "c.yaml").exists()  # the config is written beside the outputs either way
 
 

@@ -444,7 +444,7 @@ def test_a_failing_task_gets_fallback_attempts(store, caplog, monkeypatch):
 def failing_generator(monkeypatch, failing: set):
     """Predictions raise for the tasks in ``failing`` (say, out of memory on their long prompts); the other tasks get
     an answer that is not a grid (unanswered: a model's answer, not a failure)."""
-    import arc_exp.inference.config
+    import arc_exp.inference.generator
     from arc_exp.inference.requests import FunctionGenerator
 
     def answer(request):
@@ -452,7 +452,7 @@ def failing_generator(monkeypatch, failing: set):
             raise RuntimeError("out of memory")
         return "not a grid"
 
-    monkeypatch.setattr(arc_exp.inference.config, "create_generator",
+    monkeypatch.setattr(arc_exp.inference.generator, "create_generator",
                         lambda config, model, tokenizer: FunctionGenerator(answer))
 
 

@@ -88,10 +88,10 @@ def test_a_bug_keeps_its_traceback(root, capsys, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package:RuntimeWarning")  # runpy, in-process
 def test_token_statistics_of_a_chats_entry_is_one_line(root, capsys):
-    """python -m arc_exp.data.stats on a data option whose first entry is generated chats: one line, exit 1."""
-    code, out, err = run_in_process(["-m", "arc_exp.data.stats", "data=count-qa"], capsys)
+    """python stats.py on a data option whose first entry is generated chats: one line, exit 1."""
+    code, out, err = run_in_process(["stats.py", "data=count-qa"], capsys)
     assert code == 1
     assert err.strip().splitlines() == [
-        f"arc_exp.data.stats: error: data.train[0] is a chats entry ({root}/data/count); the statistics are of ARC "
+        f"stats.py: error: data.train[0] is a chats entry ({root}/data/count); the statistics are of ARC "
         "tasks: choose a data option whose first entry is a task source"]
     assert "Traceback" not in out + err

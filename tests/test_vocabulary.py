@@ -16,7 +16,8 @@ from arc_exp.data.samples import task_sample
 from arc_exp.data.tasks import Example, Task
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, create_grid_encoder
 from arc_exp.evaluation.checkpoints import Checkpoint, CheckpointError, load_model_for_evaluation
-from arc_exp.inference.config import InferenceConfig, create_generator
+from arc_exp.inference.config import InferenceConfig
+from arc_exp.inference.generator import create_generator
 from arc_exp.inference.requests import GenerationRequest
 from arc_exp.model.loader import load_model
 from arc_exp.data.prompts import PROMPT_VERSIONS, build_messages, render_prompt
@@ -157,12 +158,14 @@ def test_special_ids_and_lengths_are_reduced(tokenizer, reduced, default_vocabul
 def test_count_chats_are_covered_by_the_probe_chats(tokenizer, tmp_path):
     """A vocabulary built from 3 generated count chats covers 150 others: the probe chats ask every question type."""
     from arc_exp.synthetic import CountQAGenerator, load_chats, write_shards
+    from arc_exp.synthetic.questions import count_qa_probe_chats
 
     write_shards(CountQAGenerator(), n=150, out=tmp_path / "count", seed=1, shard_size=150, workers=1)
     for name in (DEFAULT_ENCODER, "grid_shape_row_number_replace_number"):
         encoder = create_grid_encoder(name)
         chats = list(load_chats(tmp_path / "count", encoder=encoder))
-        vocabulary = build_reduced_vocabulary(tokenizer, encoder, [DEFAULT_PROMPT], chats=chats[:3])
+        vocabulary = build_reduced_vocabulary(tokenizer, encoder, [DEFAULT_PROMPT],
+                                              chats=[*chats[:3], *count_qa_probe_chats(encoder)])
         reduced = ReducedTokenizer(tokenizer, vocabulary)
         for text in chat_texts(chats, tokenizer):
             assert reduced.decode(reduced(text, add_special_tokens=False)["input_ids"]) == text

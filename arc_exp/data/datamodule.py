@@ -16,17 +16,20 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Optional, Sequence, Union
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
 from arc_exp.data.augmentation import leave_one_out, swap_train_test
 from arc_exp.data.augmentation_policy import AugmentationPolicy
-from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
 from arc_exp.data.entries import TrainEntry, TrainEntryError
-from arc_exp.data.tasks import Task
 from arc_exp.data.prompts import answer_indices, check_prompt_version, training_view
+from arc_exp.data.samples import Sample, batches_by_length, chat_sample, collate, task_sample
+from arc_exp.data.tasks import Task
+
+ChatReader = Callable[[str, Any], Iterable[list]]  # (folder or glob, encoder) -> chats (lists of messages)
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,15 @@ class TrainingDataset:
     chats: Optional[list] = None  # ready-made chats (lists of messages) instead of tasks
 
     @classmethod
-    def from_config(cls, entry: Union[TrainEntry, Mapping], where: str = "data.train",
-                    encoder=None) -> "TrainingDataset":
+    def from_config(cls, entry: Union[TrainEntry, Mapping], where: str = "data.train", encoder=None,
+                    read_chats: Optional[ChatReader] = None) -> "TrainingDataset":
         """The dataset of one ``data.train`` entry (a :class:`~arc_exp.data.entries.TrainEntry` or a mapping of its
-        keys, checked first): its tasks loaded and selected, or its chats read (``encoder`` writes their grids)."""
+        keys, checked first): its tasks loaded and selected, or its chats read by ``read_chats(path, encoder)``
+        (:func:`arc_exp.synthetic.load_chats`, passed in by the recipe: the data stage knows no generator; ``encoder``
+        writes their grids)."""
         entry = TrainEntry.from_config(entry, where)
         if entry.is_chats:
-            return cls.from_chats(entry, where, encoder)
+            return cls.from_chats(entry, where, encoder, read_chats)
         check_prompt_version(entry.prompt)
         spec = entry.task_set()
         tasks = spec.load()
@@ -82,12 +87,12 @@ class TrainingDataset:
                    loss_weight=entry.loss_weight, swap_train_test=swap)
 
     @classmethod
-    def from_chats(cls, entry: TrainEntry, where: str, encoder=None) -> "TrainingDataset":
-        from itertools import islice
-
-        from arc_exp.synthetic import load_chats
-
-        chats = list(islice(load_chats(entry.chats, encoder=encoder), entry.max_chats))
+    def from_chats(cls, entry: TrainEntry, where: str, encoder=None, read_chats: Optional[ChatReader] = None
+                   ) -> "TrainingDataset":
+        if read_chats is None:
+            raise ValueError(f"{where}: a chats entry ({entry.chats}) needs a chat reader (read_chats="
+                             f"arc_exp.synthetic.load_chats)")
+        chats = list(islice(read_chats(entry.chats, encoder), entry.max_chats))
         if not chats:
             raise ValueError(f"{where}: no chats found at '{entry.chats}'")
         return cls(name=str(entry.chats), tasks=[], prompt="chat", weight=entry.weight,

@@ -33,6 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional, Sequence
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from arc_exp.data.selection import TaskSetSpec
 
 
@@ -132,14 +135,11 @@ class TrainEntry:
 
     @classmethod
     def from_config(cls, config: Any, where: str = "data.train") -> "TrainEntry":
-        """A checked entry from a mapping: a composed config's ``DictConfig`` (already typed) or a plain dict, typed
+        """A checked entry from a mapping: a node of a composed config (already typed) or a plain dict, typed
         here by the same schema; a wrong type or an unknown key raises :class:`TrainEntryError` naming the key."""
-        from omegaconf import DictConfig, OmegaConf
-        from omegaconf.errors import OmegaConfBaseException
-
         if isinstance(config, cls):
             return config.check(where)
-        if isinstance(config, DictConfig):  # a node of a composed config: its interpolations resolved in place
+        if OmegaConf.is_dict(config):  # a node of a composed config: its interpolations resolved in place
             config = OmegaConf.to_container(config, resolve=True)
         if not isinstance(config, Mapping):
             raise TrainEntryError(f"{where}: an entry is a mapping with 'source' or 'chats', got {config!r}")

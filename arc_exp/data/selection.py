@@ -195,7 +195,7 @@ class TaskSetSpec:
 
     @classmethod
     def from_config(cls, config: Mapping, ignore: Iterable[str] = ("prompt", "weight")) -> "TaskSetSpec":
-        """Build from a dict or OmegaConf ``DictConfig``; keys in ``ignore`` are skipped, unknown keys raise."""
+        """Build from a dict or a node of a composed config; keys in ``ignore`` are skipped, unknown keys raise."""
         if not isinstance(config, Mapping):
             raise ValueError(f"a task set config must be a mapping with a 'source' key, got {config!r}")
         allowed = [f.name for f in fields(cls)]

@@ -7,10 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from hydra.utils import instantiate
+
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder
 from arc_exp.data.tasks import Task
 from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG, check_scoring, load_record, untrained_tasks
 from arc_exp.evaluation import EvaluationError
+from arc_exp.model.adapters import AdapterError
+from arc_exp.model.checkpoints import list_checkpoints, read_checkpoint_config
+from arc_exp.model.loader import load_for_inference
+from arc_exp.model.vocabulary import VocabularyError, check_checkpoint_vocabulary
+from arc_exp.tracking.runs import RunNotFoundError, resolve_run_ids
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +81,6 @@ def resolve_checkpoints(checkpoint: Optional[str], all_checkpoints: bool = False
         if all_checkpoints:
             raise CheckpointError("all_checkpoints=true needs checkpoint=<run folder or MLflow run id>")
         return [Checkpoint()]
-    from arc_exp.model.checkpoints import (  # imports Lightning: only when needed
-        list_checkpoints,
-        read_checkpoint_config,
-    )
 
     text = str(checkpoint).strip()
     path = Path(text).expanduser()
@@ -110,10 +113,9 @@ def _folder_of_mlflow_run(run_id: str, tracking_uri: Optional[str]) -> Path:
     if not tracking_uri:
         raise CheckpointError(f"checkpoint '{run_id}': no such file or folder, and without a tracking store "
                               f"(logger=none) it cannot be looked up as an MLflow run id")
+    # mlflow takes seconds to import: only when a run is looked up
     import mlflow
     from mlflow.exceptions import MlflowException
-
-    from arc_exp.tracking.report import RunNotFoundError, resolve_run_ids
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     try:
@@ -137,6 +139,7 @@ def _folder_of_mlflow_run(run_id: str, tracking_uri: Optional[str]) -> Path:
 
 def find_training_run(tracking_uri: str, run_dir: Path) -> Optional[str]:
     """The id of the MLflow run whose ``output_dir`` tag is ``run_dir``, or ``None``."""
+    # mlflow takes seconds to import: only when a run is looked up
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -172,8 +175,6 @@ def check_checkpoint(checkpoint: Checkpoint, model_name: str, encoder: GridEncod
         raise CheckpointError(f"{where} was trained from model '{saved_model}' but the config asks for "
                               f"'{model_name}'; evaluate it with model={saved_model}")
     if saved.get("encoder"):
-        from hydra.utils import instantiate
-
         saved_encoder = instantiate(_current_targets(saved["encoder"]))
         if repr(saved_encoder) != repr(encoder):
             raise CheckpointError(f"{where} was trained with encoder {saved_encoder!r} but the config uses "
@@ -244,10 +245,6 @@ def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed
     checkpoint's training run was. ``vocabulary`` (see ``resolve_vocabulary``) reduces the base model before the
     adapter loads; a checkpoint with a ``vocabulary.json`` must be given that vocabulary. A folder that does not hold
     what ``lora`` says is a :class:`CheckpointError`."""
-    from arc_exp.model.adapters import AdapterError
-    from arc_exp.model.loader import load_for_inference
-    from arc_exp.model.vocabulary import VocabularyError, check_checkpoint_vocabulary
-
     try:
         check_checkpoint_vocabulary(checkpoint.folder, vocabulary)
         return load_for_inference(spec, adapter_config, checkpoint.folder, checkpoint.base_seed(seed), vocabulary)

@@ -11,6 +11,9 @@ from typing import Any, Mapping, Optional, Sequence
 from omegaconf import OmegaConf
 
 from arc_exp.evaluation.checkpoints import Checkpoint, check_checkpoint, check_trained_outputs, resolve_checkpoints
+from arc_exp.model.loader import load_tokenizer
+from arc_exp.model.tokenizer import wrap_tokenizer
+from arc_exp.model.vocabulary import resolve_vocabulary
 from arc_exp.tracking.runs import MLflowRun, choice_tags
 
 
@@ -28,8 +31,6 @@ class PredictionJob:
 
     def tokenizer(self, index: int = 0):
         """The tokenizer of checkpoint ``index``: the base one, or wrapped to speak its reduced vocabulary's ids."""
-        from arc_exp.model.tokenizer import wrap_tokenizer
-
         return wrap_tokenizer(self.base_tokenizer, self.vocabularies[index])
 
 
@@ -44,9 +45,6 @@ def prepare_job(spec, adapter, encoder, checkpoint: Optional[str], tracking_uri:
     :func:`~arc_exp.evaluation.checkpoints.check_trained_outputs`). A
     checkpoint's ``vocabulary.json`` wins; without one, ``model.reduce_vocab=true`` builds a vocabulary for
     ``prompt_versions``."""
-    from arc_exp.model.loader import load_tokenizer
-    from arc_exp.model.vocabulary import resolve_vocabulary
-
     checkpoints = resolve_checkpoints(checkpoint, all_checkpoints, tracking_uri)
     for found in checkpoints:
         check_checkpoint(found, spec.name, encoder, adapter.method, check_prompt)
@@ -58,11 +56,12 @@ def prepare_job(spec, adapter, encoder, checkpoint: Optional[str], tracking_uri:
     return PredictionJob(checkpoints, base_tokenizer, vocabularies, scored_tasks, tags)
 
 
-def start_job_run(logger_cfg: Optional[Mapping], resolved: Mapping, overrides: Sequence[str],
+def start_job_run(logger_cfg: Optional[Mapping], resolved: Mapping, overrides: Sequence[str], *,
                   choices: Mapping[str, Any], run_type: str, name_prefix: str, config_file: str | Path,
                   project_root: str | Path, **tags: Any) -> Optional[MLflowRun]:
     """Write the resolved config to ``config_file`` and start the job's MLflow run (``None`` with ``logger=none``),
-    tagged like a training run: ``run_type``, ``choice/<group>`` of Hydra's ``choices``, and ``tags``."""
+    tagged like a training run: ``run_type``, ``choice/<group>`` of Hydra's ``choices``, and ``tags``; named
+    ``<name_prefix>:<overrides>``. All but the first three by keyword: most are strings, easily swapped."""
     Path(config_file).write_text(OmegaConf.to_yaml(OmegaConf.create(dict(resolved))))
     return MLflowRun.start(logger_cfg, resolved, overrides, run_type, [config_file], project_root, name_prefix,
                            **choice_tags(choices, resolved), **tags)

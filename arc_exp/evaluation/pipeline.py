@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from arc_exp.data.augmentation import Augmentation
 from arc_exp.data.encoders import GridEncoder, GridParseError
 from arc_exp.data.grid import Grid, InvalidGridError
+from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Task
 from arc_exp.evaluation import EvaluationError
 from arc_exp.evaluation.metrics import (
@@ -81,8 +82,6 @@ log = logging.getLogger(__name__)
 def load_eval_tasks(eval_config: Optional[Mapping]) -> list[Task]:
     """The tasks of a data config's ``eval`` task set (:class:`~arc_exp.data.selection.TaskSetSpec` keys); an
     absent or empty set is an :class:`EvaluationError`."""
-    from arc_exp.data.selection import TaskSetSpec
-
     if not eval_config:
         raise EvaluationError("the data config has no 'eval' task set (data.eval) to evaluate on")
     tasks = TaskSetSpec.from_config(eval_config).load()

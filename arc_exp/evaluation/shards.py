@@ -1,7 +1,7 @@
 """Predictions split over processes or jobs: shard ``i`` of ``n`` predicts tasks ``i, i + n, ...`` of the task list,
 and one merge puts the shards' results back in task order and scores them as one process would have. ``evaluate.py``
-and ``solve.py`` share it: a solve shard also trains the per-task TTFT adapters of its tasks
-(:meth:`~arc_exp.ttft.solver.Solver.solve_part`), and its merge keeps the failed tasks and fallback attempts.
+and ``solve.py`` share it: a solve shard also trains the per-task TTFT adapters of its tasks, and its merge keeps the
+failed tasks and fallback attempts (:mod:`arc_exp.ttft.parts`, above this module).
 
     shards=2                one process per device of this machine (CPU cores, or one GPU each), merged at once
     shard=0/2, shard=1/2    one job each (a SLURM job array, two Kaggle notebooks); each writes shard-<i>-of-<n>.pkl
@@ -13,7 +13,6 @@ differ between shards (equally valid samples, other numbers).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import pickle
@@ -24,10 +23,15 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Optional, Sequence
 
+import torch
+
 from arc_exp.data.tasks import Task
 from arc_exp.evaluation import EvaluationError
+from arc_exp.evaluation.checkpoints import load_model_for_evaluation
 from arc_exp.evaluation.metrics import aggregate_metrics
+from arc_exp.evaluation.pipeline import evaluate_tasks
 from arc_exp.evaluation.results import EvaluationResult
+from arc_exp.inference.generator import create_generator
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +69,6 @@ class Shard:
 
 def available_devices() -> tuple[int, str]:
     """(processes this machine can run side by side, what they are): GPUs when there are any, else CPU cores."""
-    import torch
-
     if torch.cuda.is_available():
         return torch.cuda.device_count(), "GPUs"
     return os.cpu_count() or 1, "CPU cores"
@@ -129,7 +131,7 @@ def load_shards(folder: str | Path, tasks: Sequence[Task], steps: Sequence[Optio
     """Every ``shard-<i>-of-<n>.pkl`` under ``folder`` (a job array's run folders), merged: results by step folder
     name (``steps``, None for one checkpoint). Missing, duplicate or mismatched shards, or shards of other tasks or
     checkpoints than this run's, are an error naming them."""
-    payloads = _load_payloads(folder, tasks, dict)
+    payloads = load_payloads(folder, tasks, dict)
     if any(list(p["results"]) != list(steps) for p in payloads):
         raise ShardError(f"merge={folder}: the shards evaluated other checkpoints ({list(payloads[0]['results'])}) "
                          f"than checkpoint= gives ({list(steps)})")
@@ -137,7 +139,7 @@ def load_shards(folder: str | Path, tasks: Sequence[Task], steps: Sequence[Optio
     return {step: merge_results([p["results"][step] for p in payloads], task_ids) for step in steps}
 
 
-def _load_payloads(folder: str | Path, tasks: Sequence[Task], kind: type) -> list[dict]:
+def load_payloads(folder: str | Path, tasks: Sequence[Task], kind: type) -> list[dict]:
     """The payloads of :func:`save_shard` under ``folder``, in shard order, checked: one split, every shard once,
     split from ``tasks``, results of ``kind`` (an evaluation's dict by step, or a solve's part)."""
     files = sorted(Path(folder).rglob("shard-*-of-*.pkl"))
@@ -173,8 +175,6 @@ def run_shards(count: int, function, *args) -> list:
 
 
 def _in_shard_process(function, shard: Shard, args: tuple):
-    import torch
-
     logging.basicConfig(level=logging.INFO, format=f"[shard {shard.index}/{shard.count}] %(asctime)s %(name)s "
                                                    f"%(levelname)s - %(message)s")
 
@@ -189,12 +189,6 @@ def predict_shard(shard: Optional[Shard], tasks: Sequence[Task], spec, adapter, 
                   inference, settings, seed: int, progress: bool = False) -> EvaluationResult:
     """Load ``checkpoint`` (reduced to ``vocabulary``, which ``tokenizer`` speaks) and predict the tasks of
     ``shard`` (all of ``tasks`` for None)."""
-    import torch
-
-    from arc_exp.evaluation.checkpoints import load_model_for_evaluation
-    from arc_exp.evaluation.pipeline import evaluate_tasks
-    from arc_exp.inference.config import create_generator
-
     model = load_model_for_evaluation(spec, adapter, checkpoint, seed, vocabulary)
     with torch.no_grad():
         return evaluate_tasks(shard.tasks(tasks) if shard else tasks, create_generator(inference, model, tokenizer),
@@ -206,53 +200,3 @@ def predict_in_processes(count: int, tasks: Sequence[Task], *args) -> Evaluation
     log.info("predicting %d tasks in %d processes", len(tasks), count)
     parts = run_shards(count, predict_shard, tasks, *args)
     return merge_results(parts, [t.task_id for t in tasks])
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# solve.py: a shard trains the per-task TTFT adapters of its tasks and predicts them (Solver.solve_part).
-
-
-def solve_parts(solver, tasks: Sequence[Task], shards: Optional[int], shard: Optional[Shard], dataset, stage,
-                budget) -> list:
-    """``solver.solve_part`` for every shard: in ``shards`` processes side by side, for this job's ``shard`` only,
-    or for all tasks in this process (one part). Per-task TTFT runs are children of the open ``stage.run``."""
-    if shards and shards > 1:
-        log.info("solving %d tasks in %d processes", len(tasks), shards)
-        quiet = dataclasses.replace(solver, progress=False)  # the bars of several processes would interleave
-        return run_shards(shards, _solve_shard, quiet, tasks, dataset, stage, budget)
-    return [solver.solve_part(shard.tasks(tasks) if shard else tasks, dataset, stage, budget, stage.run)]
-
-
-def _solve_shard(shard: Shard, solver, tasks: Sequence[Task], dataset, stage, budget):
-    # each process logs its tasks' TTFT as children of the open ttft run (MLflowRun pickles without its client)
-    return solver.solve_part(shard.tasks(tasks), dataset, stage, budget, stage.run)
-
-
-def load_solve_parts(folder: str | Path, tasks: Sequence[Task]) -> list:
-    """The parts of every solve shard under ``folder`` (checked as :func:`load_shards` checks them)."""
-    from arc_exp.ttft.solver import SolvePart
-
-    return [p["results"] for p in _load_payloads(folder, tasks, SolvePart)]
-
-
-def merge_solve_parts(parts: Sequence, task_ids: Sequence[str]):
-    """The shards' parts as one: predictions merged as :func:`merge_results` merges them (answer losses, skipped and
-    failed tasks in task order), the per-task adapters and outcomes of all, the shared adapter's outcome once (each
-    job of an array trained the same)."""
-    from arc_exp.ttft.predict import Predicted
-    from arc_exp.ttft.solver import SolvePart
-
-    predicted = [p.predicted for p in parts]
-    order = {task_id: i for i, task_id in enumerate(task_ids)}
-    in_order = lambda ids: sorted(ids, key=order.__getitem__)  # noqa: E731
-    merged = Predicted(merge_results([p.evaluation for p in predicted], task_ids),
-                       {k: v for p in predicted for k, v in p.val_losses.items()},
-                       in_order([t for p in predicted for t in p.skipped]),
-                       in_order([t for p in predicted for t in p.failed]),
-                       [e for p in predicted for e in p.errors])
-    shared = [o for p in parts for o in p.outcomes if o.task_id is None][:1]
-    per_task = sorted((o for p in parts for o in p.outcomes if o.task_id is not None),
-                      key=lambda o: order.get(o.task_id, len(order)))
-    return SolvePart(merged, {k: v for p in parts for k, v in p.adapters.items()}, shared + per_task,
-                     [e for p in parts for e in p.errors], [n for p in parts for n in p.notes],
-                     all(p.complete for p in parts), max(p.ttft_seconds for p in parts))

@@ -9,10 +9,15 @@ checks that decoding with it gives the tokens of plain ``generate`` (greedy refe
 """
 from __future__ import annotations
 
-from typing import Optional
+import time
+from collections import OrderedDict
+from typing import Callable, Optional
 
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+from arc_exp.inference.batching import Prefix, common_prefix_length
+from arc_exp.inference.decoding import GenerationStats
 
 
 def join_prefills(parts, reserve: int):
@@ -72,3 +77,63 @@ class GrowingCache(DynamicCache):
 
     def __init__(self, reserve: int):
         Cache.__init__(self, layer_class_to_replicate=lambda: GrowingLayer(reserve))
+
+
+def new_cache(prefix: Optional[Prefix], rows: int, reserve: int) -> GrowingCache:
+    """A key/value cache for ``rows`` sequences of up to ``reserve`` tokens, holding a copy of ``prefix``."""
+    cache = GrowingCache(reserve)
+    if prefix is not None:
+        for index, (keys, values) in enumerate(prefix.layers):
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
+    return cache
+
+
+class PrefixCache:
+    """The shared prompt prefixes whose key/value caches a generator keeps (``size`` at most, the least recently used
+    dropped first): a batch whose prompts start with one copies its cache instead of running those tokens again.
+    ``forward(input_ids, mask, positions, cache)`` runs the model; ``stats`` counts the prefill work."""
+
+    def __init__(self, forward: Callable, stats: GenerationStats, min_tokens: int, size: int = 4):
+        self.forward = forward
+        self.stats = stats
+        self.min_tokens = min_tokens  # the shortest new shared prefix worth caching
+        self.size = size
+        self.prefixes: OrderedDict[tuple[int, ...], Prefix] = OrderedDict()
+
+    def best_for(self, prompts: list[list[int]]) -> Optional[Prefix]:
+        """The longest usable cached prefix of every prompt, extended (and cached) when the batch shares more.
+
+        A prefix never covers a whole prompt: the last prompt token must run to give the first logits.
+        """
+        limit = min(len(p) for p in prompts) - 1
+        best = None
+        for cached in self.prefixes.values():
+            n = len(cached.tokens)
+            if n <= limit and (best is None or n > len(best.tokens)) and \
+                    all(tuple(p[:n]) == cached.tokens for p in prompts):
+                best = cached
+        have = len(best.tokens) if best else 0
+        shared = min(common_prefix_length(prompts), limit)
+        if len(prompts) > 1 and shared - have >= self.min_tokens:
+            best = self.build(tuple(prompts[0][:shared]), best)
+        if best is not None:
+            self.prefixes.move_to_end(best.tokens)
+        return best
+
+    def build(self, tokens: tuple[int, ...], start: Optional[Prefix]) -> Prefix:
+        """The cache of ``tokens``, run on from the cached ``start`` (a prefix of them), kept for later batches."""
+        have = len(start.tokens) if start else 0
+        cache = new_cache(start, 1, reserve=len(tokens))
+        new = torch.tensor([tokens[have:]], dtype=torch.long)
+        mask = torch.ones((1, len(tokens)), dtype=torch.long)
+        positions = torch.arange(have, len(tokens))[None, :]
+        began = time.perf_counter()
+        self.forward(new, mask, positions, cache)
+        self.stats.prefill_seconds += time.perf_counter() - began
+        self.stats.prefix_build_tokens += len(tokens) - have
+        self.stats.prefill_tokens += len(tokens) - have
+        prefix = Prefix(tokens, [(layer.keys, layer.values) for layer in cache.layers])
+        self.prefixes[tokens] = prefix
+        while len(self.prefixes) > self.size:
+            self.prefixes.popitem(last=False)
+        return prefix

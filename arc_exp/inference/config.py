@@ -1,12 +1,10 @@
 """Inference settings (conf/inference/): sampler (greedy, sampling, dfs), temperature, batching, selection; checked when
-composed, and the generator they build."""
+composed. Settings only (no torch): the config schemas import them; the generator they build is
+:func:`arc_exp.inference.generator.create_generator`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
-
-if TYPE_CHECKING:
-    from arc_exp.inference.generator import HFGenerator
+from typing import Optional
 
 
 BACKENDS = ("hf",)  # the only one implemented; a new backend is added here with its generator
@@ -102,10 +100,3 @@ class InferenceConfig:
     def do_sample(self) -> bool:
         """Sampling: a repeated prompt gives a new answer (greedy and DFS answers are fixed by the prompt)."""
         return self.sampler == "sampling"
-
-
-def create_generator(config: InferenceConfig, model, tokenizer) -> "HFGenerator":
-    """The generator of ``config.backend`` for ``model``."""
-    from arc_exp.inference.generator import HFGenerator  # torch and transformers: only when a model is there
-
-    return HFGenerator(model, tokenizer, config)

@@ -1,7 +1,9 @@
 """Decoding steps: one token drawn from logits (greedy, temperature, top-p) and the counters of a generator's work."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -53,3 +55,29 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
         sorted_probs = sorted_probs.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@contextmanager
+def torch_threads(threads: Optional[int]):
+    """Run with ``threads`` torch CPU threads, then restore the previous number (``None``: leave it)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            torch.set_num_threads(before)
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """The tokens that end an answer: the tokenizer's end-of-sequence token and the model's configured ones."""
+    ids = set()
+    for value in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    if not ids:
+        raise ValueError("the tokenizer has no end-of-sequence token; generation would never stop")
+    return ids

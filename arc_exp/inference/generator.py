@@ -34,21 +34,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
 from typing import Any, Optional, Sequence
 
 import torch
 
 from arc_exp.inference.batching import (
     Prefix,
-    common_prefix_length,
     length_batches,
     prefill_groups,
     score_batches,
 )
-from arc_exp.inference.cache import GrowingCache, join_prefills
+from arc_exp.inference.cache import PrefixCache, join_prefills, new_cache
 from arc_exp.inference.config import InferenceConfig
-from arc_exp.inference.decoding import GenerationStats, sample_token
+from arc_exp.inference.decoding import GenerationStats, sample_token, stop_token_ids, torch_threads
 from arc_exp.inference.dfs import depth_first_search
 from arc_exp.inference.requests import Generation, GenerationRequest, ScoreRequest
 
@@ -115,10 +113,10 @@ class HFGenerator:
         self.tokenizer = tokenizer
         self.config = config or InferenceConfig()
         self.stats = GenerationStats()
-        self.stop_ids = _stop_token_ids(model, tokenizer)
+        self.stop_ids = stop_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.device = next(model.parameters()).device
-        self._prefixes: "OrderedDict[tuple[int, ...], Prefix]" = OrderedDict()
+        self.prefixes = PrefixCache(self._forward, self.stats, self.config.min_prefix_tokens, self.max_cached_prefixes)
         self._rng = torch.Generator(device="cpu").manual_seed(self.config.seed)
 
     # -- public -------------------------------------------------------------------------------------------------------
@@ -132,7 +130,7 @@ class HFGenerator:
                 raise ValueError(f"max_new_tokens must be >= 1, got {limit} for request {request.key!r}")
         results: list[Optional[Generation]] = [None] * len(requests)
         batches = length_batches([len(p) for p in prompt_ids], self.config.batch_size, self.config.max_batch_tokens)
-        with torch.inference_mode(), _torch_threads(self.config.threads):
+        with torch.inference_mode(), torch_threads(self.config.threads):
             for batch in batches:
                 outputs = self._generate_batch([prompt_ids[i] for i in batch], [limits[i] for i in batch])
                 for index, (tokens, logprobs, finished) in zip(batch, outputs):
@@ -171,9 +169,9 @@ class HFGenerator:
             groups.setdefault(prompt, []).append(index)
             answers.append(self.encode(request.answer) + [self.end_of_turn_id])
         scores: list[float] = [float("nan")] * len(requests)
-        with torch.inference_mode(), _torch_threads(self.config.threads):
+        with torch.inference_mode(), torch_threads(self.config.threads):
             if self.config.reuse_prefix and len(groups) > 1:
-                self._prefix_for([list(prompt) for prompt in groups])  # cache what the prompts share, once
+                self.prefixes.best_for([list(prompt) for prompt in groups])  # cache what the prompts share, once
             for prompt, members in groups.items():
                 for index, value in zip(members, self._score_prompt(list(prompt), [answers[i] for i in members])):
                     scores[index] = value
@@ -192,9 +190,9 @@ class HFGenerator:
                 raise ValueError(f"max_new_tokens must be >= 1, got {request.max_new_tokens} for request "
                                  f"{request.key!r}")
         results = []
-        with torch.inference_mode(), _torch_threads(self.config.threads):
+        with torch.inference_mode(), torch_threads(self.config.threads):
             if self.config.reuse_prefix and len(prompts) > 1:
-                self._prefix_for(prompts)  # cache what the prompts share, once
+                self.prefixes.best_for(prompts)  # cache what the prompts share, once
             for request, ids in zip(requests, prompts):
                 results.append(self._search_one(ids, int(request.max_new_tokens), request.key))
         self.stats.seconds += time.perf_counter() - start
@@ -214,7 +212,7 @@ class HFGenerator:
         self.stats.batches += 1
         self.stats.prompt_tokens += sum(len(p) for p in prompts)
 
-        prefix = self._prefix_for(prompts) if self.config.reuse_prefix else None
+        prefix = self.prefixes.best_for(prompts) if self.config.reuse_prefix else None
         start = len(prefix.tokens) if prefix else 0
         self.stats.reused_prefix_tokens += rows * start
         suffixes = [p[start:] for p in prompts]
@@ -244,7 +242,7 @@ class HFGenerator:
         """
         rows, start = len(suffixes), len(prefix.tokens) if prefix else 0
         width = max(len(s) for s in suffixes)
-        cache = self._new_cache(prefix, rows, reserve)
+        cache = new_cache(prefix, rows, reserve)
         input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((rows, start + width), dtype=torch.long)
         mask[:, :start] = 1
@@ -308,11 +306,11 @@ class HFGenerator:
         when one fits; returns it as a :class:`Prefix` and the number of tokens it holds."""
         self.stats.prompts += 1
         self.stats.prompt_tokens += len(prompt)
-        prefix = self._prefix_for([prompt]) if self.config.reuse_prefix else None
+        prefix = self.prefixes.best_for([prompt]) if self.config.reuse_prefix else None
         have = len(prefix.tokens) if prefix else 0
         self.stats.reused_prefix_tokens += have
         body = prompt[have:-1]
-        cache = self._new_cache(prefix, 1, reserve)
+        cache = new_cache(prefix, 1, reserve)
         if body:
             began = time.perf_counter()
             mask = torch.ones((1, len(prompt) - 1), dtype=torch.long)
@@ -335,7 +333,7 @@ class HFGenerator:
                 tokens = [prompt[-1]] + answers[index]  # the last prompt token predicts the first answer token
                 input_ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
                 mask[row, length:length + len(tokens)] = 1
-            cache = self._new_cache(cached if cached.layers else None, len(rows), length + width)
+            cache = new_cache(cached if cached.layers else None, len(rows), length + width)
             positions = torch.arange(length, length + width)[None, :].expand(len(rows), -1)
             out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                              position_ids=positions.to(self.device), cache=cache, use_cache=True)
@@ -349,7 +347,7 @@ class HFGenerator:
 
     def _search_one(self, prompt: list[int], limit: int, key: Any) -> list[Generation]:
         cached, length = self._prompt_cache(prompt, reserve=0)
-        cache = self._new_cache(cached if cached.layers else None, 1, length + 1 + limit)
+        cache = new_cache(cached if cached.layers else None, 1, length + 1 + limit)
         began = time.perf_counter()
 
         def step(path: Sequence[int]) -> torch.Tensor:
@@ -378,85 +376,6 @@ class HFGenerator:
             generations.append(Generation(text, logprob / len(tokens), len(tokens), True, logprob))
         return generations
 
-    # -- shared prefixes ----------------------------------------------------------------------------------------------
-
-    def _prefix_for(self, prompts: list[list[int]]) -> Optional[Prefix]:
-        """The longest usable cached prefix of every prompt, extended (and cached) when the batch shares more.
-
-        A prefix never covers a whole prompt: the last prompt token must run to give the first logits.
-        """
-        limit = min(len(p) for p in prompts) - 1
-        best = None
-        for cached in self._prefixes.values():
-            n = len(cached.tokens)
-            if n <= limit and (best is None or n > len(best.tokens)) and \
-                    all(tuple(p[:n]) == cached.tokens for p in prompts):
-                best = cached
-        have = len(best.tokens) if best else 0
-        shared = min(common_prefix_length(prompts), limit)
-        if len(prompts) > 1 and shared - have >= self.config.min_prefix_tokens:
-            best = self._build_prefix(tuple(prompts[0][:shared]), best)
-        if best is not None:
-            self._prefixes.move_to_end(best.tokens)
-        return best
-
-    def _build_prefix(self, tokens: tuple[int, ...], start: Optional[Prefix]) -> Prefix:
-        have = len(start.tokens) if start else 0
-        cache = self._new_cache(start, 1, reserve=len(tokens))
-        new = torch.tensor([tokens[have:]], dtype=torch.long)
-        mask = torch.ones((1, len(tokens)), dtype=torch.long)
-        positions = torch.arange(have, len(tokens))[None, :]
-        began = time.perf_counter()
-        self._forward(new, mask, positions, cache)
-        self.stats.prefill_seconds += time.perf_counter() - began
-        self.stats.prefix_build_tokens += len(tokens) - have
-        self.stats.prefill_tokens += len(tokens) - have
-        prefix = Prefix(tokens, [(layer.keys, layer.values) for layer in cache.layers])
-        self._prefixes[tokens] = prefix
-        while len(self._prefixes) > self.max_cached_prefixes:
-            self._prefixes.popitem(last=False)
-        return prefix
-
-    def _new_cache(self, prefix: Optional[Prefix], rows: int, reserve: int):
-        """A key/value cache for ``rows`` sequences of up to ``reserve`` tokens, holding a copy of ``prefix``."""
-        cache = GrowingCache(reserve)
-        if prefix is not None:
-            for index, (keys, values) in enumerate(prefix.layers):
-                cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
-        return cache
-
-
-
-
-
-
-
-
-@contextmanager
-def _torch_threads(threads: Optional[int]):
-    """Run with ``threads`` torch CPU threads, then restore the previous number (``None``: leave it)."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if threads:
-            torch.set_num_threads(before)
-
-
-def _stop_token_ids(model, tokenizer) -> set[int]:
-    """The tokens that end an answer: the tokenizer's end-of-sequence token and the model's configured ones."""
-    ids = set()
-    for value in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(v) for v in value)
-    if not ids:
-        raise ValueError("the tokenizer has no end-of-sequence token; generation would never stop")
-    return ids
-
 
 def greedy_reference(model, tokenizer, prompt: str, max_new_tokens: int) -> list[int]:
     """Greedy token ids for one prompt with plain ``model.generate`` (no batching, no prefix): a reference for tests
@@ -465,7 +384,10 @@ def greedy_reference(model, tokenizer, prompt: str, max_new_tokens: int) -> list
     with torch.inference_mode():
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                              do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=sorted(_stop_token_ids(model, tokenizer)))
+                             eos_token_id=sorted(stop_token_ids(model, tokenizer)))
     return out[0, ids.shape[1]:].tolist()
 
 
+def create_generator(config: InferenceConfig, model, tokenizer) -> HFGenerator:
+    """The generator of ``config.backend`` for ``model``."""
+    return HFGenerator(model, tokenizer, config)

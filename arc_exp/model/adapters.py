@@ -72,6 +72,7 @@ class AdapterConfig:
         if not self.load_in_4bit:
             return None
         check_bitsandbytes()
+        # transformers takes seconds to import: only when a model or tokenizer loads
         from transformers import BitsAndBytesConfig
 
         compute = torch.bfloat16 if torch.cuda.is_available() else torch.float32
@@ -79,6 +80,7 @@ class AdapterConfig:
                                   bnb_4bit_compute_dtype=compute)
 
     def peft_config(self):
+        # peft takes seconds to import (~7 s with its imports): only when an adapter is built or loaded
         from peft import LoraConfig, TaskType
 
         return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
@@ -102,6 +104,7 @@ def apply_adapter(model, config: AdapterConfig, adapter_path: Optional[str] = No
             raise AdapterError("adapter_path continues a LoRA adapter; with lora=full load the weights as model.path")
         model.requires_grad_(True)
         return model
+    # peft takes seconds to import (~7 s with its imports): only when an adapter is built or loaded
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     if config.load_in_4bit:
@@ -144,6 +147,7 @@ def _adapter_hidden_size(folder: Path) -> Optional[int]:
     weights = folder / "adapter_model.safetensors"
     if not weights.exists():
         return None
+    # safetensors: only when an adapter's weights are read
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as handle:

@@ -24,6 +24,9 @@ from typing import Any, Optional
 
 import torch
 
+from arc_exp.model.adapters import AdapterError, apply_adapter, check_adapter_folder
+from arc_exp.model.surgery import apply_vocabulary
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(os.environ.get("ARC_EXP_CACHE", Path.home() / ".cache" / "arc_exp"))
@@ -87,6 +90,7 @@ def model_folder(spec: ModelSpec) -> Path:
 
 
 def load_tokenizer(spec: ModelSpec):
+    # transformers takes seconds to import: only when a model or tokenizer loads
     from transformers import AutoTokenizer
 
     source = spec.tokenizer_from if spec.tiny_random is not None else spec
@@ -101,6 +105,7 @@ def load_tokenizer(spec: ModelSpec):
 def without_loading_bar() -> None:
     """Hide transformers' ``Loading weights`` bar, drawn at every model load (each checkpoint of an evaluation
     reloads one): a line of console per load that says nothing a user acts on. Its other bars (downloads) stay."""
+    # transformers takes seconds to import: only when a model or tokenizer loads
     from transformers.utils import logging as hf_logging
 
     def hook(factory, args, kwargs):
@@ -113,6 +118,7 @@ def without_loading_bar() -> None:
 
 def load_model(spec: ModelSpec, quantization_config: Any = None, seed: int = 0):
     """The causal LM of ``spec`` in its device dtype (a tiny random Llama when ``spec.tiny_random``)."""
+    # transformers takes seconds to import: only when a model or tokenizer loads
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     without_loading_bar()
@@ -146,6 +152,7 @@ def _converted_gguf_folder(spec: ModelSpec) -> Path:
     gguf_files = sorted(package_dir.glob(spec.gguf_file or "*.gguf"))
     if not gguf_files:
         raise ModelNotAvailableError(f"model '{spec.name}': no GGUF file in {package_dir}")
+    # transformers takes seconds to import: only when a model or tokenizer loads
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:  # before the slow conversion: a cache folder that cannot be written fails at once
@@ -185,6 +192,7 @@ def _cache_error(spec: ModelSpec, target: Path, error: OSError) -> ModelNotAvail
 
 
 def _hub_folder(spec: ModelSpec) -> Path:
+    # huggingface_hub: only when a model is looked up on the hub
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, HTTPError, LocalEntryNotFoundError
 
@@ -213,6 +221,7 @@ def hub_error(spec: ModelSpec, error: BaseException, how: str = "") -> ModelNotA
     >>> print(hub_error(ModelSpec("m", path="org/m"), PermissionError(13, "Permission denied", "/cache")))
     model 'm': disk error while reading or writing the weights of 'org/m': [Errno 13] Permission denied: '/cache'
     """
+    # huggingface_hub: only when a model is looked up on the hub
     from huggingface_hub.errors import (
         GatedRepoError, HFValidationError, HfHubHTTPError, HTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
         RepositoryNotFoundError, RevisionNotFoundError,
@@ -256,8 +265,6 @@ def load_for_training(spec: ModelSpec, adapter, checkpoint_folder: Optional[str 
     ``adapter`` says: a new LoRA adapter, the LoRA adapter of ``checkpoint_folder`` made trainable, or every weight
     trainable (``lora=full``). A ``checkpoint_folder`` without ``adapter_config.json`` holds full weights: they load
     in place of the base model (``lora=full`` only)."""
-    from arc_exp.model.adapters import AdapterError, apply_adapter
-
     folder = Path(checkpoint_folder) if checkpoint_folder is not None else None
     if folder is not None and not folder.exists():
         raise FileNotFoundError(f"adapter folder '{folder}' does not exist")
@@ -276,8 +283,6 @@ def load_for_inference(spec: ModelSpec, adapter, checkpoint_folder: Optional[str
     full weights of ``checkpoint_folder`` (``lora=full``). ``seed`` must be the training run's for the tiny random
     model, so the adapter sits on the same weights. Raises :class:`~arc_exp.model.adapters.AdapterError` when the
     folder does not hold what ``adapter`` says."""
-    from arc_exp.model.adapters import AdapterError, check_adapter_folder
-
     folder = Path(checkpoint_folder) if checkpoint_folder is not None else None
     if folder is None:
         return _base_model(spec, adapter, seed, vocabulary).eval()
@@ -289,6 +294,7 @@ def load_for_inference(spec: ModelSpec, adapter, checkpoint_folder: Optional[str
     if not (folder / "adapter_config.json").exists():
         raise AdapterError(f"checkpoint '{folder}' has no adapter_config.json (full model weights?); "
                            f"evaluate it with lora=full")
+    # peft takes seconds to import (~7 s with its imports): only when an adapter is built or loaded
     from peft import PeftModel
 
     base = _base_model(spec, adapter, seed, vocabulary)
@@ -298,16 +304,13 @@ def load_for_inference(spec: ModelSpec, adapter, checkpoint_folder: Optional[str
 
 
 def _base_model(spec: ModelSpec, adapter, seed: int, vocabulary):
-    from arc_exp.model.surgery import apply_vocabulary
-
     return apply_vocabulary(load_model(spec, quantization_config=adapter.quantization_config(), seed=seed), vocabulary)
 
 
 def _full_weights(spec: ModelSpec, folder: Path, vocabulary):
     """Full fine-tuned weights saved by a ``lora=full`` run (reduced already when it had a reduced vocabulary)."""
+    # transformers takes seconds to import: only when a model or tokenizer loads
     from transformers import AutoModelForCausalLM
-
-    from arc_exp.model.surgery import apply_vocabulary
 
     without_loading_bar()
 

@@ -50,6 +50,7 @@ class ReducedTokenizer:
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "ReducedTokenizer":
         """The tokenizer of a checkpoint folder written by :meth:`save_pretrained` (its files + ``vocabulary.json``)."""
+        # transformers takes seconds to import: only when a model or tokenizer loads
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(folder))

@@ -27,7 +27,7 @@ Which tokens are kept, for every prompt version asked for:
    space or newline: so any grid, row number or count tokenizes inside the vocabulary whatever merges the tokenizer
    makes (SmolLM2 splits digits, but Llama 3 writes ``123`` as one token, and symbols such as ``ñ`` may merge);
 4. the tokens of the given chats (e.g. the first count question/answer chats of a ``chats:`` data entry) rendered
-   the same two ways, with probe count chats that ask every question type, and of any ``extra_texts``.
+   the same two ways (the recipe adds probe count chats that ask every question type), and of any ``extra_texts``.
 
 >>> from arc_exp.data.encoders import create_grid_encoder
 >>> from arc_exp.model.loader import ModelSpec, load_model, load_tokenizer
@@ -65,12 +65,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
+from arc_exp.data.prompts import check_prompt_version
 from arc_exp.model.vocabulary_probes import (
     DIGITS,
     alphabet_token_ids,
     cell_symbols,
     chat_texts,
-    count_qa_probe_chats,
     probe_texts,
 )
 
@@ -208,17 +208,16 @@ def build_reduced_vocabulary(tokenizer, encoder, prompt_versions: Sequence[str],
     """The tokens that ``encoder`` and ``prompt_versions`` (and ``chats``, ``extra_texts``) can produce with
     ``tokenizer``: see the module docstring for the four sources. Deterministic: the same arguments keep the same ids.
 
-    ``chats`` are lists of chat messages (e.g. count question/answer chats); when there is any, probe count chats
-    asking every question type are covered too. ``tokenizer`` is the base Hugging Face tokenizer.
+    ``chats`` are lists of chat messages (e.g. count question/answer chats, with the probe chats that ask every
+    question type: :func:`arc_exp.synthetic.questions.count_qa_probe_chats`). ``tokenizer`` is the base Hugging
+    Face tokenizer.
     """
-    from arc_exp.data.prompts import check_prompt_version
-
     versions = tuple(dict.fromkeys(check_prompt_version(v) for v in prompt_versions))
     kept = set(_special_ids(tokenizer))
     kept |= alphabet_token_ids(tokenizer, cell_symbols(encoder) + DIGITS)
     kept |= _ids_of(tokenizer, probe_texts(tokenizer, encoder, versions))
     if chats:
-        kept |= _ids_of(tokenizer, chat_texts([*chats, *count_qa_probe_chats(encoder)], tokenizer))
+        kept |= _ids_of(tokenizer, chat_texts(chats, tokenizer))
     kept |= _ids_of(tokenizer, extra_texts)
     ordered = sorted(kept)
     return ReducedVocabulary(tuple(ordered), tuple(tokenizer.convert_ids_to_tokens(ordered)), base_model,

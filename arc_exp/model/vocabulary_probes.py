@@ -1,9 +1,13 @@
 """Which tokens a run can produce: texts rendered by probing every prompt version with tasks of every shape and color,
-the chats' texts, and every vocabulary token made only of an encoder's cell symbols."""
+the chats' texts, and every vocabulary token made only of an encoder's cell symbols. The chats are given: the probe
+count chats of generated data are :func:`arc_exp.synthetic.questions.count_qa_probe_chats`, passed in by the recipe."""
 from __future__ import annotations
 
 import re
 from typing import Iterable, Iterator, Mapping, Sequence
+
+from arc_exp.data.prompts import build_messages, render_prompt, render_segments
+from arc_exp.data.tasks import Example, Task
 
 DIGITS = "0123456789"
 
@@ -11,8 +15,6 @@ DIGITS = "0123456789"
 def probe_tasks() -> list:
     """30 tasks of 14 examples whose 900 grids take every shape 1x1..30x30 once, each using the ten colors in turn
     (so every shape header, row number, example number up to 14 and color shows up in the probe prompts)."""
-    from arc_exp.data.tasks import Example, Task
-
     shapes = [(h, w) for h in range(1, 31) for w in range(1, 31)]
     grids = [[[(3 * r + 7 * c + h + w) % 10 for c in range(w)] for r in range(h)] for h, w in shapes]
     tasks = []
@@ -26,8 +28,6 @@ def probe_tasks() -> list:
 def probe_texts(tokenizer, encoder, prompt_versions: Sequence[str]) -> Iterator[str]:
     """The texts the tokenizer sees for the probe tasks under each prompt version: the prompt and answer segments
     (tokenized apart, as in training) and the whole generation prompt (as inference tokenizes it)."""
-    from arc_exp.data.prompts import build_messages, render_prompt, render_segments
-
     for version in prompt_versions:
         for task in probe_tasks():
             # index 0 has an answer; an index past the task's grids is the new-grid prompts' "write a new grid"
@@ -43,38 +43,12 @@ def probe_texts(tokenizer, encoder, prompt_versions: Sequence[str]) -> Iterator[
 def chat_texts(chats: Iterable[Sequence[Mapping]], tokenizer) -> Iterator[str]:
     """The texts of chats as training tokenizes them (segments) and as inference does (the prompt before each
     answer)."""
-    from arc_exp.data.prompts import render_prompt, render_segments
-
     for messages in chats:
         messages = list(messages)
         yield from (segment.text for segment in render_segments(messages, tokenizer))
         for turn, message in enumerate(messages):
             if message["role"] == "assistant":
                 yield render_prompt(messages[:turn], tokenizer)
-
-
-def count_qa_probe_chats(encoder) -> list[list[dict]]:
-    """Count question/answer chats (:mod:`arc_exp.synthetic`) that ask every question type, about every color and
-    connectivity, of one to three grids, with answers of every form (numbers, lists, ``none``, shapes, colors)."""
-    from arc_exp.synthetic import CountGrid, Question, build_chat
-    from arc_exp.synthetic.questions import CONNECTIVITIES, QUESTION_TYPES, color_names
-
-    names = color_names(encoder)
-    questions = []
-    for kind in QUESTION_TYPES:
-        for connectivity in (CONNECTIVITIES if kind in ("count", "areas", "biggest_area", "smallest_area",
-                                                        "count_color") else (None,)):
-            for color in (range(10) if kind == "count_color" else (None,)):
-                questions.append(Question(kind, 0, connectivity, color))
-    answers = [*names, "0", "1, 2, 30", "none", "30x30", "12", "2x3", *DIGITS]
-    grids = [CountGrid.from_grid([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], background=0)] * 3
-    chats = []
-    for n_grids in (1, 2, 3):
-        for start in range(0, len(questions), 8):
-            asked = [q._replace(grid=i % n_grids) for i, q in enumerate(questions[start: start + 8], start=start)]
-            replies = [answers[(start + i) % len(answers)] for i in range(len(asked))]
-            chats.append(build_chat(grids[:n_grids], asked, encoder, answers=replies))
-    return chats
 
 
 def cell_symbols(encoder) -> str:

@@ -42,18 +42,17 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from arc_exp.data.augmentation import Augmentation, shuffle_train
 from arc_exp.data.augmentation_policy import AugmentationPolicy
-from arc_exp.data.selection import TaskSetSpec
-from arc_exp.data.tasks import Example, Task
+from arc_exp.data.drawing import draw_grid, new_figure, save_figure
 from arc_exp.data.encoders import GridEncoder, GridParseError, InvalidDecodedGridError
 from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
 from arc_exp.data.prompts import fit_prompt
-
-if TYPE_CHECKING:  # arc_exp.inference.generator imports torch: only when generating
-    from arc_exp.inference.requests import Generation, GenerationRequest, Generator
+from arc_exp.data.selection import TaskSetSpec
+from arc_exp.data.tasks import Example, Task
+from arc_exp.inference.requests import Generation, GenerationRequest, Generator
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +176,6 @@ def new_input_prompt(task: Task, augmentation: Augmentation, encoder: GridEncode
     The prompt shows the task's inputs (train, then test; outputs are no part of it) and asks for the next one. The
     last inputs are dropped until prompt + answer bound fit ``max_seq_len``; ``(None, 0)`` when one does not fit.
     """
-    from arc_exp.inference.requests import GenerationRequest
-
     inputs = [augmentation.apply_grid(grid) for grid in task_inputs(task)]
     longest = max(len(tokenizer(encoder.encode(g), add_special_tokens=False)["input_ids"]) for g in inputs)
     bound = 2 * longest + 1 if max_new_tokens is None else max_new_tokens
@@ -281,13 +278,9 @@ def summarize(results: Sequence[TaskNewInputs]) -> dict[str, Any]:
 def plot_gallery(task: Task, new_inputs: Sequence[Grid], path: str | Path) -> Path:
     """The task's inputs, then its new inputs on the rows below, at most :data:`GALLERY_COLUMNS` panels a row.
 
-    Panels are the size of :mod:`arc_exp.evaluation.plots` panels; a task without new inputs gets one empty "none kept" panel.
+    Panels are the size of every plot's (:mod:`arc_exp.data.drawing`); a task without new inputs gets one empty "none
+    kept" panel.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from arc_exp.evaluation.plots import DPI, HEADER_HEIGHT, PANEL_HEIGHT, PANEL_WIDTH, draw_grid
-
     inputs = task_inputs(task)
     panels = [(g, f"input {i} {len(g)}x{len(g[0])}", "black") for i, g in enumerate(inputs, start=1)]
     rows = -(-len(panels) // GALLERY_COLUMNS)
@@ -298,22 +291,14 @@ def plot_gallery(task: Task, new_inputs: Sequence[Grid], path: str | Path) -> Pa
     layout = [(r, c, p) for k, p in enumerate(panels) for r, c in [divmod(k, GALLERY_COLUMNS)]]
     layout += [(rows + r, c, p) for k, p in enumerate(new) for r, c in [divmod(k, GALLERY_COLUMNS)]]
     total_rows = rows + -(-len(new) // GALLERY_COLUMNS)
-    fig = Figure(figsize=(columns * PANEL_WIDTH, total_rows * PANEL_HEIGHT + HEADER_HEIGHT), dpi=DPI,
-                 layout="constrained", facecolor="white")
-    FigureCanvasAgg(fig)
-    fig.suptitle(f"{task.task_id}: {len(inputs)} inputs, {len(new_inputs)} new", fontsize=12)
-    axes = fig.subplots(total_rows, columns, squeeze=False)
+    fig, axes = new_figure(total_rows, columns, f"{task.task_id}: {len(inputs)} inputs, {len(new_inputs)} new")
     for ax in axes.flat:
         ax.axis("off")
     for row, column, (grid, title, color) in layout:
         ax = axes[row][column]
         ax.axis("on")
         draw_grid(ax, grid, title, empty_label="none kept", title_color=color)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
-    fig.clear()
-    return path
+    return save_figure(fig, path)
 
 
 def write_new_inputs(results: Sequence[TaskNewInputs], out: str | Path, info: Optional[Mapping] = None

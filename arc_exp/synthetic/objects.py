@@ -92,6 +92,7 @@ def find_objects(grid: np.ndarray, background: int, connectivity: int) -> list[G
     >>> [o.cells for o in find_objects(np.array([[1, 0], [0, 1]]), 0, 8)]
     [((0, 0), (1, 1))]
     """
+    # scipy: only where grids are labelled or tested (the config schemas import this module)
     from scipy import ndimage
 
     objects = []

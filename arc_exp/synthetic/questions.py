@@ -344,6 +344,28 @@ def chat_from_record(record: dict, encoder: Union[GridEncoder, str, None] = None
     return messages
 
 
+def count_qa_probe_chats(encoder) -> list[list[dict]]:
+    """Count question/answer chats that ask every question type, about every color and connectivity, of one to three
+    grids, with answers of every form (numbers, lists, ``none``, shapes, colors): a reduced vocabulary built with
+    them (:func:`arc_exp.model.vocabulary.build_reduced_vocabulary`) covers every generated count chat."""
+    names = color_names(encoder)
+    questions = []
+    for kind in QUESTION_TYPES:
+        for connectivity in (CONNECTIVITIES if kind in ("count", "areas", "biggest_area", "smallest_area",
+                                                        "count_color") else (None,)):
+            for color in (range(10) if kind == "count_color" else (None,)):
+                questions.append(Question(kind, 0, connectivity, color))
+    answers = [*names, "0", "1, 2, 30", "none", "30x30", "12", "2x3", *"0123456789"]
+    grids = [CountGrid.from_grid([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], background=0)] * 3
+    chats = []
+    for n_grids in (1, 2, 3):
+        for start in range(0, len(questions), 8):
+            asked = [q._replace(grid=i % n_grids) for i, q in enumerate(questions[start: start + 8], start=start)]
+            replies = [answers[(start + i) % len(answers)] for i in range(len(asked))]
+            chats.append(build_chat(grids[:n_grids], asked, encoder, answers=replies))
+    return chats
+
+
 def _config(cls, value, key: str):
     if value is None:
         return cls()

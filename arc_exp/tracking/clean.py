@@ -34,6 +34,7 @@ def folder_size(folder: Path) -> int:
 
 def superseded_checkpoints(tracking_uri: str) -> list[Superseded]:
     """The checkpoints/ folders of the training runs that a newer finished run of their arm (and seed) supersedes."""
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -62,6 +63,7 @@ def superseded_checkpoints(tracking_uri: str) -> list[Superseded]:
 
 
 def remove(found: Sequence[Superseded], tracking_uri: str) -> None:
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)

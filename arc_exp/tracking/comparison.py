@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
+
+import numpy as np
 
 from arc_exp.tracking.per_task import PerTask, per_task_metric
 from arc_exp.tracking.report import RunRecord
@@ -190,7 +193,7 @@ def differing_tasks(arms: Sequence[Arm]) -> list[str]:
 def plot_outcomes(arms: Sequence[Arm], path: str | Path, title: str, max_tasks: int = 80) -> Path:
     """A PNG of the tasks' outcomes: one row per task that differs between the arms, one column per arm, the cell
     the task's value (red 0 to green 1; grey: not evaluated there). The first ``max_tasks`` tasks in id order."""
-    import numpy as np
+    # matplotlib: only where a figure is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -229,8 +232,6 @@ def _wrap(label: str, width: int = 18, lines: int = 4) -> str:
     ,inference.max_new
     … (0a1b2c3d)
     """
-    import textwrap
-
     parts = textwrap.wrap(label, width, break_long_words=True, break_on_hyphens=False)
     if len(parts) > lines:
         tail = label.rsplit(" ", 1)[-1] if label.endswith(")") else ""

@@ -30,6 +30,7 @@ queue or cache of its own: Hydra's launchers decide where a sweep's jobs run, ML
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import shlex
@@ -41,6 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from arc_exp import RequiredValueError
+from arc_exp.presets import PRESET_KEYS
 from arc_exp.tracking.references import (
     Reference,
     RunReferenceError,
@@ -49,6 +56,7 @@ from arc_exp.tracking.references import (
     run_folder,
     search_runs,
 )
+from arc_exp.tracking.runs import ensure_experiment
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +139,6 @@ def parse_stages(stages: Sequence[Mapping], where: str, known_presets: Sequence[
 def load_stages(experiments: Path, name: str, scale: str, path: Optional[Path] = None) -> list[Stage]:
     """The stages of ``experiments/<name>.yaml`` (or of the file ``path``: a reduced list) that run at ``scale``
     (``${scale}`` in them filled)."""
-    from omegaconf import OmegaConf
-
     if path is not None and not Path(path).is_file():
         raise StageError(f"stages_file={path}: no such file")
     path = Path(path) if path is not None else experiments / f"{name}.yaml"
@@ -183,9 +189,8 @@ class Iteration:
 
     def open(self) -> None:
         """Find the rerun to continue (the latest of this iteration and scale, unless ``new``) or start one."""
+        # mlflow takes seconds to import: only when a run is read or written
         import mlflow
-
-        from arc_exp.tracking.runs import ensure_experiment
 
         s = self.settings
         self.client = mlflow.MlflowClient(tracking_uri=s.tracking_uri)
@@ -333,14 +338,6 @@ class Iteration:
 def compose_text(root: Path, entry: str, arguments: Sequence[str]) -> str:
     """The config ``<entry>.py <arguments>`` composes (Hydra's compose API, nothing resolved), as YAML: the sweep's
     values as given (a comma list is a sweep: left out of the composition, kept in the arguments)."""
-    import copy
-
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from arc_exp.presets import PRESET_KEYS
-
     plain = [a for a in arguments if not _is_sweep(a)]
     outer = copy.deepcopy(GlobalHydra.instance())  # run.py's own Hydra: put back after composing the stage's
     GlobalHydra.instance().clear()
@@ -364,10 +361,6 @@ def compose_text(root: Path, entry: str, arguments: Sequence[str]) -> str:
 def _check_required(config, command: str) -> None:
     """A value the preset requires (``${required:...}``) and the command does not give: a :class:`StageError` now,
     before any stage runs (other interpolations resolve when the entry point runs)."""
-    from omegaconf import OmegaConf
-
-    from arc_exp import RequiredValueError
-
     try:
         OmegaConf.to_container(config, resolve=True)
     except Exception as error:  # noqa: BLE001 - only a missing required value is this check's business

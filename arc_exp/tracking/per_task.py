@@ -66,6 +66,7 @@ def per_task_metric(key: str) -> Optional[str]:
 def fetch_per_task(tracking_uri: str, run_id: str, before: bool = False) -> Optional[PerTask]:
     """The run's per-task results (``before=True``: of its ``evaluation-before/`` files), or ``None`` when it has
     none (a training run without evaluation)."""
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)

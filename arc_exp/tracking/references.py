@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+from arc_exp.evaluation.checkpoints import CheckpointError, resolve_checkpoints
+
 PREFIX = "run:"
 # the keys a run is tagged with (arc_exp.tracking.runs.MLflowRun.start and run.py); any other key is a param
 TAG_KEYS = ("experiment", "iteration", "stage", "stage_run", "run_type", "model", "checkpoint", "sweep_id", "ttft")
@@ -75,6 +77,7 @@ def search_runs(client, query: str, max_results: int = 50) -> list:
 
 def find_runs(reference: Reference, tracking_uri: str) -> list:
     """The FINISHED MLflow runs that ``reference`` matches, newest first."""
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
 
     return search_runs(mlflow.MlflowClient(tracking_uri=tracking_uri), reference.query())
@@ -123,8 +126,6 @@ def run_folder(run, what: str = "reference") -> Path:
 def last_checkpoint(folder: Path, what: str = "reference") -> Path:
     """The newest ``checkpoints/step-N`` folder of a run folder that holds a saved model (as ``checkpoint=<run
     folder>`` takes it: :func:`arc_exp.evaluation.checkpoints.resolve_checkpoints`)."""
-    from arc_exp.evaluation.checkpoints import CheckpointError, resolve_checkpoints
-
     try:
         return resolve_checkpoints(str(folder))[-1].folder
     except CheckpointError as error:

@@ -17,8 +17,7 @@ marked. A missing value is a dash.
 """
 from __future__ import annotations
 
-import dataclasses
-
+import ast
 import csv
 import io
 import re
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from arc_exp.tracking.runs import RunNotFoundError, resolve_run_ids
 
 DEGRADED = " (degraded)"
 TRAINED_TAG = "trained_on_evaluated_outputs"  # arc_exp.data.trained_outputs.TAG (tracking reads tags, not data)
@@ -100,8 +101,6 @@ class RunRecord:
         """A key inside a param logged whole as a list: ``data.train.1.weight`` from the ``data.train`` param
         ``"[{'source': ..., 'weight': 1.0}, {...}]"``; ``None`` when there is no such param, it does not parse or the
         value is null."""
-        import ast
-
         parts = key.split(".")
         for cut in range(len(parts) - 1, 0, -1):
             text = self.params.get(".".join(parts[:cut]))
@@ -295,111 +294,10 @@ def format_figure(value: Any, kind: str, interval: Any = None, sd: Optional[floa
     return text
 
 
-def differ_only_in_seed(runs: Sequence[RunRecord]) -> bool:
-    """Two or more runs whose params differ in seeds alone (``seed``, ``*.seed``): repeats of one setting."""
-    keys = {k for r in runs for k in r.params}
-    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    return len(runs) > 1 and bool(differing) and all(k == "seed" or k.endswith(".seed") for k in differing)
-
-
-def one_name_per_quantity(runs: Sequence[RunRecord]) -> list[RunRecord]:
-    """Runs of several types side by side (``runs=``): the evaluation after training logs ``eval/accuracy`` in a
-    training run, an evaluation run logs ``accuracy``; one quantity, one row, under the evaluation's name (the
-    README's metric list). Runs of one type keep their names.
-
-    >>> [r.metrics for r in one_name_per_quantity([
-    ...     RunRecord("a", "a", {}, {"train/loss": 0.5, "eval/accuracy": 0.25}, {"run_type": "training"}),
-    ...     RunRecord("b", "b", {}, {"accuracy": 0.5}, {"run_type": "evaluation"})])]
-    [{'train/loss': 0.5, 'accuracy': 0.25}, {'accuracy': 0.5}]
-    """
-    if len({r.tags.get("run_type") for r in runs}) < 2:
-        return list(runs)
-    return [dataclasses.replace(r, metrics={k.removeprefix("eval/") if r.tags.get("run_type") == "training" else k: v
-                                            for k, v in r.metrics.items()}) for r in runs]
-
-
-def compare_runs(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
-                 intervals: Optional[Mapping[tuple[str, str], Any]] = None, spread: bool = False) -> str:
-    """Runs side by side: the params that differ between them, then their metrics (Markdown). ``intervals``:
-    ``(run id, metric) -> Interval`` of the figures from per-task results; ``spread``: a last column with the mean
-    and standard deviation over the runs (repeats that differ only in seed)."""
-    from arc_exp.tracking.significance import seed_spread
-
-    intervals = intervals or {}
-    keys = sorted({k for r in runs for k in r.params})
-    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
-    header = ["", *(f"{r.name} ({r.run_id[:8]}){DEGRADED if is_degraded(r) else ''}"
-                    f"{f' (trained on {r.trained_outputs} scored outputs)' if r.trained_outputs else ''}" for r in runs)]
-    header += [f"mean over {len(runs)} seeds"] if spread else []
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key in differing:
-        lines.append("| " + " | ".join([key, *(str(r.params.get(key, "-")) for r in runs)] + [""] * spread) + " |")
-    for key in metric_keys:
-        kind = Column(key).kind()
-        cells = [key, *(format_figure(r.metrics.get(key), kind, intervals.get((r.run_id, key))) for r in runs)]
-        if spread:
-            cells.append(format_figure(*(lambda m, sd: (m, kind, None, sd))(*seed_spread(
-                [r.metrics.get(key) for r in runs]))))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def compare_runs_csv(runs: Sequence[RunRecord], metrics: Optional[Sequence[str]] = None,
-                     intervals: Optional[Mapping[tuple[str, str], Any]] = None, spread: bool = False) -> str:
-    """:func:`compare_runs` as CSV with raw values: a ``key`` column, then one column per run id (a metric with
-    intervals is followed by its ``<metric> low`` and ``<metric> high`` lines); ``spread``: ``mean`` and ``sd``."""
-    from arc_exp.tracking.significance import seed_spread
-
-    intervals = intervals or {}
-    keys = sorted({k for r in runs for k in r.params})
-    differing = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    metric_keys = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["key", *(r.run_id for r in runs), *(("mean", "sd") if spread else ())])
-    writer.writerow(["name", *(r.name for r in runs), *(("", "") if spread else ())])
-    for key in differing:
-        writer.writerow([key, *(r.params.get(key, "") for r in runs), *(("", "") if spread else ())])
-    for key in metric_keys:
-        values = [r.metrics.get(key) for r in runs]
-        extra = ["" if v is None else v for v in seed_spread(values)] if spread else []
-        writer.writerow([key, *("" if v is None else v for v in values), *extra])
-        found = [intervals.get((r.run_id, key)) for r in runs]
-        if any(found):
-            for bound in ("low", "high"):
-                writer.writerow([f"{key} {bound}", *("" if i is None else getattr(i, bound) for i in found),
-                                 *(("", "") if spread else ())])
-    return out.getvalue()
-
-
-class RunNotFoundError(ValueError):
-    """A ``runs=`` id (or id prefix) that names no MLflow run, or more than one."""
-
-
-def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str, what: str = "runs") -> list[str]:
-    """Full MLflow run ids from full ids or unique prefixes (the 8 characters ``compare_runs`` prints); ``what``:
-    the key that gave them (``runs``, ``checkpoint``), as the errors name it."""
-    wanted = [str(run_id).strip() for run_id in run_ids]
-    known: Optional[list[str]] = None
-    resolved = []
-    for run_id in wanted:
-        if known is None:
-            ids = [e.experiment_id for e in client.search_experiments()]
-            known = [r.info.run_id for r in client.search_runs(ids, max_results=50000)] if ids else []
-        matches = [k for k in known if k.startswith(run_id)] if run_id else []
-        if not matches:
-            raise RunNotFoundError(f"{what}: no MLflow run '{run_id}' in {tracking_uri}")
-        if len(matches) > 1:
-            raise RunNotFoundError(f"{what}: '{run_id}' is the start of {len(matches)} run ids ({', '.join(matches[:4])}"
-                                   f"{', ...' if len(matches) > 4 else ''}); give more characters")
-        resolved.append(matches[0])
-    return resolved
-
-
 def runs_under(tracking_uri: str, folder: str | Path) -> list[str]:
     """The ids of the finished runs whose run folder (tag ``output_dir``) lies in ``folder``, a multirun's sweep
     folder (``multirun/evaluate/<date>/<time>``), in job order; a :class:`RunNotFoundError` when there is none."""
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -419,6 +317,7 @@ def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Ite
     """The finished runs of an iteration (by its ``experiment`` tag; of every run type with ``run_type=None``), or
     the given run ids, from any MLflow experiment. ``first_step_metrics``: metrics whose value at their first logged
     step is read too (``qa/count`` at step 0: before training)."""
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -445,6 +344,7 @@ def fetch_runs(tracking_uri: str, experiment: Optional[str] = None, run_ids: Ite
 def plot_metric_curves(tracking_uri: str, runs: Sequence[RunRecord], metrics: Sequence[str], path: str | Path,
                        label_keys: Sequence[str] = ()) -> Path:
     """Each metric over training steps, one line per run (the seeds' "val loss is not a proxy" plot)."""
+    # matplotlib: only where a figure is drawn
     import mlflow
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -12,10 +12,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
-
-if TYPE_CHECKING:
-    from arc_exp.evaluation.results import EvaluationResult
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +65,7 @@ def artifact_location(tracking_uri: str) -> Optional[str]:
 
 def ensure_store(tracking_uri: str) -> None:
     """Create the tracking store (and a SQLite schema) once, before any parallel job touches it."""
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
 
     if tracking_uri.startswith("sqlite:///"):
@@ -77,6 +75,7 @@ def ensure_store(tracking_uri: str) -> None:
 
 def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
     """The id of the named experiment, created if missing; another process creating it first is not an error."""
+    # mlflow takes seconds to import: only when a run is read or written
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -139,12 +138,37 @@ def choice_tags(choices: Mapping[str, Any], resolved: Optional[Mapping] = None) 
     return tags
 
 
+class RunNotFoundError(ValueError):
+    """A ``runs=`` id (or id prefix) that names no MLflow run, or more than one."""
+
+
+def resolve_run_ids(client, run_ids: Iterable[str], tracking_uri: str, what: str = "runs") -> list[str]:
+    """Full MLflow run ids from full ids or unique prefixes (the 8 characters ``compare_runs`` prints); ``what``:
+    the key that gave them (``runs``, ``checkpoint``), as the errors name it."""
+    wanted = [str(run_id).strip() for run_id in run_ids]
+    known: Optional[list[str]] = None
+    resolved = []
+    for run_id in wanted:
+        if known is None:
+            ids = [e.experiment_id for e in client.search_experiments()]
+            known = [r.info.run_id for r in client.search_runs(ids, max_results=50000)] if ids else []
+        matches = [k for k in known if k.startswith(run_id)] if run_id else []
+        if not matches:
+            raise RunNotFoundError(f"{what}: no MLflow run '{run_id}' in {tracking_uri}")
+        if len(matches) > 1:
+            raise RunNotFoundError(f"{what}: '{run_id}' is the start of {len(matches)} run ids ({', '.join(matches[:4])}"
+                                   f"{', ...' if len(matches) > 4 else ''}); give more characters")
+        resolved.append(matches[0])
+    return resolved
+
+
 class MLflowRun:
     """One MLflow run, through MLflow's own ``MlflowClient``: the single path by which every run type (training,
     evaluation, solve and its stage children, generate) logs params (in batches), tags, metrics per step and artifacts.
     Training hands :meth:`lightning_logger` to Lightning, which then logs its per-step metrics into this same run."""
 
     def __init__(self, tracking_uri: str, experiment_name: str, run_name: str, tags: Optional[Mapping] = None):
+        # mlflow takes seconds to import: only when a run is read or written
         import mlflow
 
         experiment_id = ensure_experiment(tracking_uri, experiment_name)
@@ -185,11 +209,13 @@ class MLflowRun:
 
     def lightning_logger(self):
         """A Lightning ``MLFlowLogger`` that writes into this run (never creates one of its own)."""
+        # Lightning takes seconds to import: only when training
         from pytorch_lightning.loggers import MLFlowLogger
 
         return MLFlowLogger(experiment_name=self.experiment_name, tracking_uri=self.tracking_uri, run_id=self.run_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        # mlflow takes seconds to import: only when a run is read or written
         from mlflow.entities import Param
 
         items = [Param(str(k), str(v)) for k, v in params.items()]
@@ -202,6 +228,7 @@ class MLflowRun:
                 self.client.set_tag(self.run_id, key, str(value))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        # mlflow takes seconds to import: only when a run is read or written
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -222,11 +249,13 @@ class MLflowRun:
         """The content of ``folder`` under ``artifact_path``."""
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
-    def log_result(self, result: EvaluationResult, paths: Mapping[str, Path], step: int = 0,
+    def log_result(self, result, paths: Mapping[str, Path], step: int = 0,
                    artifact_path: Optional[str] = None, prefix: str = "") -> dict[str, float]:
         """An evaluation's metrics, counts and generation counters at ``step`` (named ``<prefix><metric>``), and the
         files of :func:`~arc_exp.evaluation.outputs.write_outputs` as artifacts (under ``artifact_path`` when several
-        checkpoints share the run). Returns the logged metrics."""
+        checkpoints share the run). Returns the logged metrics. ``result``: an
+        :class:`~arc_exp.evaluation.results.EvaluationResult`, read by its fields (``metrics``, ``summary()``,
+        ``generation_stats``): MLflow plumbing sits below the stages and knows none of them."""
         generation = {f"generation/{k}": v for k, v in result.generation_stats.items()}
         metrics = {f"{prefix}{k}": float(v) for k, v in {**result.metrics, **result.summary(), **generation}.items()
                    if isinstance(v, (int, float))}
@@ -242,6 +271,7 @@ class MLflowRun:
         return {k: v for k, v in self.__dict__.items() if k != "client"}
 
     def __setstate__(self, state: dict) -> None:
+        # mlflow takes seconds to import: only when a run is read or written
         import mlflow
 
         self.__dict__.update(state)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from statistics import mean, stdev
 from typing import Mapping, Optional, Sequence
 
+import numpy as np
+
 LEVEL = 0.95
 RESAMPLES = 10000
 
@@ -69,8 +71,6 @@ def bootstrap_interval(runs: Sequence[Mapping[str, float]] | Mapping[str, float]
     >>> bootstrap_interval([solved, {"t0": 1.0, "t99": 1.0}], resamples=10).value   # mean of the runs' means
     0.65
     """
-    import numpy as np
-
     runs = [runs] if isinstance(runs, Mapping) else list(runs)
     runs = [r for r in runs if r]
     if not runs:
@@ -116,6 +116,7 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
     >>> mcnemar_p(0, 0)
     1.0
     """
+    # scipy: only where grids are labelled or tested (the config schemas import this module)
     from scipy.stats import binomtest
 
     if a_only + b_only == 0:
@@ -140,8 +141,6 @@ def paired_interval(a: Sequence[float], b: Sequence[float], resamples: int = RES
     >>> round(low, 2), round(high, 2)
     (0.4, 0.6)
     """
-    import numpy as np
-
     if len(a) != len(b) or not len(a):
         raise SignificanceError(f"paired_interval: {len(a)} and {len(b)} values; needs the same tasks, at least one")
     differences = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)

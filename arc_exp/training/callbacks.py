@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
+from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
+from pytorch_lightning.strategies import FSDPStrategy
 
 from arc_exp.data.trained_outputs import TrainedOutputs
 from arc_exp.model.checkpoints import save_checkpoint
@@ -54,8 +57,6 @@ class AdapterCheckpoint(pl.Callback):
 def _gathered_state(trainer) -> Optional[dict]:
     """Under FSDP, the model's whole state dict (on process 0; keys of the model, not of the LightningModule);
     None for strategies whose processes hold the whole model."""
-    from pytorch_lightning.strategies import FSDPStrategy
-
     if not isinstance(trainer.strategy, FSDPStrategy):
         return None
     state = trainer.strategy.lightning_module_state_dict()  # state_dict_type="full": gathered on process 0
@@ -114,9 +115,6 @@ def training_callbacks(checkpoint_every_n_steps: int, tokenizer, output_dir: str
 def step_progress_bar() -> pl.Callback:
     """Lightning's progress bar counting optimizer steps out of ``trainer.max_steps`` (``steps 3/10``), not batches
     of an epoch that never ends (``Epoch 0/-2``), without the logger's version number."""
-    from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
-    from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
-
     if not _RICH_AVAILABLE:
         return TQDMProgressBar()
 

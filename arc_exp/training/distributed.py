@@ -13,6 +13,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 import torch
+from hydra.utils import get_class
 
 GPU_ONLY_STRATEGIES = ("fsdp", "deepspeed")
 GPU_ONLY_BACKENDS = ("nccl",)
@@ -37,6 +38,7 @@ def fsdp_strategy(decoder_layer: str, **options):
     """Lightning's FSDP that shards the model decoder layer by decoder layer (``decoder_layer``: the class path
     ``model.decoder_layer`` names, e.g. ``transformers.models.llama.modeling_llama.LlamaDecoderLayer``); the state
     dict is gathered whole, so checkpoints are the single-process run's files."""
+    # Lightning takes seconds to import: only when a strategy or launcher is built (train.py checks devices first)
     from pytorch_lightning.strategies import FSDPStrategy
 
     return FSDPStrategy(auto_wrap_policy={decoder_layer_class(decoder_layer)}, state_dict_type="full",
@@ -45,8 +47,6 @@ def fsdp_strategy(decoder_layer: str, **options):
 
 def decoder_layer_class(path: Optional[str], key: str = "model.decoder_layer") -> type:
     """The class ``path`` names; a clear error naming ``key`` when it is missing or does not import."""
-    from hydra.utils import get_class
-
     if not path:
         raise ProcessConfigError(f"trainer=fsdp needs {key}: the class of the model's decoder layer, e.g. "
                                  f"transformers.models.llama.modeling_llama.LlamaDecoderLayer")
@@ -142,6 +142,7 @@ def setup_processes(trainer_cfg: dict, run_dir: str, overrides: Sequence[str]) -
 
 def start_other_processes_in(run_dir: str, overrides: Sequence[str]) -> None:
     """Make Lightning's DDP launcher start processes 1..n-1 with :func:`child_command` (see the module doc)."""
+    # Lightning takes seconds to import: only when a strategy or launcher is built (train.py checks devices first)
     from pytorch_lightning.strategies.launchers import subprocess_script
 
     def command(local_rank: int) -> tuple[list[str], str]:

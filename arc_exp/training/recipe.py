@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -16,7 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from arc_exp.data.datamodule import ARCDataModule, TrainingDataset
 from arc_exp.data.entries import train_entries
+from arc_exp.data.prompts import NEW_GRID_VERSIONS, UnknownPromptError, check_prompt_version
 from arc_exp.data.selection import TaskSetSpec
+from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG
+from arc_exp.evaluation.outputs import write_outputs
+from arc_exp.evaluation.pipeline import evaluate_tasks, load_eval_tasks
+from arc_exp.evaluation.settings import settings_from_config
+from arc_exp.evaluation.unanswered import unanswered_reason
+from arc_exp.inference.generator import create_generator
 from arc_exp.model.adapters import AdapterConfig, trainable_parameters
 from arc_exp.model.loader import ModelSpec, load_for_training, load_tokenizer
 from arc_exp.model.vocabulary import (
@@ -24,11 +32,14 @@ from arc_exp.model.vocabulary import (
     ReducedVocabulary,
     build_reduced_vocabulary,
 )
-from arc_exp.tracking.runs import MLflowRun
-from arc_exp.training.callbacks import AdapterCheckpoint, step_progress_bar
+from arc_exp.synthetic import load_chats, load_records
+from arc_exp.synthetic.qa_eval import count_qa_accuracy
+from arc_exp.synthetic.questions import chat_from_record, count_qa_probe_chats
+from arc_exp.tracking.runs import MLflowRun, flatten
+from arc_exp.training.callbacks import AdapterCheckpoint, EvaluateEvery
+from arc_exp.training.trainer import build_trainer, seed_everything  # noqa: F401 - train.py composes them with these
 
 log = logging.getLogger(__name__)
-
 
 
 def logs_adapter(log_adapter: Optional[bool], method: str) -> bool:
@@ -37,14 +48,9 @@ def logs_adapter(log_adapter: Optional[bool], method: str) -> bool:
     return method != "full" if log_adapter is None else bool(log_adapter)
 
 
-def seed_everything(seed: int) -> None:
-    pl.seed_everything(seed, workers=True, verbose=False)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def build_tokenizer(model_cfg: DictConfig):
+def build_tokenizer(spec: ModelSpec):
     """The tokenizer of the configured model (small and quick: the data can be checked before the model loads)."""
-    return load_tokenizer(instantiate(model_cfg))
+    return load_tokenizer(spec)
 
 
 def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVocabulary]:
@@ -53,12 +59,6 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
     ``evaluation.count_qa``) can produce; ``None`` otherwise (the whole vocabulary)."""
     if not cfg.model.get("reduce_vocab"):
         return None
-    from itertools import islice
-
-    from arc_exp.data.prompts import UnknownPromptError, check_prompt_version
-    from arc_exp.synthetic import load_chats, load_records
-    from arc_exp.synthetic.questions import chat_from_record
-
     entries = train_entries(cfg.data.train)
     val = OmegaConf.to_container(cfg.data.val, resolve=True) if cfg.data.get("val") else {}
     prompts = {f"data.train[{i}].prompt": e.prompt for i, e in enumerate(entries) if not e.is_chats}
@@ -75,19 +75,18 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
         # every held-out chat evaluate_count_qa asks (its n_chats first records)
         chats += [chat_from_record(record, encoder)
                   for record in islice(load_records(count_qa.chats), count_qa.get("n_chats"))]
-    vocabulary = build_reduced_vocabulary(tokenizer, encoder, list(prompts.values()), chats=chats,
+    probes = count_qa_probe_chats(encoder) if chats else []  # every question type, beyond the chats read
+    vocabulary = build_reduced_vocabulary(tokenizer, encoder, list(prompts.values()), chats=[*chats, *probes],
                                           base_model=cfg.model.name)
     log.info("reduced vocabulary: %d of %d tokens (encoder %s, prompts %s%s)", len(vocabulary), len(tokenizer),
              vocabulary.encoder, ", ".join(vocabulary.prompt_versions), f", {len(chats)} chats" if chats else "")
     return vocabulary
 
 
-def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optional[str], seed: int,
+def build_model(spec: ModelSpec, adapter: AdapterConfig, adapter_path: Optional[str], seed: int,
                 vocabulary: Optional[ReducedVocabulary] = None):
-    """The base model (reduced to ``vocabulary`` when given) wrapped for training as ``lora`` says. Checks the
-    adapter settings before loading weights."""
-    spec: ModelSpec = instantiate(model_cfg)
-    adapter: AdapterConfig = instantiate(lora_cfg)
+    """The base model (reduced to ``vocabulary`` when given) wrapped for training as ``adapter`` (``lora``) says.
+    Checks the adapter settings before loading weights."""
     if adapter_path and not Path(adapter_path).exists():
         raise FileNotFoundError(f"adapter_path '{adapter_path}' does not exist")
     model = load_for_training(spec, adapter, adapter_path, seed, vocabulary)
@@ -99,7 +98,8 @@ def build_model(model_cfg: DictConfig, lora_cfg: DictConfig, adapter_path: Optio
 
 def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int) -> ARCDataModule:
     entries = train_entries(data_cfg.train, data_cfg.get("limit"))
-    datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]", encoder=encoder)
+    datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]", encoder=encoder,
+                                            read_chats=load_chats)
                 for i, entry in enumerate(entries)]
     val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.get("val") else None
     default_prompt = next((d.prompt for d in datasets if d.chats is None), "output-from-examples-v0")
@@ -123,8 +123,6 @@ def steps_for_task_of_interest(entries: Sequence, steps: int) -> int:
     ...                             {"source": "a", "prompt": "output-from-outputs-v0", "weight": 0.5}], 5000)
     10000
     """
-    from arc_exp.data.prompts import NEW_GRID_VERSIONS
-
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"data.task_of_interest_steps must be an integer >= 1 or null, got {steps!r}")
     entries = train_entries(entries)
@@ -135,20 +133,6 @@ def steps_for_task_of_interest(entries: Sequence, steps: int) -> int:
         raise ValueError("data.task_of_interest_steps: data.train has no output-from-examples entry (the task of "
                          "interest); set it to null and give trainer.max_steps")
     return math.ceil(round(steps * total / interest, 6))
-
-
-def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback], root_dir: str | Path,
-                  **overrides) -> pl.Trainer:
-    """The one Trainer builder (train.py and TTFT): ``conf/trainer`` holds Trainer arguments only and is instantiated
-    as it is, with ``overrides`` (TTFT sets its own steps, validation and logging) and the run's logger (``None``: no
-    logger), callbacks and root folder."""
-    config = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else trainer_cfg
-    # use_distributed_sampler=False: under DDP the datamodule gives each process its share itself (a
-    # DistributedSampler would pad the validation batches with repeats)
-    config = {**config, "use_distributed_sampler": False, **overrides}
-    progress = [step_progress_bar()] if config.get("enable_progress_bar", True) else []
-    return instantiate(config, logger=logger if logger is not None else False,
-                       callbacks=[*progress, *callbacks], default_root_dir=str(root_dir))
 
 
 def resume_checkpoint(resume: Optional[str]) -> Optional[str]:
@@ -178,8 +162,6 @@ def check_resume(checkpoint_path: Optional[str], resolved: Mapping, max_steps: i
 
     ``encoder._target_: arc_exp.data.encoders.GridShapeEncoder (this run: arc_exp.data.encoders.MinimalEncoder)``.
     """
-    from arc_exp.tracking.runs import flatten
-
     if checkpoint_path is None:
         return
     run_dir = Path(checkpoint_path).parent.parent  # <run>/checkpoints/last.ckpt
@@ -273,8 +255,6 @@ def trained_outputs_tags(scored_trained: Sequence[tuple[str, int]], skipped: boo
     >>> trained_outputs_tags([], skipped=False, val_trained=3)
     {'val_trained_outputs': 3}
     """
-    from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG
-
     tags = {"val_trained_outputs": val_trained} if val_trained else {}
     if scored_trained and skipped:
         tags[SKIPPED_TAG] = len({task_id for task_id, _ in scored_trained})
@@ -283,14 +263,12 @@ def trained_outputs_tags(scored_trained: Sequence[tuple[str, int]], skipped: boo
     return tags
 
 
-def prepare_evaluation(cfg: DictConfig):
+def prepare_evaluation(cfg: DictConfig, encoder, policy):
     """``(inference config, evaluation settings, eval tasks)`` for the evaluation after training, built before
-    training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training."""
-    from arc_exp.evaluation.pipeline import load_eval_tasks
-    from arc_exp.evaluation.settings import settings_from_config
-
+    training starts so a bad evaluation setting or an empty ``data.eval`` fails before hours of training; ``encoder``
+    and ``policy`` (augmentation) are the run's, built once by train.py."""
     inference = instantiate(cfg.inference, seed=cfg.inference.seed + cfg.seed)  # the run's seed moves the sampler's
-    settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
+    settings = settings_from_config(encoder, cfg.prompt.version, policy,
                                     inference, cfg.evaluation.predictions_per_task, cfg.seed,
                                     cfg.data.get("max_seq_len", 8192))
     tasks = load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
@@ -305,10 +283,6 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
     With ``evaluation.before=true`` train.py also calls it at step 0, before training (the adapter is still the
     identity, so this is the base model), writing ``evaluation-before/``: the metrics' first point is the baseline.
     """
-    from arc_exp.evaluation.outputs import write_outputs
-    from arc_exp.evaluation.pipeline import evaluate_tasks
-    from arc_exp.inference.config import create_generator
-
     inference, settings, tasks = prepared
     was_training = model.training
     model.eval()
@@ -330,7 +304,7 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
 
 
 def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output_dir: str,
-                             run: Optional[MLflowRun]) -> dict:
+                             run: Optional[MLflowRun], encoder) -> dict:
     """The step-0 points of a new training run: ``data.eval`` with the base model (``evaluation.before=true``; a new
     LoRA adapter changes nothing yet) and the held-out count questions (``evaluation.count_qa.before``), so the
     run shows before and after. Returns the ``eval/*`` metrics of the base model ({} when not asked)."""
@@ -339,12 +313,12 @@ def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output
         before = evaluate_after_training(model, tokenizer, cfg, prepared, output_dir, run, step=0,
                                          folder="evaluation-before")
     if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before"):
-        evaluate_count_qa(model, tokenizer, cfg, run, step=0)
+        evaluate_count_qa(model, tokenizer, cfg, run, step=0, encoder=encoder)
     return before
 
 
 def evaluate_trained(model, tokenizer, cfg: DictConfig, prepared, output_dir: str, run: Optional[MLflowRun],
-                     step: int, before: dict) -> dict:
+                     step: int, before: dict, encoder) -> dict:
     """The evaluations after training (``data.eval`` when ``evaluation.enabled``, the count questions when
     ``evaluation.count_qa``): their metrics, the before/after table in the log, and, when every prediction is
     unanswered, the probable reason, once."""
@@ -354,26 +328,23 @@ def evaluate_trained(model, tokenizer, cfg: DictConfig, prepared, output_dir: st
         if before:
             log.info("data.eval before and after training:\n%s", before_after_table(before, metrics, step))
         if metrics.get("eval/unanswered") == 1.0:
-            from arc_exp.evaluation.unanswered import unanswered_reason
-
             log.warning("every prediction of the evaluation after training is unanswered (no grid): probably %s",
                         unanswered_reason(OmegaConf.to_container(cfg, resolve=True), cfg.prompt.version,
                                           cfg.inference.sampler, cfg.inference.dfs_threshold, is_base_model=False))
     if cfg.evaluation.get("count_qa"):
-        metrics.update(evaluate_count_qa(model, tokenizer, cfg, run, step))
+        metrics.update(evaluate_count_qa(model, tokenizer, cfg, run, step, encoder))
     return metrics
 
 
-def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[], Optional[MLflowRun]]) -> list:
+def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[], Optional[MLflowRun]],
+                         encoder) -> list:
     """Evaluations during training: the count-QA accuracy every ``evaluation.count_qa.every_n_steps`` steps (the
     learning curve), logged into the run ``get_run()`` returns once training starts."""
-    from arc_exp.training.callbacks import EvaluateEvery
-
     count_qa = cfg.evaluation.get("count_qa")
     if not (count_qa and count_qa.get("every_n_steps")):
         return []
     return [EvaluateEvery(count_qa.every_n_steps, lambda step: evaluate_count_qa(model, tokenizer, cfg, get_run(),
-                                                                                  step))]
+                                                                                  step, encoder))]
 
 
 def before_after_table(before: dict, after: dict, step: int,
@@ -394,15 +365,9 @@ def before_after_table(before: dict, after: dict, step: int,
     return "\n".join(lines)
 
 
-def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int) -> dict:
-    """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``), logged as
-    ``qa/<type>`` metrics into the training run (seed iteration 2)."""
-    from itertools import islice
-
-    from arc_exp.inference.config import create_generator
-    from arc_exp.synthetic import load_records
-    from arc_exp.synthetic.qa_eval import count_qa_accuracy
-
+def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int, encoder) -> dict:
+    """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``) whose grids
+    ``encoder`` (the run's) writes, logged as ``qa/<type>`` metrics into the training run (seed iteration 2)."""
     settings = cfg.evaluation.count_qa
     records = list(islice(load_records(settings.chats), settings.n_chats))
     if not records:
@@ -413,7 +378,7 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun
         with torch.no_grad():
             # max_new_tokens bounds each answer: a base model that never writes its end token costs that many steps
             metrics = count_qa_accuracy(records, create_generator(instantiate(cfg.inference), model, tokenizer),
-                                        tokenizer, encoder=instantiate(cfg.encoder),
+                                        tokenizer, encoder=encoder,
                                         max_new_tokens=settings.get("max_new_tokens", 48))
     finally:
         model.train(was_training)  # before training (evaluation.count_qa.before), dropout must come back on

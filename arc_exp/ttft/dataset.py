@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from arc_exp.data.augmentation import leave_one_out, leave_two_out
+from arc_exp.data.selection import TaskSetSpec
 from arc_exp.data.tasks import Task
+from arc_exp.evaluation.pipeline import load_eval_tasks
 from arc_exp.files import write_json
 from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
 from arc_exp.ttft.stages import read_marker, warn_if_changed, write_marker
@@ -105,9 +107,6 @@ def ids_text(ids: Sequence[str], limit: int = 8) -> str:
 def load_tasks(challenges: Optional[str], eval_config: Optional[Mapping]) -> list[Task]:
     """The tasks to solve: ``challenges`` (any source :func:`~arc_exp.data.sources.load_source` reads) when given,
     else the data config's ``eval`` task set."""
-    from arc_exp.data.selection import TaskSetSpec
-    from arc_exp.evaluation.pipeline import load_eval_tasks
-
     if challenges:
         tasks = TaskSetSpec(source=str(challenges)).load()
         if not tasks:

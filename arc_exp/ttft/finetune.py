@@ -27,7 +27,7 @@ from arc_exp.model.tokenizer import vocabulary_of
 from arc_exp.model.vocabulary import check_checkpoint_vocabulary
 from arc_exp.training.callbacks import RecordLosses, StopAtDeadline
 from arc_exp.training.module import ARCLitModule, answer_loss
-from arc_exp.training.recipe import build_trainer
+from arc_exp.training.trainer import build_trainer, seed_everything
 from arc_exp.ttft.budget import Budget, steps_within
 from arc_exp.ttft.dataset import TTFTDataset
 from arc_exp.ttft.settings import TTFTSettings
@@ -96,8 +96,6 @@ def load_model_for_ttft(spec: ModelSpec, adapter: AdapterConfig, checkpoint: Che
     trainable on its base model, a new adapter on the base model (no checkpoint), or the checkpoint's full weights
     (``lora=full``). Seeded with ``seed``, so a new adapter starts from the same weights whatever ran before in the
     process. ``vocabulary`` (the checkpoint's own when it has a ``vocabulary.json``) reduces the base model first."""
-    from arc_exp.training.recipe import seed_everything
-
     seed_everything(seed)  # a new adapter's initial weights come from the global RNG
     check_checkpoint_vocabulary(checkpoint.folder, vocabulary)
     return load_for_training(spec, adapter, checkpoint.folder, checkpoint.base_seed(seed), vocabulary)
@@ -111,8 +109,6 @@ def fine_tune(model, tokenizer, datasets: Sequence[TrainingDataset], settings: T
 
     Raises :class:`~arc_exp.data.datamodule.NoSampleFitsError` when no TTFT sample fits ``max_seq_len``.
     """
-    from arc_exp.training.recipe import seed_everything
-
     seed_everything(seed)
     datamodule = ARCDataModule(datasets, [], prompt_version, encoder, tokenizer, settings.augmentation,
                                max_seq_len=max_seq_len, batch_size=settings.batch_size, seed=seed,
@@ -178,7 +174,7 @@ class AdapterTraining:
     def per_task(self, task_ids: Sequence[str], dataset: TTFTDataset, folder: Path, budget: Budget,
                   deadline: Optional[float], run, part) -> None:
         """One adapter for each of ``task_ids`` that has TTFT tasks, each within an equal share of the time left, into
-        ``part`` (a :class:`~arc_exp.ttft.solver.SolvePart`: adapters, outcomes, notes; ``complete`` turns False when
+        ``part`` (a :class:`~arc_exp.ttft.parts.SolvePart`: adapters, outcomes, notes; ``complete`` turns False when
         the budget leaves a task untrained). A task already trained (its ``stage.json``, on resume) is reused."""
         todo = [task_id for task_id in task_ids if task_id in dataset.tasks]
         spent, steps_done = 0.0, 0

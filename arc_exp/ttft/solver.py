@@ -12,7 +12,7 @@ done, and ``resume=<run dir>`` skips the stages (and, in per-task mode, the task
 3. **predict** (``predict/``, :mod:`arc_exp.ttft.predict`): the evaluation pipeline (augmented views, votes) with the
    fine-tuned model(s): ``predictions.json``, ``submission.json``, ``per_task.csv``, ``metrics.json``.
 
-**Shards** (:mod:`arc_exp.evaluation.shards`): a shard of the tasks trains its per-task adapters and predicts its
+**Shards** (:mod:`arc_exp.evaluation.shards`, :mod:`arc_exp.ttft.parts`): a shard of the tasks trains its per-task adapters and predicts its
 tasks (:meth:`Solver.solve_part`), in its own process (``shards=N``) or job (``shard=i/N``, then ``merge=``). Unsharded
 is one part; the parts merge into the files, metrics and accounting one process writes. A shared adapter is trained
 before the shards.
@@ -51,10 +51,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from arc_exp.data.tasks import Task
-from arc_exp.evaluation import shards as sharding
 from arc_exp.evaluation.checkpoints import Checkpoint, load_model_for_evaluation
 from arc_exp.evaluation.settings import EvaluationSettings
-from arc_exp.evaluation.shards import Shard
+from arc_exp.evaluation.shards import Shard, save_shard
 from arc_exp.evaluation.submission import build_submission, score_submission, write_submission
 from arc_exp.files import write_json
 from arc_exp.model.adapters import AdapterConfig
@@ -66,78 +65,12 @@ from arc_exp.ttft.budget import Budget
 from arc_exp.ttft.dataset import TTFTDataset, dataset_stage, ids_text
 from arc_exp.ttft.ensemble import MODEL, ensemble_submission
 from arc_exp.ttft.finetune import AdapterTraining, FineTuneOutcome
+from arc_exp.ttft.parts import SolvePart, SolveResult, TTFTStage, merge_solve_parts, solve_parts
 from arc_exp.ttft.predict import Predicted, predict_tasks, write_predictions
 from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
 from arc_exp.ttft.stages import read_marker, warn_if_changed, write_marker
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass
-class SolveResult:
-    """What a solve run produced: the final submission file, its score (``None`` without solutions), the model's
-    prediction metrics, the stages skipped on resume and the errors that were worked around: the tasks whose
-    prediction raised (``failed_tasks``, given ``fallback_attempts``) and a failed TTFT stage.
-
-    >>> result = SolveResult(Path("submission.json"), errors=["predict abc: RuntimeError: out of memory"],
-    ...                      failed_tasks=["abc"], fallback_attempts=2, predicted_tasks=3)
-    >>> result.degraded, result.status
-    (True, 'FINISHED')
-    >>> dataclasses.replace(result, predicted_tasks=0).status  # errors left nothing predicted by the model
-    'FAILED'
-    """
-
-    submission: Path
-    score: Optional[float] = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    skipped_stages: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    failed_tasks: list[str] = field(default_factory=list)
-    fallback_attempts: int = 0  # attempts of the model's submission that are fallbacks because their task failed
-    predicted_tasks: int = 0  # tasks predicted by the model (not failed, not cut by the budget)
-    stage_metrics: dict[str, float] = field(default_factory=dict)  # ttft/*: steps, seconds per step, model size
-
-    @property
-    def degraded(self) -> bool:
-        """A stage failed and was worked around (TTFT, or some tasks' predictions): the run's figures are not those of
-        the configured method. A model answer that is not a grid is no failure: it is scored as unanswered."""
-        return bool(self.errors)
-
-    @property
-    def status(self) -> str:
-        """The MLflow status of the solve run: ``FAILED`` when errors left no task predicted by the model (the
-        submission holds fallback attempts only), else ``FINISHED`` (tagged ``degraded=true`` when degraded)."""
-        return "FAILED" if self.errors and not self.predicted_tasks else "FINISHED"
-
-
-@dataclass
-class SolvePart:
-    """What solving some of the tasks gives before anything is written for the whole run: a shard's (one process or
-    one job of an array) or all tasks'. The per-task TTFT adapters it trained and their outcomes (a job of an array
-    also carries the shared adapter's), its predictions, the TTFT errors it worked around and its notes."""
-
-    predicted: Optional[Predicted] = None
-    adapters: dict[str, Optional[str]] = field(default_factory=dict)
-    outcomes: list[FineTuneOutcome] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    complete: bool = True  # False: the budget left some of its tasks without their TTFT adapter
-    ttft_seconds: float = 0.0  # wall-clock of its per-task TTFT (merged: the slowest shard's)
-
-
-@dataclass
-class TTFTStage:
-    """Stage 2 as the parent process leaves it: the adapter of each task, the outcomes, and for per-task TTFT not
-    done yet, the folder and deadline the shards train in (``pending``) and the stage's MLflow run, still open."""
-
-    adapters: dict[str, Optional[str]]
-    outcomes: list[FineTuneOutcome] = field(default_factory=list)
-    pending: bool = False
-    folder: Optional[Path] = None
-    deadline: Optional[float] = None
-    run: Optional[MLflowRun] = None
 
 
 @dataclass
@@ -161,7 +94,7 @@ class Solver:
     plots: tuple[int, int] = (16, 8)
     progress: bool = True
 
-    def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget,
+    def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget, *,
             tracker: Optional[MLflowRun] = None,
             ensemble: Sequence[tuple[str, Optional[dict]]] = ((MODEL, None),), shards: Optional[int] = None,
             shard: Optional[Shard] = None, merge: Optional[Sequence[SolvePart]] = None) -> SolveResult:
@@ -169,7 +102,7 @@ class Solver:
 
         The per-task TTFT and the predictions split over ``shards`` processes; ``shard=Shard(i, n)`` solves only that
         shard's tasks and saves its part (``shard-<i>-of-<n>.pkl``); ``merge`` are the parts of every shard (the shard
-        files of a job array, :func:`~arc_exp.evaluation.shards.load_solve_parts`). Either way the parts merge into the
+        files of a job array, :func:`~arc_exp.ttft.parts.load_solve_parts`). Either way the parts merge into the
         files one process writes."""
         if not tasks:
             raise TTFTConfigError("no tasks to solve")
@@ -199,12 +132,12 @@ class Solver:
         began = time.perf_counter()
         own = None if stage.pending or merge else self._predicted_before(run_dir / "predict", stage.adapters, result)
         if own is None:
-            parts = merge or sharding.solve_parts(self, tasks, shards, shard, dataset, stage, budget)
-            part = sharding.merge_solve_parts(parts, [t.task_id for t in mine])
+            parts = merge or solve_parts(self, tasks, shards, shard, dataset, stage, budget)
+            part = merge_solve_parts(parts, [t.task_id for t in mine])
             if shard:
                 part.outcomes[:0] = stage.outcomes  # the merge reports the shared adapter too
                 log.info("shard %d of %d written: %s", shard.index, shard.count,
-                         sharding.save_shard(run_dir, shard, tasks, part))
+                         save_shard(run_dir, shard, tasks, part))
             self._close_ttft_stage(stage, part, run_dir / "ttft", tracker, result, reported=bool(merge))
             own = self._write_predictions(mine, part.predicted, run_dir / "predict",
                                           {**stage.adapters, **part.adapters}, tracker, result)

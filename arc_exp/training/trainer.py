@@ -1,0 +1,31 @@
+"""The one Trainer builder (train.py and TTFT) and the seeding both share."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from arc_exp.training.callbacks import step_progress_bar
+
+
+def seed_everything(seed: int) -> None:
+    pl.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback], root_dir: str | Path,
+                  **overrides) -> pl.Trainer:
+    """The one Trainer builder (train.py and TTFT): ``conf/trainer`` holds Trainer arguments only and is instantiated
+    as it is, with ``overrides`` (TTFT sets its own steps, validation and logging) and the run's logger (``None``: no
+    logger), callbacks and root folder."""
+    config = OmegaConf.to_container(trainer_cfg, resolve=True) if OmegaConf.is_config(trainer_cfg) else trainer_cfg
+    # use_distributed_sampler=False: under DDP the datamodule gives each process its share itself (a
+    # DistributedSampler would pad the validation batches with repeats)
+    config = {**config, "use_distributed_sampler": False, **overrides}
+    progress = [step_progress_bar()] if config.get("enable_progress_bar", True) else []
+    return instantiate(config, logger=logger if logger is not None else False,
+                       callbacks=[*progress, *callbacks], default_root_dir=str(root_dir))

@@ -1,0 +1,47 @@
+"""Token statistics: how long each task's prompt + answer is, per grid encoder, for the model's tokenizer.
+
+    python stats.py                                                  # ARC-1 training, every encoder option
+    python stats.py data=arc1-evaluation 'encoders=[minimal,grid_shape_row_number]' max_seq_len=4096
+
+Prints, per encoder: median, p90 and max tokens per task, and the share of tasks over ``max_seq_len``.
+"""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
+
+from arc_exp import cli  # noqa: E402
+
+cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
+
+import hydra  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+
+@hydra.main(config_path="conf", config_name="stats", version_base="1.3")
+@cli.entry_point("stats.py")  # a user's mistake (a chats entry, a bad task file) in one line
+def main(cfg: DictConfig) -> None:
+    # imported here, not at the top: torch and transformers take seconds to import, and a bad override or
+    # `--cfg job` should answer at once
+    from arc_exp.data.entries import TrainEntry, TrainEntryError
+    from arc_exp.data.stats import encoder_options, format_table, task_token_counts, token_stats
+    from arc_exp.model.loader import load_tokenizer
+
+    entry = TrainEntry.from_config(cfg.data.train[0], "data.train[0]")
+    if entry.is_chats:
+        raise TrainEntryError(f"data.train[0] is a chats entry ({entry.chats}); the statistics are of ARC tasks: "
+                              f"choose a data option whose first entry is a task source")
+    prompt, tasks = entry.prompt, entry.task_set().load()
+    tokenizer = load_tokenizer(instantiate(cfg.model))
+    stats = []
+    for name in cfg.encoders or encoder_options(ROOT / "conf" / "encoder"):
+        encoder = instantiate(OmegaConf.load(ROOT / "conf" / "encoder" / f"{name}.yaml"))
+        stats.append(token_stats(name, task_token_counts(tasks, encoder, prompt, tokenizer), cfg.max_seq_len))
+    print(f"{len(tasks)} tasks of {entry.source}, prompt {prompt}, tokenizer of {cfg.model.name}")
+    print(format_table(stats, cfg.max_seq_len))
+
+
+if __name__ == "__main__":
+    main()
