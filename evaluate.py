@@ -9,25 +9,18 @@
     python evaluate.py -m checkpoint=<run> shard=0/2,1/2 && python evaluate.py checkpoint=<run> merge=<sweep dir>
 """
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from arc_exp import cli  # noqa: E402
-
-cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
-
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from arc_exp import cli, console
 
 log = logging.getLogger("evaluate")
 
 
-@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
-@cli.entry_point("evaluate.py")
+@cli.main(__file__, "evaluate")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: torch and transformers take seconds to import, and a bad override or
     # `--cfg job` should answer at once
@@ -90,7 +83,7 @@ def main(cfg: DictConfig) -> float:
             if run is not None:
                 run.log_result(result, paths, step=checkpoint.step or 0, artifact_path=step_name)
             metrics = result.metrics
-            log.info("%s:\n%s", checkpoint.label, cli.metrics_table({**metrics, **result.summary()}))
+            log.info("%s:\n%s", checkpoint.label, console.metrics_table({**metrics, **result.summary()}))
             if metrics.get("unanswered") == 1.0:
                 all_unanswered.append(checkpoint)
         if shard:

@@ -8,26 +8,18 @@ For count grids the same command again continues an interrupted run. Read the ch
 ``arc_exp.synthetic.load_chats("data/count")``. New inputs go to the run folder's ``new_inputs/`` and to MLflow.
 """
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from arc_exp import cli  # noqa: E402
-
-cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
-
-import hydra  # noqa: E402
-from hydra.utils import get_class, instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from arc_exp.synthetic import NewInputsGenerator, write_shards  # noqa: E402
+from arc_exp import cli
+from arc_exp.synthetic import NewInputsGenerator, write_shards
 
 log = logging.getLogger("generate")
 
 
-@hydra.main(config_path="conf", config_name="generate", version_base="1.3")
-@cli.entry_point("generate.py")
+@cli.main(__file__, "generate")
 def main(cfg: DictConfig) -> None:
     if get_class(cfg.generator._target_) is NewInputsGenerator:
         return new_inputs(cfg)

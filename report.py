@@ -11,30 +11,22 @@ the table's baseline row) are paired task by task: solved by both / one / neithe
 interval and an exact McNemar p-value; the task ids of each group and a PNG of the tasks that differ are logged.
 """
 import logging
-import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
-from arc_exp import cli  # noqa: E402
-
-cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
-
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from arc_exp.tracking import per_task, report, runs as tracking, side_by_side  # noqa: E402
-from arc_exp.tracking.significance import SignificanceError, SignificanceSettings  # noqa: E402
-from arc_exp.tracking.table_specs import table_specs  # noqa: E402
-from arc_exp.tracking.tables import select_runs, write_tables  # noqa: E402
+from arc_exp import cli
+from arc_exp.tracking import per_task, report, runs as tracking, side_by_side
+from arc_exp.tracking.significance import SignificanceError, SignificanceSettings
+from arc_exp.tracking.table_specs import table_specs
+from arc_exp.tracking.tables import select_runs, write_tables
 
 log = logging.getLogger("report")
+ROOT = Path(__file__).resolve().parent
 
 
-@hydra.main(config_path="conf", config_name="report", version_base="1.3")
-@cli.entry_point("report.py")
+@cli.main(__file__, "report")
 def main(cfg: DictConfig) -> None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

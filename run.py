@@ -8,22 +8,16 @@ finding its inputs in MLflow, then its tables; a stage that finished in this rer
     python run.py experiment=iter24_overfit scale=gpu \
         'overrides=["model.path=<folder>","++datasets.re_arc=<folder>","++datasets.mini_arc=<folder>"]'
 """
-import os
 from pathlib import Path
 
+from omegaconf import DictConfig
+
+from arc_exp import cli
+
 ROOT = Path(__file__).resolve().parent
-os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
-
-from arc_exp import cli  # noqa: E402
-
-cli.prepare()
-
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
 
 
-@hydra.main(config_path="conf/run", config_name="run", version_base="1.3")
-@cli.entry_point("run.py")
+@cli.main(__file__, "run", config_dir="conf/run")
 def main(cfg: DictConfig) -> int:
     # imported here, not at the top: a stage's run reference reads checkpoints (torch, Lightning: seconds to import),
     # and a bad override or `--cfg job` should answer at once

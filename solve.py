@@ -12,25 +12,18 @@
 """
 import functools
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from arc_exp import cli  # noqa: E402
-
-cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
-
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from arc_exp import cli
 
 log = logging.getLogger("solve")
 
 
-@hydra.main(config_path="conf", config_name="solve", version_base="1.3")
-@cli.entry_point("solve.py")
+@cli.main(__file__, "solve")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once

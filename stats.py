@@ -5,23 +5,17 @@
 
 Prints, per encoder: median, p90 and max tokens per task, and the share of tasks over ``max_seq_len``.
 """
-import os
 from pathlib import Path
 
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from arc_exp import cli
+
 ROOT = Path(__file__).resolve().parent
-os.environ.setdefault("ARC_EXP_ROOT", str(ROOT))
-
-from arc_exp import cli  # noqa: E402
-
-cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
-
-import hydra  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 
-@hydra.main(config_path="conf", config_name="stats", version_base="1.3")
-@cli.entry_point("stats.py")  # a user's mistake (a chats entry, a bad task file) in one line
+@cli.main(__file__, "stats")
 def main(cfg: DictConfig) -> None:
     # imported here, not at the top: torch and transformers take seconds to import, and a bad override or
     # `--cfg job` should answer at once

@@ -8,25 +8,17 @@
         objective.direction=maximize                  # an Optuna study of an eval metric (returns it)
 """
 import logging
-import os
-from pathlib import Path
 
-os.environ.setdefault("ARC_EXP_ROOT", str(Path(__file__).resolve().parent))
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from arc_exp import cli  # noqa: E402
-
-cli.prepare()  # config schemas and console filters, before the imports below (some warn when imported)
-
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from arc_exp import cli, console
 
 log = logging.getLogger("train")
 
 
-@hydra.main(config_path="conf", config_name="train", version_base="1.3")
-@cli.entry_point("train.py")
+@cli.main(__file__, "train")
 def main(cfg: DictConfig) -> float:
     # imported here, not at the top: Lightning takes ~10 s to import, and a bad override or `--cfg job` should
     # answer at once
@@ -112,7 +104,7 @@ def main(cfg: DictConfig) -> float:
     finally:
         if run is not None:
             run.finish(status)
-    log.info("final metrics:\n%s", cli.metrics_table(metrics))
+    log.info("final metrics:\n%s", console.metrics_table(metrics))
     return objective.value(metrics)
 
 

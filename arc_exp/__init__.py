@@ -4,8 +4,9 @@ One package per pipeline stage. Imports flow one way, as data does: a module imp
 or of the layers below it, never one above, and no modules import each other in a circle. Bottom to top
 (:data:`LAYERS`, kept by ``tests/test_import_direction.py``):
 
-- ``arc_exp`` itself, ``files``, ``presets`` and ``tracking.runs``: plumbing every stage uses: the ``${required:}``
-  resolver, atomic file writes, the presets' scales and arms registered as Hydra options, and the one MLflow run
+- ``arc_exp`` itself, ``files``, ``console``, ``presets`` and ``tracking.runs``: plumbing every stage uses: the
+  ``${required:}`` resolver, atomic file writes, the console's filters, the presets' scales and arms registered as
+  Hydra options, and the one MLflow run
   constructor (params, tags, metrics, artifacts) through which training, evaluation, solve and generate log. It
   knows no stage (an evaluation result is logged by its fields).
 - ``data``: tasks and grids, task sources and selection, augmentation, grid encoders, prompts, chats read back from
@@ -42,7 +43,7 @@ __version__ = "0.1.0"
 # the import order of the docstring, bottom to top: each entry lists module prefixes; a module belongs to the entry of
 # its longest prefix (``arc_exp`` alone is the package's own __init__)
 LAYERS = (
-    ("arc_exp", "arc_exp.files", "arc_exp.presets", "arc_exp.tracking.runs"),
+    ("arc_exp", "arc_exp.files", "arc_exp.console", "arc_exp.presets", "arc_exp.tracking.runs"),
     ("arc_exp.data",),
     ("arc_exp.model",),
     ("arc_exp.inference",),

@@ -1,9 +1,10 @@
-"""What every entry point (train, evaluate, solve, report, generate) does around its recipe.
+"""What every entry point (train, evaluate, solve, report, generate, run, stats) does around its recipe.
 
-- A quiet console: the known deprecation warnings of dependencies (each by category, module and message; never a
-  blanket ignore) and Lightning's advertising tip are filtered; when a sweep's jobs run in parallel (the joblib
-  launcher) and share the console, each job's log lines start with ``[job N]`` (sequential jobs, Hydra's basic
-  launcher, print one after the other and need none).
+- ``@cli.main(__file__, "<config>")``: the one decorator of an entry point (Hydra's main, the schemas and presets
+  registered, everything below).
+- A quiet console (:mod:`arc_exp.console`): the known deprecation warnings of dependencies and Lightning's
+  advertising tip are filtered; when a sweep's jobs run in parallel (the joblib launcher) and share the console, each
+  job's log lines start with ``[job N]`` (sequential jobs, Hydra's basic launcher, print one after the other).
 - The run folder and the MLflow run id are printed when the run starts and again when it ends.
 - A user's mistake (a malformed task file, an unknown task id, a checkpoint or file that does not exist, a bad
   setting) prints one line, ``train.py: error: <message>``, and exits with status 1, without a traceback;
@@ -22,7 +23,6 @@ never does.
 """
 from __future__ import annotations
 
-import builtins
 import difflib
 import functools
 import logging
@@ -30,10 +30,10 @@ import os
 import re
 import shutil
 import sys
-import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
+import hydra
 from hydra._internal import utils as hydra_utils
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
@@ -42,29 +42,9 @@ from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from arc_exp import presets, schemas
+from arc_exp.console import prefix_log_lines, quiet_warnings, runs_in_parallel
 
 log = logging.getLogger("arc_exp")
-
-# (action, message regex, category, module regex): the known deprecation warnings of dependencies, none of which a
-# user of arc_exp can act on. The same list feeds pytest (tests/conftest.py), so tests see what a run sees.
-KNOWN_WARNINGS = [
-    ("ignore", r"`torch\.jit\.script_method` is deprecated", "DeprecationWarning", r"torch\.jit\._script"),
-    ("ignore", r"`is_gradient_checkpointing` is deprecated", "FutureWarning", r"transformers\.modeling_utils"),
-    ("ignore", r"The ``noload`` loader strategy is deprecated", "DeprecationWarning",
-     r"mlflow\.store\.tracking\.sqlalchemy_store"),
-    ("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", "FutureWarning",
-     r"pytorch_lightning\.utilities\._pytree"),
-]
-# (logger, message prefix): known log lines of dependencies a user cannot act on: Lightning's "💡 Tip: ... try
-# installing [litlogger]" advertisement and its "GPU available: ..., used: ..." / "TPU available" lines (the run's
-# trainer option says which device it uses), logged at every Trainer start, and bitsandbytes' note that the optional
-# `kernels` package is missing (it then uses its own CPU code), logged whenever peft imports it
-KNOWN_LOG_LINES = [
-    *((name, prefix) for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
-                                  "lightning.pytorch.utilities.rank_zero")
-      for prefix in ("💡 Tip", "GPU available", "TPU available")),
-    ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from kernels-community"),
-]
 
 
 def prepare() -> None:
@@ -77,25 +57,6 @@ def prepare() -> None:
     except presets.PresetError as error:  # a preset's scales: or arms: malformed: one line, as a composition error
         print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-
-
-def quiet_warnings() -> None:
-    """Install :data:`KNOWN_WARNINGS` and the filters of :data:`KNOWN_LOG_LINES` (idempotent)."""
-    for action, message, category, module in KNOWN_WARNINGS:
-        warnings.filterwarnings(action, message=message, category=getattr(builtins, category), module=module)
-    for name, prefix in KNOWN_LOG_LINES:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropLines) and f.prefix == prefix for f in logger.filters):
-            logger.addFilter(_DropLines(prefix))
-
-
-class _DropLines(logging.Filter):
-    def __init__(self, prefix: str):
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
 
 
 class UserError(Exception):
@@ -150,31 +111,22 @@ def _describe_run() -> str:
     return f"MLflow run {_Run.run_id} (mlflow ui --backend-store-uri {_Run.tracking_uri})"
 
 
-def format_metrics(metrics: dict) -> str:
-    """``{"train/lr": 4e-05, "train/loss": 1.234567}`` -> ``"train/lr=4e-05, train/loss=1.23457"``: six significant
-    digits, so a small value (a learning rate at the end of its decay) does not print as 0.0."""
-    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+def main(entry_file: str, config_name: str, config_dir: str = "conf") -> Callable:
+    """The one decorator of an entry point's ``main(cfg)``: ``@cli.main(__file__, "train")``.
 
+    It sets ``ARC_EXP_ROOT`` (the entry points' folder, where outputs and ``mlflow.db`` go unless the config says
+    otherwise), registers the config schemas and the presets' options (:func:`prepare`), and wraps ``main`` in
+    Hydra's ``@hydra.main`` on ``<config_dir>/<config_name>.yaml`` beside the entry point and in
+    :func:`entry_point` (one-line mistakes, the run folder printed, a failed run cleaned up)."""
+    root = Path(entry_file).resolve().parent
+    os.environ.setdefault("ARC_EXP_ROOT", str(root))
+    prepare()
 
-def metrics_table(metrics: dict, width: int = 110) -> str:
-    """The metrics as a small aligned table: ``name  value`` cells (six significant digits, as
-    :func:`format_metrics`), values right-aligned, as many side by side as fit in ``width`` characters, filled
-    column by column.
+    def decorate(function: Callable) -> Callable:
+        return hydra.main(config_path=str(root / config_dir), config_name=config_name, version_base="1.3")(
+            entry_point(Path(entry_file).name)(function))
 
-    >>> print(metrics_table({"train/loss": 1.234567, "train/lr": 4e-05, "val/loss": 2.5}, width=50))
-      train/loss  1.23457    val/loss        2.5
-      train/lr      4e-05
-    """
-    if not metrics:
-        return "  (none)"
-    names = [str(k) for k in metrics]
-    values = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in metrics.values()]
-    cell = max(map(len, names)) + 2 + max(map(len, values))
-    columns = max(1, (width - 2) // (cell + 4))
-    rows = -(-len(names) // columns)
-    cells = [f"{n:<{cell - len(v)}}{v}" for n, v in zip(names, values)]
-    lines = ["    ".join(f"{c:<{cell}}" for c in cells[row::rows]).rstrip() for row in range(rows)]
-    return "\n".join("  " + line for line in lines)
+    return decorate
 
 
 def entry_point(name: str) -> Callable:
@@ -228,26 +180,6 @@ def _hydra_runtime() -> tuple[Optional[Path], Optional[int], bool, dict]:
     launcher = OmegaConf.to_container(hydra_cfg.launcher, resolve=False) if hydra_cfg.get("launcher") else {}
     return (Path(hydra_cfg.runtime.output_dir).resolve(), hydra_cfg.job.get("num"), hydra_cfg.mode.name == "MULTIRUN",
             launcher)
-
-
-SEQUENTIAL_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
-
-
-def runs_in_parallel(launcher: dict) -> bool:
-    """Whether a sweep's launcher (``hydra.launcher``) runs jobs at the same time, their log lines interleaved on one
-    console: Hydra's basic launcher runs them one after the other, and so does any launcher with ``n_jobs: 1``;
-    the others (joblib, and launchers that start jobs elsewhere) are taken to run them side by side.
-
-    >>> runs_in_parallel({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
-    False
-    >>> runs_in_parallel({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
-    ...                   "n_jobs": 2})
-    True
-    >>> runs_in_parallel({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
-    ...                   "n_jobs": 1})
-    False
-    """
-    return launcher.get("_target_") not in SEQUENTIAL_LAUNCHERS and launcher.get("n_jobs") != 1
 
 
 def report_composition_errors(name: str) -> None:
@@ -378,10 +310,4 @@ def _after_failure(folder: Optional[Path], multirun: bool = False) -> None:
             _remove_if_empty(folder.parent)  # the date folder, when this run was its only one
 
 
-def prefix_log_lines(prefix: str) -> None:
-    """Start every line of the root logger's handlers with ``prefix`` (parallel sweep jobs share one console)."""
-    for handler in logging.getLogger().handlers:
-        formatter = handler.formatter or logging.Formatter()
-        fmt = formatter._fmt or "%(message)s"
-        if not fmt.startswith(prefix):
-            handler.setFormatter(logging.Formatter(prefix + fmt, formatter.datefmt))
+quiet_warnings()  # on import: an entry point imports this module before the library modules that warn on import

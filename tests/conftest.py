@@ -24,7 +24,7 @@ PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "py
 # train.py sets this on import; composing the config without it would need Hydra's runtime.cwd
 os.environ.setdefault("ARC_EXP_ROOT", str(REPO))
 
-from arc_exp import cli, schemas  # noqa: E402
+from arc_exp import cli, console, schemas  # noqa: E402
 
 cli.prepare()  # the config schemas in Hydra's ConfigStore, as the entry points register them
 
@@ -32,7 +32,7 @@ cli.prepare()  # the config schemas in Hydra's ConfigStore, as the entry points 
 def pytest_configure(config):
     """The known deprecation warnings of dependencies are filtered as the entry points filter them (by category,
     module and message, arc_exp/cli.py); any other warning shows in the test summary."""
-    for action, message, category, module in cli.KNOWN_WARNINGS:
+    for action, message, category, module in console.KNOWN_WARNINGS:
         config.addinivalue_line("filterwarnings", f"{action}:{message}:{category}:{module}")
 
 # Small, fast training runs: the tiny random model on the smoke tasks, no progress bar.

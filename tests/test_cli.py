@@ -61,7 +61,7 @@ def test_parallel_sweep_jobs_prefix_their_lines_with_the_job_number(tmp_path):
     ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}, True),
 ])
 def test_which_launchers_run_jobs_in_parallel(launcher, parallel):
-    from arc_exp.cli import runs_in_parallel
+    from arc_exp.console import runs_in_parallel
 
     assert runs_in_parallel(launcher) is parallel
 
@@ -71,10 +71,10 @@ def test_known_log_lines_of_dependencies_are_dropped_and_others_kept(caplog):
     loggers stay."""
     import logging
 
-    from arc_exp import cli
+    from arc_exp import console
 
-    cli.quiet_warnings()
-    cli.quiet_warnings()  # idempotent: one filter per line
+    console.quiet_warnings()
+    console.quiet_warnings()  # idempotent: one filter per line
     caplog.set_level(logging.INFO)
     bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
     tip = logging.getLogger("pytorch_lightning.utilities.rank_zero")
@@ -90,14 +90,14 @@ def test_known_log_lines_of_dependencies_are_dropped_and_others_kept(caplog):
 
 
 def test_final_metrics_are_a_small_aligned_table():
-    from arc_exp import cli
+    from arc_exp import console
 
     metrics = {"train/loss": 1.2345678, "train/lr": 4e-05, "val/loss": 2.3, "eval/pass_2": 0.5, "epoch": 3}
-    assert cli.metrics_table(metrics, width=60).splitlines() == [
+    assert console.metrics_table(metrics, width=60).splitlines() == [
         "  train/loss   1.23457    eval/pass_2      0.5",
         "  train/lr       4e-05    epoch              3",
         "  val/loss         2.3"]
-    assert all(len(line) <= 110 for line in cli.metrics_table({f"eval/metric_{i}": i / 7 for i in range(30)})
+    assert all(len(line) <= 110 for line in console.metrics_table({f"eval/metric_{i}": i / 7 for i in range(30)})
                .splitlines())
 
 
