@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> float:
     inference = instantiate(cfg.inference, seed=cfg.inference.seed + cfg.seed)
     settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
                                     inference, cfg.predictions_per_task, cfg.seed,
-                                    cfg.data.get("max_seq_len", 8192))
+                                    cfg.data.max_seq_len)
     # the checkpoints, checked; the tasks they did not train on the test outputs of (or a refusal)
     job = prepare_job(spec, adapter, settings.encoder, cfg.checkpoint, cfg.logger.get("tracking_uri"),
                       [settings.prompt_version], settings.prompt_version, cfg.all_checkpoints,

@@ -54,7 +54,7 @@ def main(cfg: DictConfig) -> float:
     inference = instantiate(cfg.inference, seed=cfg.inference.seed + cfg.seed)
     settings = settings_from_config(instantiate(cfg.encoder), cfg.prompt.version, instantiate(cfg.augmentation),
                                     inference, cfg.predictions_per_task, cfg.seed,
-                                    cfg.data.get("max_seq_len", 8192))
+                                    cfg.data.max_seq_len)
     ttft_settings = instantiate(cfg.ttft)
     ensemble = load_ensemble(resolved["ensemble"])
     tasks = load_tasks(cfg.challenges, resolved["data"].get("eval"))

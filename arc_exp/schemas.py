@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from arc_exp.data.entries import TrainEntry  # numpy, through the task sets; no torch
+from arc_exp.data.entries import MAX_SEQ_LEN, TrainEntry  # numpy, through the task sets; no torch
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
 from arc_exp.root_schemas import ROOT_SCHEMAS
@@ -108,7 +108,7 @@ class DataSchema:
     train: List[TrainEntry] = field(default_factory=list)
     val: Optional[ValSchema] = None
     eval: Optional[TaskSetSchema] = None
-    max_seq_len: int = 8192
+    max_seq_len: int = MAX_SEQ_LEN
     drop_examples_to_fit: bool = True
     limit: DataLimitSchema = field(default_factory=DataLimitSchema)
     batch_size: int = 1
@@ -207,7 +207,7 @@ class CountGeneratorSchema:
 class NewInputsGeneratorSchema:
     _target_: str = "arc_exp.synthetic.new_inputs.NewInputsGenerator"
     samples_per_task: int = 8
-    max_seq_len: int = 8192
+    max_seq_len: int = MAX_SEQ_LEN
     max_new_tokens: Optional[int] = None
     prompt: str = "input-from-inputs-v0"
 

@@ -48,6 +48,7 @@ TASK_KEYS = ("source", "prompt", "swap_train_test", "task_ids", "first_n", "samp
              "max_grid_side", "test_outputs")
 CHAT_KEYS = ("chats", "max_chats")
 SELECTION_KEYS = TASK_KEYS[3:]  # the TaskSetSpec keys besides source
+MAX_SEQ_LEN = 8192  # tokens of one sample unless data.max_seq_len says otherwise (the seeds' --max_seq_len)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from arc_exp.data.augmentation_policy import AugmentationPolicy
+from arc_exp.data.entries import MAX_SEQ_LEN
 from arc_exp.data.encoders import GridEncoder
 from arc_exp.data.prompts import check_prompt_version
 from arc_exp.evaluation import EvaluationError
@@ -25,7 +26,7 @@ class EvaluationSettings:
     predictions_per_task: int = 8
     sampling: bool = False  # repeated views give new predictions (see inference_views)
     seed: int = 0
-    max_seq_len: int = 8192
+    max_seq_len: int = MAX_SEQ_LEN
     max_new_tokens: Optional[int] = None  # a hard cap on answer tokens (inference.max_new_tokens)
     requests_per_call: int = 8  # prompts gathered (whole tasks at a time) before each generate() call
     search: bool = False  # inference.sampler=dfs: every answer above the threshold per view (generator.search)

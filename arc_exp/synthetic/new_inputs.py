@@ -48,6 +48,7 @@ from arc_exp.data.augmentation import Augmentation, shuffle_train
 from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.drawing import draw_grid, new_figure, save_figure
 from arc_exp.data.encoders import GridEncoder, GridParseError, InvalidDecodedGridError
+from arc_exp.data.entries import MAX_SEQ_LEN
 from arc_exp.data.grid import Grid, InvalidGridError, grid_key, validate_grid
 from arc_exp.data.prompts import fit_prompt
 from arc_exp.data.selection import TaskSetSpec
@@ -81,7 +82,7 @@ class NewInputsGenerator:
     """
 
     samples_per_task: int = 8
-    max_seq_len: int = 8192
+    max_seq_len: int = MAX_SEQ_LEN
     max_new_tokens: Optional[int] = None
     prompt: str = PROMPT
 

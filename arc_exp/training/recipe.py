@@ -270,7 +270,7 @@ def prepare_evaluation(cfg: DictConfig, encoder, policy):
     inference = instantiate(cfg.inference, seed=cfg.inference.seed + cfg.seed)  # the run's seed moves the sampler's
     settings = settings_from_config(encoder, cfg.prompt.version, policy,
                                     inference, cfg.evaluation.predictions_per_task, cfg.seed,
-                                    cfg.data.get("max_seq_len", 8192))
+                                    cfg.data.max_seq_len)
     tasks = load_eval_tasks(OmegaConf.to_container(cfg.data.eval, resolve=True))
     return inference, settings, tasks
 
