@@ -45,7 +45,7 @@ class ModelSpec:
     allow_download: bool = False  # reach the hub when weights are not cached locally
     cache_dir: Optional[str] = None
     reduce_vocab: bool = False  # keep only the tokens the encoder and prompts produce (arc_exp.model.vocabulary)
-    decoder_layer: Optional[str] = None  # the transformer block's class, the unit FSDP shards (trainer=fsdp)
+    decoder_layer: Optional[str] = None  # the block FSDP shards (trainer=fsdp); None: the loaded model's own
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
