@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 import pytorch_lightning as pl
+import torch
 
 from arc_exp.data.trained_outputs import TrainedOutputs
 from arc_exp.model.checkpoints import save_checkpoint
@@ -91,12 +92,19 @@ class EvaluateEvery(pl.Callback):
 
 
 class RecordLosses(pl.Callback):
+    """The loss of every training batch (test-time fine-tuning's first and last loss). Kept on the device during
+    training and read once at the end: a ``float(loss)`` per step would make the host wait for the GPU every step."""
+
     def __init__(self):
-        self.losses: list[float] = []
+        self._losses: list = []
+
+    @property
+    def losses(self) -> list[float]:
+        return torch.stack(self._losses).tolist() if self._losses else []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
-        self.losses.append(float(loss))
+        self._losses.append(loss.detach().float())
 
 
 def training_callbacks(checkpoint_every_n_steps: int, tokenizer, output_dir: str | Path,
