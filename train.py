@@ -56,6 +56,7 @@ def main(cfg: DictConfig) -> float:
 
     # devices and strategy checked before anything loads; under DDP the other processes start in this run folder
     distributed.setup_processes(resolved["trainer"], output_dir, overrides)
+    instantiate(cfg.lora).check_device()  # lora=qlora without a GPU
     checkpoint = training.resume_checkpoint(cfg.resume)
     training.check_resume(checkpoint, resolved, cfg.trainer.max_steps)  # not finished, nor composed otherwise
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)

@@ -47,6 +47,7 @@ def prepare_job(spec, adapter, encoder, checkpoint: Optional[str], tracking_uri:
     from arc_exp.model.loader import load_tokenizer
     from arc_exp.model.vocabulary import resolve_vocabulary
 
+    adapter.check_device()  # lora=qlora without a GPU
     checkpoints = resolve_checkpoints(checkpoint, all_checkpoints, tracking_uri)
     for found in checkpoints:
         check_checkpoint(found, spec.name, encoder, adapter.method, check_prompt)

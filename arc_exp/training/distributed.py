@@ -128,6 +128,11 @@ def check_processes(trainer_cfg: dict, key: str = "trainer") -> int:
     if accelerator in ("gpu", "cuda") and not has_gpu:
         raise ProcessConfigError(f"{key}.accelerator={accelerator} but this machine has no GPU; "
                                  f"use trainer=cpu or trainer=ddp_cpu")
+    precision = str(trainer_cfg.get("precision", "32-true"))
+    if (precision.startswith("bf16") and accelerator in ("gpu", "cuda") and has_gpu
+            and not torch.cuda.is_bf16_supported(including_emulation=False)):
+        raise ProcessConfigError(f"{key}.precision={precision} but this GPU ({torch.cuda.get_device_name()}) has no "
+                                 f"bf16; use {key}.precision=16-mixed (fp16 with loss scaling)")
     if name in GPU_ONLY_STRATEGIES and not has_gpu:
         raise ProcessConfigError(f"{key}.strategy={name} needs GPUs and this machine has none; "
                                  f"on CPU use trainer=ddp_cpu (DDP with gloo)")
