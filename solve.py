@@ -32,6 +32,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.evaluation.settings import settings_from_config
     from arc_exp.inference.generator import create_generator
     from arc_exp.tracking import references
+    from arc_exp.training.distributed import check_processes
     from arc_exp.ttft.budget import Budget
     from arc_exp.ttft.dataset import load_tasks
     from arc_exp.ttft.ensemble import load_ensemble
@@ -56,6 +57,8 @@ def main(cfg: DictConfig) -> float:
                                     inference, cfg.predictions_per_task, cfg.seed,
                                     cfg.data.max_seq_len)
     ttft_settings = instantiate(cfg.ttft)
+    if ttft_settings.enabled:  # TTFT trains with conf/trainer: trainer=gpu on a machine without one fails here
+        check_processes(resolved["trainer"])
     ensemble = load_ensemble(resolved["ensemble"])
     tasks = load_tasks(cfg.challenges, resolved["data"].get("eval"))
     # the solver's models follow its tokenizer's vocabulary, and its TTFT adapters save it (vocabulary.json)

@@ -48,6 +48,7 @@ def main(cfg: DictConfig) -> float:
 
     # devices and strategy checked before anything loads; under DDP the other processes start in this run folder
     distributed.setup_processes(resolved["trainer"], output_dir, overrides)
+    instantiate(cfg.lora).check_device()  # lora=qlora without a GPU
     checkpoint = training.resume_checkpoint(cfg.resume)
     training.check_resume(checkpoint, resolved, cfg.trainer.max_steps)  # not finished, nor composed otherwise
     encoder, policy = instantiate(cfg.encoder), instantiate(cfg.augmentation)
@@ -78,7 +79,7 @@ def main(cfg: DictConfig) -> float:
     checkpoints, adapters = training_callbacks(cfg.callbacks.checkpoint_every_n_steps, tokenizer, output_dir, resolved,
                                                trained)
     callbacks = [checkpoints, adapters, *training.evaluation_callbacks(cfg, model, tokenizer, lambda: run, encoder)]
-    trainer = training.build_trainer(cfg.trainer, None, callbacks, output_dir)
+    trainer = training.build_trainer(cfg.trainer, None, callbacks, output_dir, model)
     # under DDP every process runs this recipe (trainer=ddp_cpu: 2); process 0 alone writes files and the MLflow run
     run = training.start_run(resolved["logger"], resolved, overrides, output_dir, cfg.project_root, tags,
                              [trained.save(output_dir)]) if trainer.is_global_zero else None

@@ -54,7 +54,7 @@ class ModelSchema:
     allow_download: bool = False
     cache_dir: Optional[str] = None
     reduce_vocab: bool = False
-    decoder_layer: Optional[str] = None  # the block FSDP wraps (trainer=fsdp)
+    decoder_layer: Optional[str] = None  # the block FSDP wraps (trainer=fsdp); null: the loaded model's own
     extra: Dict[str, Any] = field(default_factory=dict)
 
 

@@ -175,3 +175,23 @@ def run_in_process(args: Sequence[str], capsys) -> tuple[int, str, str]:
     out = capsys.readouterr()
     return code, out.out, out.err
 
+
+
+# The architecture (transformers config class) of each model option, by the prefix of model.name: what FSDP must
+# wrap is that architecture's decoder layer whatever the preset's config says
+ARCHITECTURES = {"qwen2": "Qwen2Config", "phi-3": "Phi3Config", "llama": "LlamaConfig", "smollm2": "LlamaConfig",
+                 "tiny-random": "LlamaConfig"}
+
+
+def architecture_of(model_name: str):
+    """A small model (2 layers, hidden 64) of ``model_name``'s architecture on the meta device (no weights, no
+    download): the classes of its modules are those of the real model."""
+    import torch
+    import transformers
+
+    config_class = next(getattr(transformers, name) for prefix, name in ARCHITECTURES.items()
+                        if model_name.startswith(prefix))
+    config = config_class(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, pad_token_id=0)
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(config)

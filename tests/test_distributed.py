@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from arc_exp.training import distributed, recipe as training
-from conftest import PYTHON, REPO, TINY, compose_train, metric_history, mlflow_runs, run_train
+from conftest import PYTHON, REPO, TINY, architecture_of, compose_train, metric_history, mlflow_runs, run_train
 
 STEPS = 6
 DATA = (
@@ -207,13 +207,17 @@ def test_other_processes_run_this_job_in_its_run_folder():
 # FSDP (GPU only): the composed strategy wraps the model's decoder layer class.
 
 @pytest.mark.parametrize("model, layer", [("smollm2-135m", "LlamaDecoderLayer"), ("qwen2-0.5b", "Qwen2DecoderLayer"),
-                                          ("phi-3-mini", "Phi3DecoderLayer"), ("tiny-random", "LlamaDecoderLayer")])
+                                          ("phi-3-mini", "Phi3DecoderLayer"), ("phi-3-mini-128k", "Phi3DecoderLayer"),
+                                          ("tiny-random", "LlamaDecoderLayer")])
 def test_fsdp_wraps_the_decoder_layers_of_the_model(model, layer):
+    """No model option names its decoder layer: FSDP's unit is the loaded model's own class."""
     from hydra.utils import instantiate
     from pytorch_lightning.strategies import FSDPStrategy
     from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-    strategy = instantiate(compose_train(["trainer=fsdp", f"model={model}"]).trainer.strategy)
+    cfg = compose_train(["trainer=fsdp", f"model={model}"])
+    assert cfg.model.decoder_layer is None
+    strategy = instantiate(distributed.with_model_decoder_layer(cfg.trainer.strategy, architecture_of(model)))
     assert isinstance(strategy, FSDPStrategy) and strategy._state_dict_type == "full"
     policy = strategy.kwargs["auto_wrap_policy"]
     assert isinstance(policy, ModuleWrapPolicy)
@@ -222,8 +226,12 @@ def test_fsdp_wraps_the_decoder_layers_of_the_model(model, layer):
 
 
 def test_fsdp_decoder_layer_is_the_class_of_the_model_blocks(tiny_model):
-    spec = compose_train(["model=tiny-random"]).model
-    assert all(type(block) is distributed.decoder_layer_class(spec.decoder_layer) for block in tiny_model.model.layers)
+    from arc_exp.model.adapters import AdapterConfig, apply_adapter
+
+    peft_model = apply_adapter(tiny_model, AdapterConfig(r=4))  # through the PEFT wrapper
+    strategy = distributed.with_model_decoder_layer({"decoder_layer": None}, peft_model)
+    assert all(type(block) is distributed.decoder_layer_class(strategy["decoder_layer"])
+               for block in tiny_model.model.layers)
 
 
 def test_fsdp_settings_fail_clearly(monkeypatch):
@@ -235,11 +243,22 @@ def test_fsdp_settings_fail_clearly(monkeypatch):
     with pytest.raises(distributed.ProcessConfigError, match=r"model.decoder_layer=transformers.models.llama."
                                                              r"modeling_llama.NoSuchLayer: no such class"):
         distributed.check_processes(trainer)
-    trainer["strategy"]["decoder_layer"] = None
-    with pytest.raises(distributed.ProcessConfigError, match=r"trainer=fsdp needs model.decoder_layer"):
-        distributed.check_processes(trainer)
+    trainer["strategy"]["decoder_layer"] = None  # the loaded model's own, found when the trainer is built
+    assert distributed.check_processes(trainer) == 2
     trainer["strategy"]["decoder_layer"] = "transformers.models.llama.modeling_llama.LlamaDecoderLayer"
     assert distributed.check_processes(trainer) == 2
+
+
+def test_fsdp_refuses_a_named_layer_the_model_does_not_have():
+    """A preset that set Qwen2 by value once kept SmolLM2's LlamaDecoderLayer: FSDP would wrap nothing."""
+    named = {"decoder_layer": "transformers.models.llama.modeling_llama.LlamaDecoderLayer"}
+    with pytest.raises(distributed.ProcessConfigError) as error:
+        distributed.with_model_decoder_layer(named, architecture_of("qwen2-0.5b"))
+    assert str(error.value) == (
+        "model.decoder_layer=transformers.models.llama.modeling_llama.LlamaDecoderLayer: the model "
+        "(Qwen2ForCausalLM) has no such layer, FSDP would wrap nothing; its decoder layers are "
+        "transformers.models.qwen2.modeling_qwen2.Qwen2DecoderLayer (leave model.decoder_layer unset to wrap them)")
+    assert distributed.with_model_decoder_layer(named, architecture_of("smollm2-135m")) == named
 
 
 # ---------------------------------------------------------------------------------------------------------------------

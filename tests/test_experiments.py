@@ -230,6 +230,28 @@ def test_every_arm_of_the_sweeps_composes_at_both_scales(preset):
                 assert OmegaConf.select(arm_cfg, "ttft.steps", default=0) <= 10
 
 
+DECODER_LAYERS = {"qwen2": "Qwen2DecoderLayer", "phi-3": "Phi3DecoderLayer", "llama": "LlamaDecoderLayer",
+                  "smollm2": "LlamaDecoderLayer"}  # by the prefix of model.name
+
+
+@pytest.mark.parametrize("preset", [p for p in SEED_PRESETS if ENTRY[p] != "evaluate"])
+def test_fsdp_wraps_the_decoder_layers_of_the_model_every_gpu_run_trains(preset):
+    """trainer=fsdp on every arm of every preset at scale=gpu: the unit FSDP wraps is the decoder layer of the model
+    that runs. The GPU sweep files set Qwen2 by value over the default SmolLM2 option, whose LlamaDecoderLayer they
+    once kept (FSDP would have wrapped nothing); the layer now comes from the loaded model (here one of the same
+    architecture on the meta device)."""
+    from arc_exp.training.distributed import with_model_decoder_layer
+    from conftest import architecture_of
+
+    extra = [*GPU_GIVEN.get(preset, []), "trainer=fsdp"]
+    for arm in [None, *sweep_arms(compose(preset, "gpu", extra=extra))]:
+        cfg = compose(preset, "gpu", arm, extra=extra)
+        name = cfg.model.name
+        expected = next(layer for prefix, layer in DECODER_LAYERS.items() if name.startswith(prefix))
+        strategy = with_model_decoder_layer(cfg.trainer.strategy, architecture_of(name))
+        assert strategy["decoder_layer"].rsplit(".", 1)[1] == expected, (preset, arm, name)
+
+
 @pytest.mark.parametrize("preset", SEED_PRESETS)
 def test_smoke_scale_is_cpu_sized(preset):
     cfg = compose(preset, "smoke")

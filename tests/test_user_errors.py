@@ -95,3 +95,57 @@ def test_token_statistics_of_a_chats_entry_is_one_line(root, capsys):
         f"stats.py: error: data.train[0] is a chats entry ({root}/data/count); the statistics are of ARC "
         "tasks: choose a data option whose first entry is a task source"]
     assert "Traceback" not in out + err
+
+
+# Settings that need a GPU, on a machine without one: one line naming the key, before a model loads
+NO_GPU = {
+    "train: trainer=gpu": (["train.py", "model=tiny-random", "debug=smoke", "trainer=gpu"],
+                           "train.py: error: trainer.accelerator=gpu but this machine has no GPU; use trainer=cpu or "
+                           "trainer=ddp_cpu"),
+    "train: lora=qlora": (["train.py", "model=tiny-random", "debug=smoke", "lora=qlora"],
+                          "train.py: error: lora.load_in_4bit=true (lora=qlora) needs a CUDA GPU and this machine "
+                          "has none; use lora=lora"),
+    "evaluate: lora=qlora": (["evaluate.py", "model=tiny-random", "debug=smoke", "lora=qlora", "checkpoint=null"],
+                             "evaluate.py: error: lora.load_in_4bit=true (lora=qlora) needs a CUDA GPU and this "
+                             "machine has none; use lora=lora"),
+    "solve: trainer=gpu": (["solve.py", "model=tiny-random", "debug=smoke", "trainer=gpu"],
+                           "solve.py: error: trainer.accelerator=gpu but this machine has no GPU; use trainer=cpu or "
+                           "trainer=ddp_cpu"),
+}
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("name", list(NO_GPU))
+def test_gpu_settings_without_a_gpu_fail_in_one_line(name, root, capsys, monkeypatch):
+    from arc_exp.model import loader
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model loaded")
+
+    monkeypatch.setattr(loader, "load_model", no_model)
+    args, line = NO_GPU[name]
+    code, out, err = run_in_process(args, capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == line, err
+    assert "Traceback" not in out + err
+
+
+def test_bf16_on_a_gpu_without_bf16_names_the_fix(monkeypatch):
+    """A GPU before Ampere: trainer=gpu (bf16-mixed) is refused naming trainer.precision; model.dtype=auto falls
+    back to fp32 weights (fp16 autocast with 16-mixed), and says so."""
+    import torch
+
+    from arc_exp.model.loader import resolve_dtype
+    from arc_exp.training import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2-16GB")
+    with pytest.raises(distributed.ProcessConfigError) as error:
+        distributed.check_processes({"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed"})
+    assert str(error.value) == ("trainer.precision=bf16-mixed but this GPU (Tesla V100-SXM2-16GB) has no bf16; use "
+                                "trainer.precision=16-mixed (fp16 with loss scaling)")
+    assert distributed.check_processes({"accelerator": "gpu", "devices": 1, "precision": "16-mixed"}) == 1
+    assert resolve_dtype("auto") == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_dtype("auto") == torch.bfloat16

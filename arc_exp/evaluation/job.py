@@ -45,6 +45,7 @@ def prepare_job(spec, adapter, encoder, checkpoint: Optional[str], tracking_uri:
     :func:`~arc_exp.evaluation.checkpoints.check_trained_outputs`). A
     checkpoint's ``vocabulary.json`` wins; without one, ``model.reduce_vocab=true`` builds a vocabulary for
     ``prompt_versions``."""
+    adapter.check_device()  # lora=qlora without a GPU
     checkpoints = resolve_checkpoints(checkpoint, all_checkpoints, tracking_uri)
     for found in checkpoints:
         check_checkpoint(found, spec.name, encoder, adapter.method, check_prompt)

@@ -109,6 +109,9 @@ class HFGenerator:
     max_cached_prefixes = 4
 
     def __init__(self, model, tokenizer, config: Optional[InferenceConfig] = None):
+        if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+            # the loaders return CPU models and Lightning hands a trained one back on the CPU: predict on the GPU
+            model.to("cuda")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config or InferenceConfig()

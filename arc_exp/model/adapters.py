@@ -67,15 +67,24 @@ class AdapterConfig:
     def is_peft(self) -> bool:
         return self.method == "lora"
 
+    def check_device(self) -> None:
+        """Refuse (:class:`AdapterError`, one line) ``lora=qlora`` on a machine without a CUDA GPU, before a model
+        loads: bitsandbytes' 4-bit layers are a GPU feature (its CPU path, where it imports at all, is slow and
+        partial)."""
+        if self.load_in_4bit and not torch.cuda.is_available():
+            raise AdapterError("lora.load_in_4bit=true (lora=qlora) needs a CUDA GPU and this machine has none; "
+                               "use lora=lora")
+
     def quantization_config(self):
         """The bitsandbytes 4-bit config for QLoRA, or None. Fails early when bitsandbytes cannot run here."""
         if not self.load_in_4bit:
             return None
+        self.check_device()
         check_bitsandbytes()
         # transformers takes seconds to import: only when a model or tokenizer loads
         from transformers import BitsAndBytesConfig
 
-        compute = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=compute)
 

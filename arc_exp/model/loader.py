@@ -13,6 +13,7 @@ encoder and prompts can produce (:mod:`arc_exp.model.vocabulary`); the loaders h
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -48,7 +49,7 @@ class ModelSpec:
     allow_download: bool = False  # reach the hub when weights are not cached locally
     cache_dir: Optional[str] = None
     reduce_vocab: bool = False  # keep only the tokens the encoder and prompts produce (arc_exp.model.vocabulary)
-    decoder_layer: Optional[str] = None  # the transformer block's class, the unit FSDP shards (trainer=fsdp)
+    decoder_layer: Optional[str] = None  # the block FSDP shards (trainer=fsdp); None: the loaded model's own
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -67,14 +68,27 @@ class ModelSpec:
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
-    """``auto`` is fp32 on CPU (bf16 autocast without bf16 hardware is ~25x slower) and bf16 on GPU."""
+    """``auto`` is fp32 on CPU (bf16 autocast without bf16 hardware is ~25x slower) and bf16 on GPU; on a GPU without
+    bf16 (before Ampere) fp32, said once: the weights of ``trainer.precision=16-mixed`` (fp16 autocast with loss
+    scaling, which refuses fp16 weights that train)."""
     if dtype == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        if not torch.cuda.is_available():
+            return torch.float32
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return torch.bfloat16
+        _warn_once(f"model.dtype=auto: this GPU ({torch.cuda.get_device_name()}) has no bf16; the weights load in "
+                   f"fp32 (train with trainer.precision=16-mixed)")
+        return torch.float32
     try:
         return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
                 "fp16": torch.float16, "float16": torch.float16}[dtype]
     except KeyError:
         raise ValueError(f"model.dtype: unknown dtype '{dtype}'; use auto, fp32, bf16 or fp16") from None
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 def model_folder(spec: ModelSpec) -> Path:

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
 from pytorch_lightning.strategies import FSDPStrategy
+import torch
 
 from arc_exp.data.trained_outputs import TrainedOutputs
 from arc_exp.model.checkpoints import save_checkpoint
@@ -92,12 +93,19 @@ class EvaluateEvery(pl.Callback):
 
 
 class RecordLosses(pl.Callback):
+    """The loss of every training batch (test-time fine-tuning's first and last loss). Kept on the device during
+    training and read once at the end: a ``float(loss)`` per step would make the host wait for the GPU every step."""
+
     def __init__(self):
-        self.losses: list[float] = []
+        self._losses: list = []
+
+    @property
+    def losses(self) -> list[float]:
+        return torch.stack(self._losses).tolist() if self._losses else []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
-        self.losses.append(float(loss))
+        self._losses.append(loss.detach().float())
 
 
 def training_callbacks(checkpoint_every_n_steps: int, tokenizer, output_dir: str | Path,

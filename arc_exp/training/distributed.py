@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from hydra.utils import get_class
@@ -35,9 +35,9 @@ def strategy_name(strategy: Any) -> str:
 
 
 def fsdp_strategy(decoder_layer: str, **options):
-    """Lightning's FSDP that shards the model decoder layer by decoder layer (``decoder_layer``: the class path
-    ``model.decoder_layer`` names, e.g. ``transformers.models.llama.modeling_llama.LlamaDecoderLayer``); the state
-    dict is gathered whole, so checkpoints are the single-process run's files."""
+    """Lightning's FSDP that shards the model decoder layer by decoder layer (``decoder_layer``: a class path, e.g.
+    ``transformers.models.qwen2.modeling_qwen2.Qwen2DecoderLayer``; :func:`with_model_decoder_layer` fills it in
+    from the loaded model); the state dict is gathered whole, so checkpoints are the single-process run's files."""
     # Lightning takes seconds to import: only when a strategy or launcher is built (train.py checks devices first)
     from pytorch_lightning.strategies import FSDPStrategy
 
@@ -54,6 +54,45 @@ def decoder_layer_class(path: Optional[str], key: str = "model.decoder_layer") -
         return get_class(path)
     except Exception as error:  # hydra raises ImportError or ValueError with its own wording
         raise ProcessConfigError(f"{key}={path}: no such class ({error})") from None
+
+
+def model_decoder_layers(model) -> list[type]:
+    """The classes of ``model``'s decoder layers (the blocks Hugging Face never splits across devices, its
+    ``_no_split_modules``, found among its modules); the class of its decoder's ``layers`` otherwise. Works through
+    a PEFT wrapper and on a model built on the meta device."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or ())
+    found = list(dict.fromkeys(type(m) for m in base.modules() if type(m).__name__ in names))
+    if not found and hasattr(base, "get_decoder") and hasattr(base.get_decoder(), "layers"):
+        found = list(dict.fromkeys(type(layer) for layer in base.get_decoder().layers))
+    return found
+
+
+def with_model_decoder_layer(strategy: Mapping, model, key: str = "model.decoder_layer") -> dict:
+    """``trainer.strategy`` of ``trainer=fsdp`` with ``decoder_layer`` the class path of ``model``'s decoder layer.
+
+    ``model.decoder_layer`` null (every model option): the loaded model's own class, so a preset that sets another
+    model by value (``model: {name: qwen2-0.5b, path: ...}``) wraps that model's layers. Named: it must be a class
+    of the model's layers, or FSDP would wrap nothing and shard no weight: a :class:`ProcessConfigError` naming it.
+    """
+    layers = model_decoder_layers(model)
+    named = strategy.get("decoder_layer")
+    if named:
+        wanted = decoder_layer_class(named, key)
+        if not any(issubclass(layer, wanted) for layer in layers):
+            raise ProcessConfigError(
+                f"{key}={named}: the model ({type(model).__name__}) has no such layer, FSDP would wrap nothing; its "
+                f"decoder layers are {', '.join(_class_path(c) for c in layers) or 'not found'} (leave {key} unset "
+                f"to wrap them)")
+        return dict(strategy)
+    if len(layers) != 1:
+        raise ProcessConfigError(f"trainer=fsdp: cannot tell the decoder layer of {type(model).__name__} (found "
+                                 f"{', '.join(c.__name__ for c in layers) or 'none'}); set {key}=<class path>")
+    return {**strategy, "decoder_layer": _class_path(layers[0])}
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def available_devices(accelerator: str) -> int:
@@ -89,10 +128,15 @@ def check_processes(trainer_cfg: dict, key: str = "trainer") -> int:
     if accelerator in ("gpu", "cuda") and not has_gpu:
         raise ProcessConfigError(f"{key}.accelerator={accelerator} but this machine has no GPU; "
                                  f"use trainer=cpu or trainer=ddp_cpu")
+    precision = str(trainer_cfg.get("precision", "32-true"))
+    if (precision.startswith("bf16") and accelerator in ("gpu", "cuda") and has_gpu
+            and not torch.cuda.is_bf16_supported(including_emulation=False)):
+        raise ProcessConfigError(f"{key}.precision={precision} but this GPU ({torch.cuda.get_device_name()}) has no "
+                                 f"bf16; use {key}.precision=16-mixed (fp16 with loss scaling)")
     if name in GPU_ONLY_STRATEGIES and not has_gpu:
         raise ProcessConfigError(f"{key}.strategy={name} needs GPUs and this machine has none; "
                                  f"on CPU use trainer=ddp_cpu (DDP with gloo)")
-    if hasattr(strategy, "get") and "decoder_layer" in strategy:
+    if hasattr(strategy, "get") and strategy.get("decoder_layer"):  # null: the loaded model's own, found later
         decoder_layer_class(strategy["decoder_layer"])
     backend = strategy.get("process_group_backend") if hasattr(strategy, "get") else None
     if backend in GPU_ONLY_BACKENDS and accelerator not in ("gpu", "cuda"):

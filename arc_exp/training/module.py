@@ -51,16 +51,20 @@ class ARCLitModule(pl.LightningModule):
         self.betas = tuple(betas)
         # checkpoints keep only trainable weights (the adapter); the frozen base model is reloaded from its source
         self.strict_loading = False
-        self._batch_start: Optional[float] = None
         self._val_loss_sum = 0.0
         self._val_tokens = 0
-        self._step_tokens = torch.tensor(0.0)
+        # train/* metrics are logged every trainer.log_every_n_steps steps; between two logs the tokens trained
+        # add up on the device and nothing waits for it (a host synchronisation per step stalls a GPU)
+        self._window_start: Optional[float] = None
+        self._window_tokens: Optional[torch.Tensor] = None
+        self._logs_now = False
 
     def forward(self, batch: dict) -> torch.Tensor:
         return answer_loss(self.model, batch)[0]
 
     def on_train_batch_start(self, batch, batch_idx):
-        self._batch_start = time.perf_counter()
+        if self._window_start is None:
+            self._window_start = time.perf_counter()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss_sum, count = answer_loss_sums(self.model, batch)
@@ -68,20 +72,35 @@ class ARCLitModule(pl.LightningModule):
         # this process's batch is a share of the global one: totals over all processes in one all-reduce
         totals = self._sum_over_processes(torch.stack([
             loss_sum.detach(), count.float(), batch["dropped_examples"].float(), mask.sum().float(),
-            torch.tensor(float(mask.numel()))]))
+            mask.new_full((), mask.numel(), dtype=torch.float32)]))
         if self._world_size() > 1:
             # DDP averages gradients over processes: scaled so that the average is the gradient of the global
             # batch's loss (over all its answer tokens), as one process with the whole batch computes it
             loss = loss_sum * self._world_size() / totals[1].clamp_min(1)
-            global_loss = totals[0] / totals[1].clamp_min(1)
         else:
-            loss = global_loss = loss_sum / count.clamp_min(1)
-        self._step_tokens = totals[3]
-        self.log("train/loss", global_loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
-        self.log("train/real_token_share", totals[3] / totals[4], on_step=True, on_epoch=False)
-        self.log("train/dropped_examples", totals[2], on_step=True, on_epoch=False, reduce_fx="sum")
+            loss = loss_sum / count.clamp_min(1)
+        self._window_tokens = totals[3] if self._window_tokens is None else self._window_tokens + totals[3]
+        self._logs_now = self._logs_this_step()
+        if self._logs_now:
+            loss_sum, count, dropped, real, padded = totals.cpu()  # the host synchronisation, once per log
+            self.log("train/loss", loss_sum / count.clamp_min(1), prog_bar=True, on_step=True, on_epoch=False)
+            self.log("train/lr", torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"]), on_step=True,
+                     on_epoch=False)
+            self.log("train/real_token_share", real / padded, on_step=True, on_epoch=False)
+            self.log("train/dropped_examples", dropped, on_step=True, on_epoch=False, reduce_fx="sum")
         return loss
+
+    def _logs_this_step(self) -> bool:
+        """Whether Lightning hands this batch's metrics to the loggers (the last batch of an optimizer step, every
+        ``trainer.log_every_n_steps`` steps), or it ends the last step (the run's final metrics); always outside a
+        Trainer. Lightning's own tests (private), so that the step it logs holds this step's values."""
+        if self._trainer is None:
+            return True
+        trainer = self.trainer
+        if trainer.fit_loop._should_accumulate():
+            return False
+        return (trainer._logger_connector.should_update_logs
+                or trainer.max_steps > 0 and trainer.global_step + 1 >= trainer.max_steps)
 
     def _world_size(self) -> int:
         return self.trainer.world_size if self._trainer is not None else 1
@@ -92,11 +111,13 @@ class ARCLitModule(pl.LightningModule):
         return self.trainer.strategy.reduce(values, reduce_op="sum")
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self._batch_start is not None:
-            seconds = time.perf_counter() - self._batch_start
-            # tokens of all processes (the global batch) per second
-            self.log("train/tokens_per_s", self._step_tokens / max(seconds, 1e-9),
-                     on_step=True, on_epoch=False)
+        if not self._logs_now or self._window_start is None or self._window_tokens is None:
+            return
+        tokens = self._window_tokens.cpu()  # waits for the device: the seconds below are the steps' real time
+        seconds = time.perf_counter() - self._window_start
+        # tokens of all processes (the global batches) per second, over the steps since the last log
+        self.log("train/tokens_per_s", tokens / max(seconds, 1e-9), on_step=True, on_epoch=False)
+        self._window_start, self._window_tokens = time.perf_counter(), None
 
     def on_validation_epoch_start(self):
         self._val_loss_sum, self._val_tokens = 0.0, 0

@@ -120,9 +120,10 @@ def fine_tune(model, tokenizer, datasets: Sequence[TrainingDataset], settings: T
     losses = RecordLosses()
     # conf/trainer as train.py uses it (accelerator, precision, clipping...); steps, validation, checkpoints and
     # logging are this stage's own
-    trainer = build_trainer(options, logger, [StopAtDeadline(deadline, clock), losses], root_dir, max_steps=steps,
-                            enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
-                            val_check_interval=None, check_val_every_n_epoch=1, log_every_n_steps=1,
+    trainer = build_trainer(options, logger, [StopAtDeadline(deadline, clock), losses], root_dir, model,
+                            max_steps=steps, enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
+                            val_check_interval=None, check_val_every_n_epoch=1,
+                            log_every_n_steps=options.get("log_every_n_steps", 1),
                             enable_progress_bar=progress and options.get("enable_progress_bar", True))
     began = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)

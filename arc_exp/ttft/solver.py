@@ -328,6 +328,7 @@ class Solver:
     def _score(self, submission: Mapping, own: Mapping, ensemble, tasks: Sequence[Task], run_dir: Path, tracker,
                result: SolveResult, timings: Mapping[str, float]) -> None:
         metrics = {f"seconds/{stage}": value for stage, value in timings.items()}
+        log.info("seconds per stage: %s", ", ".join(f"{stage} {value:.1f}" for stage, value in timings.items()))
         metrics.update(errors=len(result.errors), failed_tasks=len(result.failed_tasks),
                        fallback_attempts=result.fallback_attempts)
         if any(t.has_solutions for t in tasks):
