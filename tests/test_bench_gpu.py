@@ -22,6 +22,16 @@ def bench_gpu():
     return bench_gpu
 
 
+@pytest.fixture(autouse=True)
+def progress_bars_back():
+    """The bench turns transformers' progress bars off for its process; in pytest's process the tests after it keep
+    them (tests/test_cli.py checks which bars show)."""
+    from transformers.utils import logging as hf_logging
+
+    yield
+    hf_logging.enable_progress_bar()
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="on a GPU the bench runs its GPU points")
 def test_bench_gpu_runs_its_checks_on_the_cpu(tmp_path):
     text = bench_gpu().main(["--quick", "--only", "train", "fsdp", "generate", "--tasks", str(TINY_TASKS),

@@ -57,10 +57,10 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
     """``model.reduce_vocab=true``: the tokens that the run's encoder, prompt versions (of ``data.train``,
     ``data.val`` and ``prompt``, the evaluation's) and chats (the first ones of every ``chats:`` entry and of
     ``evaluation.count_qa``) can produce; ``None`` otherwise (the whole vocabulary)."""
-    if not cfg.model.get("reduce_vocab"):
+    if not cfg.model.reduce_vocab:
         return None
     entries = train_entries(cfg.data.train)
-    val = OmegaConf.to_container(cfg.data.val, resolve=True) if cfg.data.get("val") else {}
+    val = OmegaConf.to_container(cfg.data.val, resolve=True) if cfg.data.val else {}
     prompts = {f"data.train[{i}].prompt": e.prompt for i, e in enumerate(entries) if not e.is_chats}
     prompts.update({"data.val.prompt": val.get("prompt") or cfg.prompt.version, "prompt.version": cfg.prompt.version})
     for key, version in prompts.items():
@@ -70,7 +70,7 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
             raise UnknownPromptError(f"{key}: {error}") from None
     chats = [chat for e in entries if e.is_chats
              for chat in islice(load_chats(e.chats, encoder=encoder), CHATS_FOR_VOCABULARY)]
-    count_qa = cfg.get("evaluation", {}).get("count_qa")
+    count_qa = cfg.evaluation.count_qa
     if count_qa and count_qa.get("chats"):
         # every held-out chat evaluate_count_qa asks (its n_chats first records)
         chats += [chat_from_record(record, encoder)
@@ -97,18 +97,18 @@ def build_model(spec: ModelSpec, adapter: AdapterConfig, adapter_path: Optional[
 
 
 def build_datamodule(data_cfg: DictConfig, encoder, tokenizer, policy, seed: int) -> ARCDataModule:
-    entries = train_entries(data_cfg.train, data_cfg.get("limit"))
+    entries = train_entries(data_cfg.train, data_cfg.limit)
     datasets = [TrainingDataset.from_config(entry, where=f"data.train[{i}]", encoder=encoder,
                                             read_chats=load_chats)
                 for i, entry in enumerate(entries)]
-    val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.get("val") else None
+    val = dict(OmegaConf.to_container(data_cfg.val, resolve=True)) if data_cfg.val else None
     default_prompt = next((d.prompt for d in datasets if d.chats is None), "output-from-examples-v0")
     val_prompt = (val.pop("prompt", None) if val else None) or default_prompt
     val_tasks = TaskSetSpec.from_config(val).load() if val else []
     return ARCDataModule(datasets, val_tasks, val_prompt, encoder, tokenizer, policy,
                          max_seq_len=data_cfg.max_seq_len, batch_size=data_cfg.batch_size, seed=seed,
-                         bucket_batches=data_cfg.get("bucket_batches", 64),
-                         drop_examples_to_fit=data_cfg.get("drop_examples_to_fit", True))
+                         bucket_batches=data_cfg.bucket_batches,
+                         drop_examples_to_fit=data_cfg.drop_examples_to_fit)
 
 
 def steps_for_task_of_interest(entries: Sequence, steps: int) -> int:
@@ -289,7 +289,7 @@ def evaluate_after_training(model, tokenizer, cfg: DictConfig, prepared, output_
     try:
         with torch.no_grad():
             result = evaluate_tasks(tasks, create_generator(inference, model, tokenizer), tokenizer, settings,
-                                    progress=cfg.trainer.get("enable_progress_bar", True))
+                                    progress=cfg.trainer.enable_progress_bar)
     finally:
         model.train(was_training)  # before training, dropout must come back on
     paths = write_outputs(result, tasks, Path(output_dir) / folder, cfg.evaluation.plots.failures,
@@ -309,10 +309,10 @@ def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output
     LoRA adapter changes nothing yet) and the held-out count questions (``evaluation.count_qa.before``), so the
     run shows before and after. Returns the ``eval/*`` metrics of the base model ({} when not asked)."""
     before = {}
-    if prepared is not None and cfg.evaluation.get("before"):
+    if prepared is not None and cfg.evaluation.before:
         before = evaluate_after_training(model, tokenizer, cfg, prepared, output_dir, run, step=0,
                                          folder="evaluation-before")
-    if cfg.evaluation.get("count_qa") and cfg.evaluation.count_qa.get("before"):
+    if cfg.evaluation.count_qa and cfg.evaluation.count_qa.get("before"):
         evaluate_count_qa(model, tokenizer, cfg, run, step=0, encoder=encoder)
     return before
 
@@ -331,7 +331,7 @@ def evaluate_trained(model, tokenizer, cfg: DictConfig, prepared, output_dir: st
             log.warning("every prediction of the evaluation after training is unanswered (no grid): probably %s",
                         unanswered_reason(OmegaConf.to_container(cfg, resolve=True), cfg.prompt.version,
                                           cfg.inference.sampler, cfg.inference.dfs_threshold, is_base_model=False))
-    if cfg.evaluation.get("count_qa"):
+    if cfg.evaluation.count_qa:
         metrics.update(evaluate_count_qa(model, tokenizer, cfg, run, step, encoder))
     return metrics
 
@@ -340,7 +340,7 @@ def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[]
                          encoder) -> list:
     """Evaluations during training: the count-QA accuracy every ``evaluation.count_qa.every_n_steps`` steps (the
     learning curve), logged into the run ``get_run()`` returns once training starts."""
-    count_qa = cfg.evaluation.get("count_qa")
+    count_qa = cfg.evaluation.count_qa
     if not (count_qa and count_qa.get("every_n_steps")):
         return []
     return [EvaluateEvery(count_qa.every_n_steps, lambda step: evaluate_count_qa(model, tokenizer, cfg, get_run(),
