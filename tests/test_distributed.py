@@ -98,14 +98,21 @@ def history(uri: str, run_dir: Path, key: str = "train/loss") -> dict[int, float
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One process with batches of 4; 2 processes with batches of 2; the same crashing before step 4; its resume."""
+    """One process with batches of 4; 2 processes with batches of 2."""
     folder = tmp_path_factory.mktemp("ddp")
     uri = f"sqlite:///{folder}/mlflow.db"
     single = run(folder, "single", uri, "data.batch_size=4")
     ddp = run(folder, "ddp", uri, "trainer=ddp_cpu", "data.batch_size=2")
+    return {"folder": folder, "uri": uri, "single": single, "ddp": ddp}
+
+
+@pytest.fixture(scope="module")
+def crash_runs(runs):
+    """The 2-process run crashing before step 4, and its resume (two more 2-process runs: the slow tier)."""
+    folder, uri = runs["folder"], runs["uri"]
     crashed = run(folder, "crashed", uri, "trainer=ddp_cpu", "data.batch_size=2", stop_at=3)
     resumed = run(folder, "resumed", uri, "trainer=ddp_cpu", "data.batch_size=2", f"resume={crashed[0]}")
-    return {"uri": uri, "single": single, "ddp": ddp, "crashed": crashed, "resumed": resumed}
+    return {**runs, "crashed": crashed, "resumed": resumed}
 
 
 def test_processes_train_on_disjoint_shares_of_the_single_process_batches(runs):
@@ -140,12 +147,16 @@ def test_process_zero_alone_writes_checkpoints_config_and_one_mlflow_run(runs):
     # one run folder (checked in run()) with both processes' logs and one .hydra/ (the first process's)
     assert sorted(p.name for p in ddp.iterdir()) == [".hydra", "checkpoints", "config.yaml", "overrides.txt",
                                                      "rank_1.log", "train.log", "trained_outputs.json"]
-    assert len(mlflow_runs(uri)) == 4  # single, ddp, crashed, resumed: one each
-    found = [r for r in mlflow_runs(uri) if r.data.tags.get("output_dir") == str(ddp.resolve())][0]
+    found = [r for r in mlflow_runs(uri) if r.data.tags.get("output_dir") == str(ddp.resolve())]
+    assert len(found) == 1  # one MLflow run for both processes
+    found = found[0]
     assert found.data.params["trainer.devices"] == "2" and found.data.params["data.batch_size"] == "2"
 
 
-def test_resume_after_a_crash_continues_identically(runs):
+@pytest.mark.slow
+def test_resume_after_a_crash_continues_identically(crash_runs):
+    runs = crash_runs
+    assert len(mlflow_runs(runs["uri"])) == 4  # single, ddp, crashed, resumed: one each
     uri, (ddp, ddp_samples), (crashed, _), (resumed, resumed_samples) = (
         runs["uri"], runs["ddp"], runs["crashed"], runs["resumed"])
     assert sorted(p.name for p in (crashed / "checkpoints").iterdir()) == ["last.ckpt", "step-000003"]
@@ -286,6 +297,7 @@ def test_slurm_launcher_asks_one_task_per_gpu_on_every_node(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 # Hyperparameter search: the Optuna sweeper (the .[optuna] extra) with train.py's return value.
 
+@pytest.mark.slow  # a second study (~16 s); test_optuna_study_of_an_eval_metric runs the sweeper in the default suite
 def test_optuna_study_of_learning_rate_and_lora_rank(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the .[optuna] extra is not installed")
     import yaml

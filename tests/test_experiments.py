@@ -1,5 +1,8 @@
 """Iteration presets: every table of the journal documents (../shared/seeds/) with their titles, and the documents'
 settings at scale=gpu, checked against tables written here from the documents (their figures are not used)."""
+import copy
+import functools
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -138,6 +141,13 @@ GPU_SETTINGS = [
 
 
 def compose(preset: str, scale: str, arm=None, extra=()):
+    """The config ``<entry>.py experiment=<preset> scale=<scale> [arm=...] <extra>`` composes (hydra node included);
+    a fresh copy each call, the compositions cached (many tests compose the same arms)."""
+    return copy.deepcopy(_compose(preset, scale, arm, tuple(extra)))
+
+
+@functools.lru_cache(maxsize=None)
+def _compose(preset: str, scale: str, arm, extra: tuple):
     from hydra import compose as hydra_compose, initialize_config_dir
 
     entry = ENTRY[preset]

@@ -236,6 +236,7 @@ def test_a_shared_ttft_adapter_is_trained_once_then_predictions_split(solve_stor
         assert stage["outcomes"][0]["losses"] == pytest.approx(stages[0]["outcomes"][0]["losses"], abs=1e-5)
 
 
+@pytest.mark.slow  # 3 solves of 3 tasks with an adapter each (~50 s); tests/test_ttft.py runs per-task TTFT end to end
 def test_per_task_ttft_runs_in_the_shards_processes(solve_store):
     """ttft.per_task=true with shards=2: each process trains the adapters of its tasks, into the run folder."""
     folder, uri = solve_store
