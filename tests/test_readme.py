@@ -181,6 +181,7 @@ def test_outputs_and_the_store_follow_the_project_root(readme):
     assert run.info.artifact_uri.removeprefix("file://").startswith(str(readme.root / "mlruns"))
 
 
+@pytest.mark.slow  # two trainings in joblib workers (~16 s); tests/test_cli.py checks the [job N] prefix with joblib
 def test_parallel_sweep_prefixes_log_lines_with_the_job_number(readme):
     result = readme.run_process(JOBLIB)
     assert result.returncode == 0, result.stderr[-3000:]

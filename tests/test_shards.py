@@ -223,6 +223,7 @@ def test_a_solve_merged_from_jobs_without_ttft_writes_what_one_process_writes(so
     assert (merged.data.metrics["score"], merged.data.tags["degraded"]) == (0.0, "false")
 
 
+@pytest.mark.slow  # 3 solves (~27 s); test_ttft.py::test_shared_adapter_end_to_end runs the shared adapter in one
 def test_a_shared_ttft_adapter_is_trained_once_then_predictions_split(solve_store):
     folder, uri = solve_store
     runs = solve_three_ways(folder / "shared", ["ttft.steps=2", "logger=none"])
