@@ -84,6 +84,9 @@ def options(path: str | Path) -> Iterator[tuple[str, str, dict]]:
     if unknown:
         raise PresetError(f"{path}: scales: {', '.join(map(str, unknown))} is no scale (the scales: "
                           f"{', '.join(SCALES)})")
+    for scale, settings in scales.items():
+        if not isinstance(settings or {}, Mapping):
+            raise PresetError(f"{path}: scales.{scale}: must be a mapping of settings, got {settings!r}")
     for name, arm in arms.items():
         if not isinstance(arm, Mapping):
             raise PresetError(f"{path}: arms.{name}: an arm is a mapping of what it changes, got {arm!r}")
@@ -96,8 +99,7 @@ def options(path: str | Path) -> Iterator[tuple[str, str, dict]]:
                 raise PresetError(f"{path}: arms.{name}.{scale}: must be a mapping, got {arm[scale]!r}")
     for scale in SCALES:
         if scale in scales or arms:
-            yield "scales", f"{path.stem}_{scale}", _scale_config(path.stem, scale, scales.get(scale),
-                                                                             arms)
+            yield "scales", f"{path.stem}_{scale}", _scale_config(path.stem, scale, scales.get(scale), arms)
     for scale in SCALES:
         for name, arm in arms.items():
             yield f"arm/{path.stem}_{scale}", str(name), arm_config(str(name), arm, scale)

@@ -73,6 +73,7 @@ def test_a_run_logs_no_copy_of_the_preset():
 @pytest.mark.parametrize("text, message", [
     ("scales: {cpu: {trainer: {max_steps: 2}}}", "bad.yaml: scales: cpu is no scale (the scales: smoke, gpu)"),
     ("scales: [smoke]", "bad.yaml: scales: must be a mapping, got list"),
+    ("scales: {smoke: 4}", "bad.yaml: scales.smoke: must be a mapping of settings, got 4"),
     ("arms: {r16: 16}", "bad.yaml: arms.r16: an arm is a mapping of what it changes, got 16"),
     ("arms: {r16: {gpu: 3}}", "bad.yaml: arms.r16.gpu: must be a mapping, got 3"),
     ("arms: {r16: {sweep: tpu}}", "bad.yaml: arms.r16.sweep: true, false or the scales it is swept at (smoke, gpu), "
