@@ -38,7 +38,7 @@ from hydra._internal import utils as hydra_utils
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
 from hydra.experimental.callback import Callback
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from arc_exp import presets, schemas
@@ -143,7 +143,7 @@ def entry_point(name: str) -> Callable:
             if multirun and runs_in_parallel(launcher):
                 prefix_log_lines(f"[job {job}] ")
             try:
-                drop_preset_options(cfg)
+                presets.drop_options(cfg)
                 result = main(cfg)
             except BaseException as error:
                 _after_failure(folder, multirun)
@@ -162,14 +162,6 @@ def entry_point(name: str) -> Callable:
         return wrapped
 
     return decorate
-
-
-def drop_preset_options(cfg) -> None:
-    """A preset's ``scales:`` and ``arms:`` out of the config a run logs: registered and composed already
-    (:mod:`arc_exp.presets`), they would repeat the whole preset in every run's params."""
-    with open_dict(cfg):
-        for key in presets.PRESET_KEYS:
-            cfg.pop(key, None)
 
 
 def _hydra_runtime() -> tuple[Optional[Path], Optional[int], bool, dict]:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 SCALES = ("smoke", "gpu")
 PRESET_KEYS = ("scales", "arms")  # the keys of a preset that are registered options, not settings
@@ -103,6 +103,14 @@ def options(path: str | Path) -> Iterator[tuple[str, str, dict]]:
     for scale in SCALES:
         for name, arm in arms.items():
             yield f"arm/{path.stem}_{scale}", str(name), arm_config(str(name), arm, scale)
+
+
+def drop_options(cfg) -> None:
+    """A composed config without its preset's ``scales:`` and ``arms:``: registered and composed already, they would
+    repeat the whole preset in every run's params (the entry points) and in every stage's hash (run.py)."""
+    with open_dict(cfg):
+        for key in PRESET_KEYS:
+            cfg.pop(key, None)
 
 
 def arm_config(name: str, arm: Mapping, scale: str) -> dict:

@@ -64,7 +64,7 @@ def test_a_run_logs_no_copy_of_the_preset():
     whole preset in every run's params."""
     cfg = compose(ITER12, "smoke", f"{ITER12}_smoke/r16")
     assert "arms" in cfg and "scales" in cfg
-    cli.drop_preset_options(cfg)
+    presets.drop_options(cfg)
     params = flatten(OmegaConf.to_container(cfg))
     assert not [k for k in params if k.startswith(("arms.", "scales."))]
     assert params["arm"] == "r16" and params["lora.r"] == "16"

@@ -264,6 +264,9 @@ def test_experiment(readme, capsys):
     readme.run(EXPERIMENT, capsys)
     runs = readme.runs("training", experiment="iter12_grid_representation")
     assert len(runs) >= 2 and {r.info.status for r in runs} == {"FINISHED"}  # the preset's smoke-scale arms
+    # the preset's scales: and arms: are composed, not logged (arc_exp.presets.drop_options in every entry point)
+    assert not [key for r in runs for key in r.data.params if key.startswith(("arms.", "scales."))]
+    assert {r.data.params["arm"] for r in runs} >= {"base", "size_small"}
 
 
 def test_experiment_report(readme, capsys):

@@ -47,7 +47,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from arc_exp import RequiredValueError
-from arc_exp.presets import PRESET_KEYS
+from arc_exp.presets import drop_options
 from arc_exp.tracking.references import (
     Reference,
     RunReferenceError,
@@ -349,10 +349,9 @@ def compose_text(root: Path, entry: str, arguments: Sequence[str]) -> str:
         raise StageError(f"{entry}.py {' '.join(plain)}: does not compose: {message}") from None
     finally:
         GlobalHydra.set_instance(outer)
+    drop_options(cfg)  # as the entry point drops them
     config = OmegaConf.to_container(cfg, resolve=False)
     sweeper = config.pop("hydra").get("sweeper") or {}
-    for key in PRESET_KEYS:  # the preset's scales and arms: composed already, as the entry point drops them
-        config.pop(key, None)
     if entry != "report":  # report.py reads report.tables alone, not the stages' required values
         _check_required(OmegaConf.create(config), f"{entry}.py {' '.join(arguments)}")
     return OmegaConf.to_yaml(OmegaConf.create({**config, "sweeper": sweeper}))
