@@ -20,7 +20,8 @@ def main(cfg: DictConfig) -> None:
     # imported here, not at the top: torch and transformers take seconds to import, and a bad override or
     # `--cfg job` should answer at once
     from arc_exp.data.entries import TrainEntry, TrainEntryError
-    from arc_exp.data.stats import encoder_options, format_table, task_token_counts, token_stats
+    from arc_exp.data.encoders import ENCODER_COMPOSITIONS, create_grid_encoder
+    from arc_exp.data.stats import format_table, task_token_counts, token_stats
     from arc_exp.model.loader import load_tokenizer
 
     entry = TrainEntry.from_config(cfg.data.train[0], "data.train[0]")
@@ -30,8 +31,10 @@ def main(cfg: DictConfig) -> None:
     prompt, tasks = entry.prompt, entry.task_set().load()
     tokenizer = load_tokenizer(instantiate(cfg.model))
     stats = []
-    for name in cfg.encoders or encoder_options(ROOT / "conf" / "encoder"):
-        encoder = instantiate(OmegaConf.load(ROOT / "conf" / "encoder" / f"{name}.yaml"))
+    yaml_options = {path.stem: path for path in (ROOT / "conf" / "encoder").glob("*.yaml")}  # a project's own
+    for name in cfg.encoders or sorted({*ENCODER_COMPOSITIONS, *yaml_options}):  # every option, a new one included
+        encoder = (instantiate(OmegaConf.load(yaml_options[name])) if name in yaml_options
+                   else create_grid_encoder(name))  # a composition's name, or the seed's string form
         stats.append(token_stats(name, task_token_counts(tasks, encoder, prompt, tokenizer), cfg.max_seq_len))
     print(f"{len(tasks)} tasks of {entry.source}, prompt {prompt}, tokenizer of {cfg.model.name}")
     print(format_table(stats, cfg.max_seq_len))

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from arc_exp.data.encoders import ENCODER_COMPOSITIONS, create_grid_encoder, encoder_config
 from arc_exp.data.entries import MAX_SEQ_LEN, TrainEntry  # numpy, through the task sets; no torch
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
@@ -227,8 +228,10 @@ SCHEMAS = {
 
 
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore (before ``@hydra.main`` or ``compose`` composes a config)."""
+    """Store every schema in Hydra's ConfigStore (before ``@hydra.main`` or ``compose`` composes a config), and the
+    encoder options (:func:`register_encoders`)."""
     store = ConfigStore.instance()
+    register_encoders(store)
     for group, (name, schema) in SCHEMAS.items():
         store.store(group=group, name=name, node=schema, provider="arc_exp")
     for config, schema in ROOT_SCHEMAS.items():
@@ -237,6 +240,21 @@ def register() -> None:
         for section in [node, *(child for child in children if OmegaConf.is_dict(child))]:
             OmegaConf.set_struct(section, False)  # typed keys, but a preset may add its own (scale: evaluation.*)
         store.store(name=f"{config}_schema", node=node, provider="arc_exp")
+
+
+def register_encoders(store: ConfigStore) -> None:
+    """The options of the ``encoder`` group: one per composition of :data:`~arc_exp.data.encoders.ENCODER_COMPOSITIONS`
+    (the one list of them), as the nested ``_target_`` config a run records, and ``spec`` for the seed's string form::
+
+        python train.py encoder=grid_shape_row_number
+        python train.py encoder=spec "encoder.spec='GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))'"
+
+    A YAML file in ``conf/encoder/`` adds an option beside them (its README says how).
+    """
+    for name, spec in ENCODER_COMPOSITIONS.items():
+        store.store(group="encoder", name=name, node=encoder_config(create_grid_encoder(spec)), provider="arc_exp")
+    store.store(group="encoder", name="spec", provider="arc_exp",
+                node={"_target_": "arc_exp.data.encoders.create_grid_encoder", "spec": "???"})
 
 
 def load_option(path) -> DictConfig:

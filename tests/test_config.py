@@ -13,6 +13,7 @@ from arc_exp.data.entries import TrainEntry, train_entries
 from arc_exp.data.selection import TaskSetSpec, largest_grid_side
 from arc_exp.model.loader import ModelSpec
 from arc_exp.training.distributed import strategy_name
+from arc_exp.data.encoders import ENCODER_COMPOSITIONS
 from arc_exp.data.prompts import PROMPT_VERSIONS
 from arc_exp.tracking.runs import ensure_experiment, flatten
 from arc_exp.training import recipe as training
@@ -239,7 +240,7 @@ ENCODED = {  # option -> [[1, 2, 3], [4, 5, 6]] as text (the example in each YAM
 }
 
 
-@pytest.mark.parametrize("option", options("encoder"))
+@pytest.mark.parametrize("option", sorted(ENCODER_COMPOSITIONS))
 def test_encoders(option):
     encoder = instantiate(compose_train([f"encoder={option}"]).encoder)
     assert encoder.encode([[1, 2, 3], [4, 5, 6]]) == ENCODED[option]

@@ -1,4 +1,4 @@
-"""Grid encoders: pinned texts, round trips over every ARC-1 and ARC-AGI-2 grid, strict decoding, specs and YAMLs."""
+"""Grid encoders: pinned texts, round trips over every ARC-1 and ARC-AGI-2 grid, strict decoding, specs and options."""
 import doctest
 import importlib.util
 import json
@@ -22,6 +22,7 @@ from arc_exp.data.encoders import (
     RowNumberEncoder,
     UnknownEncoderError,
     create_grid_encoder,
+    encoder_config,
 )
 from arc_exp.data.grid import InvalidGridError, grid_key
 
@@ -56,8 +57,18 @@ SEED_FORMS = {
 }
 
 
-def load_yaml_encoder(name):
-    return instantiate(OmegaConf.load(ENCODER_DIR / f"{name}.yaml"))
+def load_option_encoder(name):
+    """The encoder ``python train.py encoder=<name>`` builds."""
+    from conftest import compose_train
+
+    return instantiate(compose_train([f"encoder={name}"]).encoder)
+
+
+# The config every run and checkpoint recorded for the default encoder when the options were YAML files: a new run
+# records the same, so resuming or evaluating one of them is not refused as composed otherwise.
+RECORDED_DEFAULT = {"_target_": "arc_exp.data.encoders.GridShapeEncoder",
+                    "inner": {"_target_": "arc_exp.data.encoders.RowNumberEncoder",
+                              "inner": {"_target_": "arc_exp.data.encoders.MinimalGridEncoder"}}}
 
 
 @pytest.fixture(scope="module")
@@ -78,19 +89,52 @@ def all_arc_grids():
     return list(grids.values())
 
 
-# --- the YAMLs and composition names ---------------------------------------------------------------------------------
+# --- the options and composition names ------------------------------------------------------------------------------
 
-def test_one_yaml_per_composition():
-    assert sorted(path.stem for path in ENCODER_DIR.glob("*.yaml")) == sorted(PINNED)
+def test_the_compositions_are_listed_once():
     assert sorted(ENCODER_COMPOSITIONS) == sorted(PINNED)
     assert DEFAULT_ENCODER == "grid_shape_row_number"
+    assert list(ENCODER_DIR.glob("*.yaml")) == []  # the options come from ENCODER_COMPOSITIONS, not from copies
+    assert (ENCODER_DIR / "README.md").is_file()  # conf/encoder/ still says where they are
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
-def test_yaml_builds_the_named_composition(name):
-    encoder = load_yaml_encoder(name)
+def test_option_builds_the_named_composition(name):
+    encoder = load_option_encoder(name)
     assert repr(encoder) == SEED_FORMS[name]
     assert encoder == create_grid_encoder(name) == create_grid_encoder(SEED_FORMS[name])
+
+
+def test_a_run_records_the_nested_config_it_always_did():
+    from conftest import compose_train
+
+    assert OmegaConf.to_container(compose_train().encoder) == RECORDED_DEFAULT
+    assert encoder_config(create_grid_encoder(DEFAULT_ENCODER)) == RECORDED_DEFAULT
+    for name in PINNED:  # every option's config builds its composition back
+        assert instantiate(encoder_config(create_grid_encoder(name))) == create_grid_encoder(name)
+
+
+def test_the_spec_option_takes_the_seed_string_form():
+    from conftest import compose_train
+
+    spec = "GridCodeBlockEncoder(RowNumberEncoder(MinimalGridEncoder()))"
+    encoder = instantiate(compose_train(["encoder=spec", f"encoder.spec='{spec}'"]).encoder)  # quoted for Hydra
+    assert encoder == create_grid_encoder("code_block_row_number")
+    with pytest.raises(Exception, match="encoder.spec"):  # not given: Hydra names the missing key
+        instantiate(compose_train(["encoder=spec"]).encoder)
+
+
+def test_a_yaml_in_conf_encoder_adds_an_option_beside_the_compositions(tmp_path):
+    """What conf/encoder/README.md promises: a project's own YAML composes next to the stored options."""
+    from hydra import compose, initialize_config_dir
+
+    (tmp_path / "encoder").mkdir()
+    (tmp_path / "encoder" / "mine.yaml").write_text("_target_: arc_exp.data.encoders.ReplaceNumberEncoder\n"
+                                                    "inner: {_target_: arc_exp.data.encoders.MinimalGridEncoder}\n")
+    (tmp_path / "main.yaml").write_text("defaults: [{encoder: mine}, _self_]\n")
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        assert instantiate(compose("main").encoder) == create_grid_encoder("replace_number")
+        assert instantiate(compose("main", ["encoder=row_number"]).encoder) == create_grid_encoder("row_number")
 
 
 # --- exact texts -----------------------------------------------------------------------------------------------------
@@ -128,14 +172,14 @@ def test_largest_grid_round_trips():
 
 def test_docstring_examples_hold():
     result = doctest.testmod(arc_exp.data.encoders)
-    assert (result.failed, result.attempted) == (0, 7)
+    assert (result.failed, result.attempted) == (0, 9)
 
 
 # --- round trip over every ARC grid ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_round_trip_every_arc_grid(name, all_arc_grids):
-    encoder = load_yaml_encoder(name)
+    encoder = load_option_encoder(name)
     failures = [grid for grid in all_arc_grids if encoder.decode(encoder.encode(grid)) != grid]
     assert failures == []
 

@@ -12,7 +12,7 @@ from arc_exp.data.augmentation_policy import AugmentationPolicy
 from arc_exp.data.selection import select_tasks
 from arc_exp.data.sources import load_source
 from arc_exp.data.tasks import Task
-from arc_exp.data.encoders import GridParseError, create_grid_encoder
+from arc_exp.data.encoders import GridParseError, create_grid_encoder, encoder_config
 from arc_exp.evaluation.pipeline import evaluate_tasks, load_eval_tasks
 from arc_exp.evaluation import EvaluationError
 from arc_exp.evaluation.settings import EvaluationSettings
@@ -197,7 +197,7 @@ def test_eval_task_set_errors():
 def _fake_run(tmp_path, steps=(2, 4), model="tiny-random", encoder=ENCODER):
     run = tmp_path / "run"
     config = {"model": {"name": model}, "lora": {"method": "lora"}, "prompt": {"version": PROMPT}, "seed": 0,
-              "encoder": yaml.safe_load((CONF / "encoder" / "grid_shape_row_number.yaml").read_text())}
+              "encoder": encoder_config(create_grid_encoder("grid_shape_row_number"))}
     for step in steps:
         folder = run / "checkpoints" / f"step-{step:06d}"
         folder.mkdir(parents=True)

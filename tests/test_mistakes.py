@@ -36,6 +36,14 @@ CASES = {  # name -> (command line, the one line printed); {root}: the project r
         ["train.py", "model=qwen2-1.5"],
         "train.py: error: model=qwen2-1.5: no such option; did you mean qwen2-1.5b? (options: llama-3.1-8b, "
         "phi-3-mini, phi-3-mini-128k, qwen2-0.5b, qwen2-1.5b, qwen2.5-0.5b, smollm2-135m, tiny-random)"),
+    "train: encoder=spec, a block inside a row encoder": (
+        ["train.py", *SMOKE, "encoder=spec", "encoder.spec='RowNumberEncoder(GridShapeEncoder(MinimalGridEncoder()))'"],
+        "train.py: error: encoder spec 'RowNumberEncoder(GridShapeEncoder(MinimalGridEncoder()))': RowNumberEncoder "
+        "wraps a row encoder (MinimalGridEncoder, RowNumberEncoder, ReplaceNumberEncoder), got "
+        "GridShapeEncoder(MinimalGridEncoder())"),
+    "train: encoder=spec without its spec": (
+        ["train.py", *SMOKE, "encoder=spec"],
+        "train.py: error: encoder.spec is required: give encoder.spec=<value>"),
     "evaluate: checkpoint=nope": (
         ["evaluate.py", *SMOKE, "checkpoint=nope"],
         "evaluate.py: error: checkpoint 'nope': no such file or folder, and no MLflow run with this id in "

@@ -19,8 +19,10 @@ There are two levels, and the class hierarchy mirrors them:
 
 ``decode`` is strict, because a model's answer that is not exactly a grid counts as unanswered: it raises
 :class:`GridParseError` on anything but the exact text ``encode`` would produce, apart from whitespace around the
-whole text. Build encoders directly, from a Hydra YAML (``conf/encoder/*.yaml``, nested ``_target_``), or with
-:func:`create_grid_encoder` from the seed's string form or a composition name.
+whole text. Build encoders directly, with :func:`create_grid_encoder` from the seed's string form or a composition
+name, or from a Hydra config (nested ``_target_``, :func:`encoder_config`). The compositions are listed once, in
+:data:`ENCODER_COMPOSITIONS`; the entry points offer each as the option ``encoder=<name>`` (registered in Hydra's
+ConfigStore by :func:`arc_exp.schemas.register`), and ``encoder=spec "encoder.spec='<seed form>'"`` builds any other.
 """
 from __future__ import annotations
 
@@ -247,7 +249,7 @@ ENCODER_CLASSES: dict[str, type[GridEncoder]] = {
     for cls in (MinimalGridEncoder, RowNumberEncoder, ReplaceNumberEncoder, GridCodeBlockEncoder, GridShapeEncoder)
 }
 
-# The useful compositions, by the name of their YAML in conf/encoder/ (a test keeps the two in sync).
+# The useful compositions, by their option name (``encoder=<name>``): the one list of them.
 ENCODER_COMPOSITIONS: dict[str, str] = {
     "minimal": "MinimalGridEncoder()",
     "row_number": "RowNumberEncoder(MinimalGridEncoder())",
@@ -291,6 +293,19 @@ def create_grid_encoder(spec: Union[str, GridEncoder]) -> GridEncoder:
     return _build(tree.body, spec)
 
 
+def encoder_config(encoder: GridEncoder) -> dict:
+    """The Hydra config that builds ``encoder``: one nested ``_target_`` per class, as a run's config records it.
+
+    >>> config = encoder_config(create_grid_encoder("row_number"))
+    >>> config["_target_"], config["inner"]
+    ('arc_exp.data.encoders.RowNumberEncoder', {'_target_': 'arc_exp.data.encoders.MinimalGridEncoder'})
+    """
+    config = {"_target_": f"{type(encoder).__module__}.{type(encoder).__qualname__}"}
+    if isinstance(encoder, (_RowWrapper, BlockEncoder)):
+        config["inner"] = encoder_config(encoder.inner)
+    return config
+
+
 def _build(node: ast.AST, spec: str) -> object:
     """Build one node of a parsed spec: a call of a known encoder class, or a literal argument."""
     if isinstance(node, ast.Name):  # "MinimalGridEncoder" without parentheses
@@ -309,7 +324,7 @@ def _build(node: ast.AST, spec: str) -> object:
     kwargs = {keyword.arg: _build(keyword.value, spec) for keyword in node.keywords}
     try:
         return ENCODER_CLASSES[name](*args, **kwargs)
-    except TypeError as error:  # wrong number or names of arguments
+    except (TypeError, EncoderSpecError) as error:  # wrong number or names of arguments, a wrapper around a block
         raise EncoderSpecError(f"encoder spec {spec!r}: {error}") from None
 
 

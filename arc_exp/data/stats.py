@@ -7,7 +7,6 @@ median, p90 and max tokens per task, and the share of tasks over ``max_seq_len``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -50,8 +49,3 @@ def token_stats(name: str, counts: Sequence[int], max_seq_len: int) -> TokenStat
 def format_table(stats: Sequence[TokenStats], max_seq_len: int) -> str:
     header = f"| encoder | tasks | median | p90 | max | over {max_seq_len} |\n|---|---|---|---|---|---|"
     return "\n".join([header, *(s.row() for s in stats)])
-
-
-def encoder_options(folder: Path) -> list[str]:
-    """Every encoder option (``conf/encoder/*.yaml``), sorted: the statistics cover a new one without a change."""
-    return sorted(p.stem for p in folder.glob("*.yaml"))
