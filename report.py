@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parent
 
 @cli.main(__file__, "report")
 def main(cfg: DictConfig) -> None:
+    try:  # before the output folder: a mistake leaves nothing behind
+        settings = SignificanceSettings(**OmegaConf.to_container(cfg.significance, resolve=True))
+    except SignificanceError as error:
+        raise cli.UserError(f"significance: {error}") from None
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     uri = cfg.logger.tracking_uri
-    try:
-        settings = SignificanceSettings(**OmegaConf.to_container(cfg.significance, resolve=True))
-    except (TypeError, SignificanceError) as error:
-        raise cli.UserError(f"report.py: significance: {error}") from None
     if cfg.runs or cfg.sweep:
         return compare(cfg, uri, output_dir, settings)
     if not cfg.get("experiment") or not cfg.get("report"):

@@ -1,7 +1,9 @@
 """The root schemas: the types of the top-level keys of train.py, evaluate.py, solve.py, generate.py and run.py
 (``learning_rate``, ``seed``, ``predictions_per_task``, ``evaluation.*``, ...), each the first entry of its entry
 point's defaults list (``train_schema``: :class:`TrainSchema`), so ``learning_rate=fast`` fails at composition naming
-``learning_rate``. :func:`arc_exp.schemas.register` stores them with the group schemas.
+``learning_rate``. :func:`arc_exp.schemas.register` stores them with the group schemas. report.py composes train's
+config and adds its own keys (``runs``, ``significance.*``, ...: :class:`ReportSchema`, ``report_schema``), typed the
+same way.
 
 Each schema lists its keys one a line, so two lists of fields look alike by shape (the repository's duplicates check
 pairs them) without repeating any logic; the groups every model-running entry point composes are listed once
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
+
+from arc_exp.tracking.significance import SignificanceSettings  # numpy; no torch, no scipy
 
 
 @dataclass
@@ -166,10 +170,25 @@ class RunSchema:
     logger: Dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class ReportSchema:
+    """report.py's own keys (conf/report.yaml), merged after the train config it composes (``report_schema``)."""
+
+    runs: Any = None  # a list of run ids or prefixes, or one comma-separated string
+    sweep: Optional[str] = None
+    iteration: Optional[str] = None
+    metrics: Optional[List[str]] = None
+    table: Optional[str] = None
+    plot_metrics: List[str] = field(default_factory=lambda: ["train/loss", "val/loss"])
+    significance: SignificanceSettings = field(default_factory=SignificanceSettings)  # the library's own class
+
+
 # entry point config -> the schema of its top-level keys, the first entry of its defaults list. Open (not struct), its
 # sections too: a preset may add a key of its own (experiment, arm, report, scale; the scale presets set train.py's
 # evaluation.enabled for every entry point); Hydra closes the composed config after.
-# (report.yaml composes train.yaml, whose schema types the root: a second root schema would not merge onto it, so
-# report.py's own keys are untyped)
 ROOT_SCHEMAS = {"train": TrainSchema, "evaluate": EvaluateSchema, "solve": SolveSchema, "generate": GenerateSchema,
                 "run": RunSchema}
+
+# entry point config -> the schema of the keys it adds to another entry point's config it composes: stored untyped at
+# the root (a second root type would not merge onto the first's) with typed keys, merged after that config
+ADDED_SCHEMAS = {"report": ReportSchema}

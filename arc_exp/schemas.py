@@ -35,7 +35,7 @@ from arc_exp.data.encoders import ENCODER_COMPOSITIONS, create_grid_encoder, enc
 from arc_exp.data.entries import MAX_SEQ_LEN, TrainEntry  # numpy, through the task sets; no torch
 from arc_exp.data.selection import TaskSetSpec
 from arc_exp.inference.config import InferenceConfig  # dataclasses and typing only
-from arc_exp.root_schemas import ROOT_SCHEMAS
+from arc_exp.root_schemas import ADDED_SCHEMAS, ROOT_SCHEMAS
 from arc_exp.synthetic.count import CountConfig  # numpy; no torch
 from arc_exp.synthetic.questions import QuestionConfig
 from arc_exp.ttft.settings import TTFTSettings  # numpy, through the augmentation policy; no torch
@@ -239,6 +239,11 @@ def register() -> None:
         children = (node._get_node(key) for key in node)  # not node.values(): a MISSING value (out: ???) raises
         for section in [node, *(child for child in children if OmegaConf.is_dict(child))]:
             OmegaConf.set_struct(section, False)  # typed keys, but a preset may add its own (scale: evaluation.*)
+        store.store(name=f"{config}_schema", node=node, provider="arc_exp")
+    for config, schema in ADDED_SCHEMAS.items():  # report.py's keys, after the train config it composes
+        typed, node = OmegaConf.structured(schema), OmegaConf.create()
+        for key in typed:
+            node[key] = typed._get_node(key)  # each key keeps its type; the root stays train's (TrainSchema)
         store.store(name=f"{config}_schema", node=node, provider="arc_exp")
 
 

@@ -23,6 +23,7 @@ from arc_exp.data.encoders import (
     UnknownEncoderError,
     create_grid_encoder,
     encoder_config,
+    encoder_from_config,
 )
 from arc_exp.data.grid import InvalidGridError, grid_key
 
@@ -114,6 +115,31 @@ def test_a_run_records_the_nested_config_it_always_did():
         assert instantiate(encoder_config(create_grid_encoder(name))) == create_grid_encoder(name)
 
 
+def test_a_recorded_config_builds_its_encoder_without_hydra():
+    for name in PINNED:
+        assert encoder_from_config(encoder_config(create_grid_encoder(name))) == create_grid_encoder(name)
+    before_the_stage_packages = {"_target_": "arc_exp.encoders.GridShapeEncoder",
+                                 "inner": {"_target_": "arc_exp.encoders.MinimalGridEncoder"}}
+    assert encoder_from_config(before_the_stage_packages) == create_grid_encoder("grid_shape")
+    spec = {"_target_": "arc_exp.data.encoders.create_grid_encoder", "spec": "GridShapeEncoder(MinimalGridEncoder())"}
+    assert encoder_from_config(spec) == create_grid_encoder("grid_shape")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"_target_": "my_project.DiagonalEncoder"}, "encoder config names 'my_project.DiagonalEncoder', not an encoder "
+                                                 "of arc_exp.data.encoders; known encoder classes: MinimalGridEncoder"),
+    ({"_target_": "arc_exp.data.encoders.GridParseError"}, "names 'arc_exp.data.encoders.GridParseError'"),
+    ({"inner": {}}, "encoder config names 'no _target_'"),
+    ({"_target_": "arc_exp.data.encoders.MinimalGridEncoder", "side": 3}, "MinimalGridEncoder() takes no arguments"),
+    ({"_target_": "arc_exp.data.encoders.RowNumberEncoder",
+      "inner": {"_target_": "arc_exp.data.encoders.GridShapeEncoder",
+                "inner": {"_target_": "arc_exp.data.encoders.MinimalGridEncoder"}}}, "RowNumberEncoder wraps a row"),
+])
+def test_a_config_that_builds_no_encoder_is_named(config, message):
+    with pytest.raises(EncoderSpecError, match=re.escape(message)):
+        encoder_from_config(config)
+
+
 def test_the_spec_option_takes_the_seed_string_form():
     from conftest import compose_train
 
@@ -172,7 +198,7 @@ def test_largest_grid_round_trips():
 
 def test_docstring_examples_hold():
     result = doctest.testmod(arc_exp.data.encoders)
-    assert (result.failed, result.attempted) == (0, 9)
+    assert (result.failed, result.attempted) == (0, 10)
 
 
 # --- round trip over every ARC grid ----------------------------------------------------------------------------------

@@ -195,9 +195,10 @@ def test_eval_task_set_errors():
 
 
 def _fake_run(tmp_path, steps=(2, 4), model="tiny-random", encoder=ENCODER):
+    """A training run's folder with a checkpoint per step; ``encoder``: an encoder, or the config its runs recorded."""
     run = tmp_path / "run"
     config = {"model": {"name": model}, "lora": {"method": "lora"}, "prompt": {"version": PROMPT}, "seed": 0,
-              "encoder": encoder_config(create_grid_encoder("grid_shape_row_number"))}
+              "encoder": encoder if isinstance(encoder, dict) else encoder_config(encoder)}
     for step in steps:
         folder = run / "checkpoints" / f"step-{step:06d}"
         folder.mkdir(parents=True)
@@ -264,6 +265,22 @@ def test_checkpoint_mismatch_names_the_override(tmp_path):
         check_checkpoint(checkpoint, "tiny-random", create_grid_encoder("minimal"), "lora")
     with pytest.raises(CheckpointError, match="evaluate it with lora=lora"):
         check_checkpoint(checkpoint, "tiny-random", ENCODER, "full")
+
+
+@pytest.mark.parametrize("saved, checked", [
+    ({"_target_": "arc_exp.encoders.create_grid_encoder", "spec": "minimal"}, True),  # before the stage packages
+    ({"_target_": "arc_exp.encoders.MinimalGridEncoder"}, True),
+    ({"_target_": "my_project.encoders.DiagonalEncoder"}, False),  # a project's own class: not built here
+])
+def test_a_checkpoint_encoder_recorded_otherwise(tmp_path, caplog, saved, checked):
+    checkpoint = resolve_checkpoints(str(_fake_run(tmp_path, encoder=saved)))[0]
+    if checked:
+        check_checkpoint(checkpoint, "tiny-random", create_grid_encoder("minimal"), "lora")
+        with pytest.raises(CheckpointError, match="evaluate it with encoder=minimal"):
+            check_checkpoint(checkpoint, "tiny-random", ENCODER, "lora")
+    else:
+        check_checkpoint(checkpoint, "tiny-random", ENCODER, "lora")
+        assert "cannot check its encoder: encoder config names 'my_project.encoders.DiagonalEncoder'" in caplog.text
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -237,3 +237,31 @@ def test_imports_inside_functions_are_heavy_or_optional_dependencies():
 def test_no_module_over_max_lines():
     long = [f"{rel(p)}: {n} lines" for p in all_files() if (n := len(p.read_text().splitlines())) > MAX_LINES]
     assert not long, f"modules over {MAX_LINES} lines (split them along their concepts):\n" + "\n".join(long)
+
+
+# The Hydra config stops at the entry points and the modules below: a DictConfig, or Hydra's instantiate, anywhere
+# else in arc_exp/ is the config leaking into the library (build the object once above it and pass it down).
+CONFIG_READERS = {
+    "DictConfig": {
+        "arc_exp/training/recipe.py": "train.py's steps, each reading its part of the composed config",
+        "arc_exp/cli.py": "the entry points' wrapper",
+        "arc_exp/schemas.py": "the config's types",
+    },
+    "instantiate": {
+        "arc_exp/training/recipe.py": "train.py's steps build the inference settings from the config",
+        "arc_exp/training/trainer.py": "conf/trainer is Lightning's Trainer arguments as they are, a nested _target_ "
+                                       "(a strategy class a user may name); the builder gets a plain dict",
+    },
+}
+
+
+def test_the_hydra_config_stops_above_the_library():
+    wrong = []
+    for path in all_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = (node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+                    else node.name.rpartition(".")[2] if isinstance(node, ast.alias) else None)
+            if name in CONFIG_READERS and rel(path) not in CONFIG_READERS[name]:
+                wrong.append(f"{rel(path)}:{getattr(node, 'lineno', '?')}: {name}")
+    assert not wrong, ("only " + "; ".join(f"{name}: {', '.join(files)}" for name, files in CONFIG_READERS.items())
+                       + " see the Hydra config:\n" + "\n".join(unique(wrong)))

@@ -44,6 +44,13 @@ CASES = {  # name -> (command line, the one line printed); {root}: the project r
     "train: encoder=spec without its spec": (
         ["train.py", *SMOKE, "encoder=spec"],
         "train.py: error: encoder.spec is required: give encoder.spec=<value>"),
+    "report: significance.resamples=many": (
+        ["report.py", "significance.resamples=many"],
+        "report.py: error: significance.resamples: Value 'many' of type 'str' could not be converted to Integer "
+        "(significance.resamples=many)"),
+    "report: significance.level=2": (
+        ["report.py", "significance.level=2", "runs=[a,b]"],
+        "report.py: error: significance: significance.level must be between 0 and 1, got 2.0"),
     "evaluate: checkpoint=nope": (
         ["evaluate.py", *SMOKE, "checkpoint=nope"],
         "evaluate.py: error: checkpoint 'nope': no such file or folder, and no MLflow run with this id in "

@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 import re
 from abc import ABC, abstractmethod
-from typing import Sequence, Union
+from typing import Mapping, Sequence, Union
 
 from arc_exp.data.grid import MAX_SIDE, Grid, InvalidGridError, validate_grid
 
@@ -304,6 +304,36 @@ def encoder_config(encoder: GridEncoder) -> dict:
     if isinstance(encoder, (_RowWrapper, BlockEncoder)):
         config["inner"] = encoder_config(encoder.inner)
     return config
+
+
+# where encoder configs name the classes: arc_exp.encoders in runs and checkpoints written before arc_exp/ was grouped
+# by pipeline stage
+ENCODER_MODULES = ("arc_exp.data.encoders", "arc_exp.encoders")
+
+
+def encoder_from_config(config: Mapping) -> GridEncoder:
+    """The encoder a recorded config builds (a run's or a checkpoint's ``encoder``): the nested ``_target_`` form of
+    :func:`encoder_config`, or ``create_grid_encoder`` with a ``spec``, under this module's name or its old one.
+
+    >>> encoder_from_config({"_target_": "arc_exp.encoders.create_grid_encoder", "spec": "minimal"})
+    MinimalGridEncoder()
+
+    A class outside this module raises :class:`EncoderSpecError` naming it (a config of a project's own encoder
+    class is built by Hydra at the entry point, not here).
+    """
+    target = str(config.get("_target_", ""))
+    module, _, name = target.rpartition(".")
+    if module not in ENCODER_MODULES or (name not in ENCODER_CLASSES and name != "create_grid_encoder"):
+        raise EncoderSpecError(f"encoder config names {target or 'no _target_'!r}, not an encoder of "
+                               f"{ENCODER_MODULES[0]}; {_known()}")
+    arguments = {key: encoder_from_config(value) if isinstance(value, Mapping) else value
+                 for key, value in config.items() if key != "_target_"}
+    try:
+        if name == "create_grid_encoder":
+            return create_grid_encoder(**arguments)
+        return ENCODER_CLASSES[name](**arguments)
+    except TypeError as error:  # wrong names of arguments
+        raise EncoderSpecError(f"encoder config {dict(config)!r}: {error}") from None
 
 
 def _build(node: ast.AST, spec: str) -> object:

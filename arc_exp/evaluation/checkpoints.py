@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hydra.utils import instantiate
 
-from arc_exp.data.encoders import ENCODER_COMPOSITIONS, GridEncoder
+from arc_exp.data.encoders import ENCODER_COMPOSITIONS, EncoderSpecError, GridEncoder, encoder_from_config
 from arc_exp.data.tasks import Task
 from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG, check_scoring, load_record, untrained_tasks
 from arc_exp.evaluation import EvaluationError
@@ -174,8 +173,12 @@ def check_checkpoint(checkpoint: Checkpoint, model_name: str, encoder: GridEncod
     if saved_model and saved_model != model_name:
         raise CheckpointError(f"{where} was trained from model '{saved_model}' but the config asks for "
                               f"'{model_name}'; evaluate it with model={saved_model}")
-    if saved.get("encoder"):
-        saved_encoder = instantiate(_current_targets(saved["encoder"]))
+    try:
+        saved_encoder = encoder_from_config(saved["encoder"]) if saved.get("encoder") else None
+    except EncoderSpecError as error:  # a project's own encoder class: the config's encoder is used unchecked
+        log.warning("%s: cannot check its encoder: %s", where, error)
+        saved_encoder = None
+    if saved_encoder is not None:
         if repr(saved_encoder) != repr(encoder):
             raise CheckpointError(f"{where} was trained with encoder {saved_encoder!r} but the config uses "
                                   f"{encoder!r}; evaluate it with {encoder_override(saved_encoder)}")
@@ -214,30 +217,6 @@ def check_trained_outputs(checkpoints: Sequence[Checkpoint], tasks: Sequence[Tas
     if any(found):
         tags[TAG] = max(len(hits) for hits in found)
     return list(tasks), tags
-
-
-# checkpoints written before arc_exp/ was grouped by pipeline stage name the encoder factory by its old module
-_MOVED_MODULES = {"arc_exp.encoders.": "arc_exp.data.encoders."}
-
-
-def _current_targets(node):
-    """``node`` with every ``_target_`` of a moved module renamed to where it lives now.
-
-    >>> _current_targets({"_target_": "arc_exp.encoders.create_grid_encoder", "spec": "minimal"})
-    {'_target_': 'arc_exp.data.encoders.create_grid_encoder', 'spec': 'minimal'}
-    """
-    if isinstance(node, dict):
-        return {k: _current_targets(v) if k != "_target_" else _renamed(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_current_targets(v) for v in node]
-    return node
-
-
-def _renamed(target):
-    for old, new in _MOVED_MODULES.items():
-        if isinstance(target, str) and target.startswith(old):
-            return new + target[len(old):]
-    return target
 
 
 def load_model_for_evaluation(spec, adapter_config, checkpoint: Checkpoint, seed: int = 0, vocabulary=None):

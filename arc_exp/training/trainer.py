@@ -32,5 +32,7 @@ def build_trainer(trainer_cfg: Mapping, logger, callbacks: Sequence[pl.Callback]
             raise ValueError("build_trainer: trainer=fsdp needs the loaded model (its decoder layer is FSDP's unit)")
         config["strategy"] = with_model_decoder_layer(config["strategy"], model)
     progress = [step_progress_bar()] if config.get("enable_progress_bar", True) else []
+    # Hydra's instantiate, below the entry points here only: the settings are Lightning's own Trainer arguments, a
+    # nested _target_ (a strategy class a user may name), given as a plain dict (tests/test_import_direction.py)
     return instantiate(config, logger=logger if logger is not None else False,
                        callbacks=[*progress, *callbacks], default_root_dir=str(root_dir))
