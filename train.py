@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> float:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     training.seed_everything(cfg.seed)
     objective = Objective(**resolved["objective"])  # what this returns: a sweep's figure, checked before training
-    objective.check(cfg.evaluation.enabled, bool(cfg.evaluation.get("count_qa")))
+    objective.check(cfg.evaluation.enabled, training.count_qa_settings(cfg.evaluation.count_qa) is not None)
 
     # devices and strategy checked before anything loads; under DDP the other processes start in this run folder
     distributed.setup_processes(resolved["trainer"], output_dir, overrides)

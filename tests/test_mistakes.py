@@ -44,6 +44,13 @@ CASES = {  # name -> (command line, the one line printed); {root}: the project r
     "train: encoder=spec without its spec": (
         ["train.py", *SMOKE, "encoder=spec"],
         "train.py: error: encoder.spec is required: give encoder.spec=<value>"),
+    "train: evaluation.count_qa with a misspelt key": (
+        ["train.py", *SMOKE, "evaluation.count_qa={chats: held-out, n_chat: 3}"],
+        "train.py: error: evaluation.count_qa.n_chat: Key 'n_chat' not in 'CountQASettings'"),
+    "train: evaluation.count_qa without chats": (
+        ["train.py", *SMOKE, "evaluation.count_qa={n_chats: 3}"],
+        "train.py: error: evaluation.count_qa.chats is required: the held-out chats folder (python generate.py "
+        "generator=count n=2000 out=data/count-heldout seed=1)"),
     "report: significance.resamples=many": (
         ["report.py", "significance.resamples=many"],
         "report.py: error: significance.resamples: Value 'many' of type 'str' could not be converted to Integer "

@@ -1,4 +1,6 @@
 """Count-QA accuracy per question type, with stand-in generators (an oracle and one that always says 0)."""
+import re
+
 import pytest
 
 from arc_exp.inference.requests import FunctionGenerator
@@ -29,3 +31,23 @@ def test_oracle_scores_one_and_zero_answers_score_their_share(records, tokenizer
     zeros = count_qa_accuracy(records, FunctionGenerator(lambda r: " 0\n"), tokenizer)
     assert zeros["qa/n_questions"] == len(questions)
     assert zeros["qa/all"] == sum(q["answer"] == "0" for q in questions) / len(questions)
+
+
+def test_count_qa_settings_are_typed_and_named():
+    """evaluation.count_qa is typed where train.py reads it (a root-schema type would refuse the override
+    evaluation.count_qa={chats: ...}); each mistake names its key."""
+    import doctest
+
+    import arc_exp.synthetic.qa_eval
+    from arc_exp.synthetic.qa_eval import CountQAError, CountQASettings, count_qa_settings
+
+    assert count_qa_settings(None) is None and count_qa_settings({}) is None
+    assert count_qa_settings({"chats": "held-out", "before": "true", "every_n_steps": "2"}) == \
+        CountQASettings(chats="held-out", n_chats=None, before=True, every_n_steps=2, max_new_tokens=48)
+    for config, message in [({"chats": "h", "n_chats": "many"}, "evaluation.count_qa.n_chats: Value 'many' of type "
+                                                                "'str' could not be converted to Integer"),
+                            ({"chats": "h", "befor": True}, "evaluation.count_qa.befor: Key 'befor' not in"),
+                            ({"before": True}, "evaluation.count_qa.chats is required")]:
+        with pytest.raises(CountQAError, match=re.escape(message)):
+            count_qa_settings(config)
+    assert doctest.testmod(arc_exp.synthetic.qa_eval).failed == 0

@@ -18,11 +18,55 @@ stripping surrounding whitespace.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from arc_exp.inference.requests import GenerationRequest
 from arc_exp.data.prompts import render_prompt
 from arc_exp.synthetic.questions import chat_from_record
+
+
+class CountQAError(ValueError):
+    """``evaluation.count_qa`` holds a key it does not have, or a value of the wrong type, or no ``chats``."""
+
+
+@dataclass
+class CountQASettings:
+    """``evaluation.count_qa`` of train.py: ask the questions of held-out count chats (generate.py's, another seed),
+    the first ``n_chats`` (null: all), after training, also at step 0 (``before``) and every ``every_n_steps``
+    steps (0: never); ``max_new_tokens`` bounds each answer (a base model that never writes its end token costs that
+    many steps)."""
+
+    chats: str = MISSING
+    n_chats: Optional[int] = None
+    before: bool = False
+    every_n_steps: int = 0
+    max_new_tokens: int = 48
+
+
+def count_qa_settings(config: Optional[Mapping], key: str = "evaluation.count_qa") -> Optional[CountQASettings]:
+    """``config`` typed as :class:`CountQASettings`; ``None`` for no count questions. A wrong key or value is a
+    :class:`CountQAError` naming it. (Typed here, not by the root schema: OmegaConf cannot set a typed node whose
+    default is null from an override, ``evaluation.count_qa={chats: ...}``.)
+
+    >>> count_qa_settings({"chats": "data/count-heldout", "n_chats": "100"}).n_chats
+    100
+    >>> count_qa_settings({"chats": "data/count-heldout", "n_chat": 100})
+    Traceback (most recent call last):
+    arc_exp.synthetic.qa_eval.CountQAError: evaluation.count_qa.n_chat: Key 'n_chat' not in 'CountQASettings'
+    """
+    if not config:
+        return None
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CountQASettings), config))
+    except MissingMandatoryValue:
+        raise CountQAError(f"{key}.chats is required: the held-out chats folder (python generate.py generator=count "
+                           f"n=2000 out=data/count-heldout seed=1)") from None
+    except OmegaConfBaseException as error:
+        raise CountQAError(f"{key}.{error.full_key}: {str(error.msg).splitlines()[0]}") from None
 
 
 def qa_requests(record: dict, tokenizer, encoder=None,

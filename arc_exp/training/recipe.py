@@ -33,7 +33,7 @@ from arc_exp.model.vocabulary import (
     build_reduced_vocabulary,
 )
 from arc_exp.synthetic import load_chats, load_records
-from arc_exp.synthetic.qa_eval import count_qa_accuracy
+from arc_exp.synthetic.qa_eval import count_qa_accuracy, count_qa_settings
 from arc_exp.synthetic.questions import chat_from_record, count_qa_probe_chats
 from arc_exp.tracking.runs import MLflowRun, flatten
 from arc_exp.training.callbacks import AdapterCheckpoint, EvaluateEvery
@@ -70,11 +70,11 @@ def build_vocabulary(cfg: DictConfig, tokenizer, encoder) -> Optional[ReducedVoc
             raise UnknownPromptError(f"{key}: {error}") from None
     chats = [chat for e in entries if e.is_chats
              for chat in islice(load_chats(e.chats, encoder=encoder), CHATS_FOR_VOCABULARY)]
-    count_qa = cfg.evaluation.count_qa
-    if count_qa and count_qa.get("chats"):
+    count_qa = count_qa_settings(cfg.evaluation.count_qa)
+    if count_qa:
         # every held-out chat evaluate_count_qa asks (its n_chats first records)
         chats += [chat_from_record(record, encoder)
-                  for record in islice(load_records(count_qa.chats), count_qa.get("n_chats"))]
+                  for record in islice(load_records(count_qa.chats), count_qa.n_chats)]
     probes = count_qa_probe_chats(encoder) if chats else []  # every question type, beyond the chats read
     vocabulary = build_reduced_vocabulary(tokenizer, encoder, list(prompts.values()), chats=[*chats, *probes],
                                           base_model=cfg.model.name)
@@ -312,7 +312,8 @@ def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output
     if prepared is not None and cfg.evaluation.before:
         before = evaluate_after_training(model, tokenizer, cfg, prepared, output_dir, run, step=0,
                                          folder="evaluation-before")
-    if cfg.evaluation.count_qa and cfg.evaluation.count_qa.get("before"):
+    count_qa = count_qa_settings(cfg.evaluation.count_qa)
+    if count_qa and count_qa.before:
         evaluate_count_qa(model, tokenizer, cfg, run, step=0, encoder=encoder)
     return before
 
@@ -340,8 +341,8 @@ def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[]
                          encoder) -> list:
     """Evaluations during training: the count-QA accuracy every ``evaluation.count_qa.every_n_steps`` steps (the
     learning curve), logged into the run ``get_run()`` returns once training starts."""
-    count_qa = cfg.evaluation.count_qa
-    if not (count_qa and count_qa.get("every_n_steps")):
+    count_qa = count_qa_settings(cfg.evaluation.count_qa)
+    if not (count_qa and count_qa.every_n_steps):
         return []
     return [EvaluateEvery(count_qa.every_n_steps, lambda step: evaluate_count_qa(model, tokenizer, cfg, get_run(),
                                                                                   step, encoder))]
@@ -368,7 +369,7 @@ def before_after_table(before: dict, after: dict, step: int,
 def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int, encoder) -> dict:
     """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``) whose grids
     ``encoder`` (the run's) writes, logged as ``qa/<type>`` metrics into the training run (seed iteration 2)."""
-    settings = cfg.evaluation.count_qa
+    settings = count_qa_settings(cfg.evaluation.count_qa)
     records = list(islice(load_records(settings.chats), settings.n_chats))
     if not records:
         raise ValueError(f"evaluation.count_qa.chats: no chats at '{settings.chats}'")
@@ -379,7 +380,7 @@ def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun
             # max_new_tokens bounds each answer: a base model that never writes its end token costs that many steps
             metrics = count_qa_accuracy(records, create_generator(instantiate(cfg.inference), model, tokenizer),
                                         tokenizer, encoder=encoder,
-                                        max_new_tokens=settings.get("max_new_tokens", 48))
+                                        max_new_tokens=settings.max_new_tokens)
     finally:
         model.train(was_training)  # before training (evaluation.count_qa.before), dropout must come back on
     if run is not None:
