@@ -36,6 +36,7 @@ def main(cfg: DictConfig) -> float:
     from arc_exp.ttft.budget import Budget
     from arc_exp.ttft.dataset import load_tasks
     from arc_exp.ttft.ensemble import load_ensemble
+    from arc_exp.ttft.finetune import AdapterTraining
     from arc_exp.ttft.parts import load_solve_parts
     from arc_exp.ttft.settings import set_torch_threads
     from arc_exp.ttft.solver import Solver
@@ -84,10 +85,10 @@ def main(cfg: DictConfig) -> float:
                             output_dir=str(run_dir.resolve()), resumed=str(bool(cfg.resume)), **job.tags)
     cli.run_started(tracker and tracker.run_id, cfg.logger.get("tracking_uri"))
 
-    solver = Solver(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
-                    make_generator=functools.partial(create_generator, inference, tokenizer=tokenizer),
-                    trainer_options=resolved["trainer"], config=resolved,
-                    plots=(cfg.plots.failures, cfg.plots.successes), progress=cfg.progress)
+    training = AdapterTraining(spec, adapter, tokenizer, checkpoint, ttft_settings, settings,
+                               trainer_options=resolved["trainer"], config=resolved, progress=cfg.progress)
+    solver = Solver(training, make_generator=functools.partial(create_generator, inference, tokenizer=tokenizer),
+                    plots=(cfg.plots.failures, cfg.plots.successes))
     status = "FAILED"
     try:
         result = solver.run(tasks, run_dir, budget, tracker=tracker, ensemble=ensemble, shards=cfg.shards,

@@ -46,19 +46,16 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from arc_exp.data.tasks import Task
 from arc_exp.evaluation.checkpoints import Checkpoint, load_model_for_evaluation
-from arc_exp.evaluation.settings import EvaluationSettings
 from arc_exp.evaluation.shards import Shard, save_shard
 from arc_exp.evaluation.submission import build_submission, score_submission, write_submission
 from arc_exp.files import write_json
-from arc_exp.model.adapters import AdapterConfig
 from arc_exp.model.checkpoints import read_checkpoint_config
-from arc_exp.model.loader import ModelSpec
 from arc_exp.model.tokenizer import vocabulary_of
 from arc_exp.tracking.runs import MLflowRun
 from arc_exp.ttft.budget import Budget
@@ -67,7 +64,7 @@ from arc_exp.ttft.ensemble import MODEL, ensemble_submission
 from arc_exp.ttft.finetune import AdapterTraining, FineTuneOutcome
 from arc_exp.ttft.parts import SolvePart, SolveResult, TTFTStage, merge_solve_parts, solve_parts
 from arc_exp.ttft.predict import Predicted, predict_tasks, write_predictions
-from arc_exp.ttft.settings import TTFTConfigError, TTFTSettings
+from arc_exp.ttft.settings import TTFTConfigError
 from arc_exp.ttft.stages import read_marker, warn_if_changed, write_marker
 
 log = logging.getLogger(__name__)
@@ -75,24 +72,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Solver:
-    """Everything the stages need, as plain objects (``solve.py`` builds them from the config).
-
-    ``config`` is the resolved run config, saved as ``arc_exp.yaml`` beside every TTFT adapter so evaluation can
-    check its model and encoder. ``make_generator(model)`` builds the prediction generator (tests pass a stand-in;
-    ``shards=N`` sends the solver to other processes, so it must pickle there: a ``functools.partial``, no lambda).
+    """Everything the stages need, as plain objects (``solve.py`` builds them from the config): ``training``, the
+    model, adapter, tokenizer, checkpoint and settings stage 2 fine-tunes with (stage 3 predicts with the same), and
+    ``make_generator(model)``, which builds the prediction generator (``shards=N`` sends the solver to other
+    processes, so it must pickle there: a ``functools.partial``, no lambda); ``plots``: the failed and solved test
+    inputs drawn.
     """
 
-    spec: ModelSpec
-    adapter: AdapterConfig
-    tokenizer: Any
-    checkpoint: Checkpoint
-    ttft: TTFTSettings
-    evaluation: EvaluationSettings
+    training: AdapterTraining
     make_generator: Callable[[Any], Any]
-    trainer_options: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
     plots: tuple[int, int] = (16, 8)
-    progress: bool = True
 
     def run(self, tasks: Sequence[Task], run_dir: str | Path, budget: Budget, *,
             tracker: Optional[MLflowRun] = None,
@@ -115,8 +104,8 @@ class Solver:
         timings: dict[str, float] = {}
 
         began = time.perf_counter()
-        enabled = self.ttft.enabled and not merge
-        dataset = dataset_stage(tasks, run_dir / "dataset", self.ttft, tracker, result.skipped_stages,
+        enabled = self.training.ttft.enabled and not merge
+        dataset = dataset_stage(tasks, run_dir / "dataset", self.training.ttft, tracker, result.skipped_stages,
                                 result.notes) if enabled else None
         timings["dataset"] = time.perf_counter() - began
         began = time.perf_counter()
@@ -155,11 +144,6 @@ class Solver:
 
     # -- stage 1 ------------------------------------------------------------------------------------------------------
 
-    @property
-    def training(self) -> AdapterTraining:
-        return AdapterTraining(self.spec, self.adapter, self.tokenizer, self.checkpoint, self.ttft, self.evaluation,
-                               self.trainer_options, self.config, self.progress)
-
     # -- stage 2 ------------------------------------------------------------------------------------------------------
 
     def ttft_stage(self, tasks: Sequence[Task], dataset: Optional[TTFTDataset], folder: Path, budget: Budget,
@@ -172,12 +156,12 @@ class Solver:
             return TTFTStage(none)
         marker = read_marker(folder)
         if marker is not None:
-            warn_if_changed(marker, self.ttft, "ttft")
+            warn_if_changed(marker, self.training.ttft, "ttft")
             log.info("ttft: done in an earlier run (%s), skipped", folder)
             result.skipped_stages.append("ttft")
             return TTFTStage(marker["adapters"])
         if not dataset.tasks:
-            write_marker(folder, {"stage": "ttft", "adapters": none, "ttft": self.ttft.describe(),
+            write_marker(folder, {"stage": "ttft", "adapters": none, "ttft": self.training.ttft.describe(),
                                   "note": "no TTFT data"})
             return TTFTStage(none)
         seconds = budget.ttft_seconds()
@@ -188,8 +172,8 @@ class Solver:
             result.notes.append(note)
             return TTFTStage(none)  # no marker: a resume with more time fine-tunes
         deadline = budget.clock() + seconds if budget.limited else None
-        run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.ttft.per_task else "shared")
-        if self.ttft.per_task:
+        run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.training.ttft.per_task else "shared")
+        if self.training.ttft.per_task:
             return TTFTStage(none, pending=True, folder=folder, deadline=deadline, run=run)
         status = "FAILED"
         try:
@@ -208,7 +192,7 @@ class Solver:
         result.errors.extend(part.errors)
         result.notes.extend(part.notes)
         if reported and part.outcomes:  # merge=: the jobs' TTFT, reported in this run (the adapters stay there)
-            run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.ttft.per_task else "shared")
+            run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.training.ttft.per_task else "shared")
             self._ttft_report(part.adapters, part.outcomes, run, result)
             _finish(run, "FAILED" if part.errors else "FINISHED")
         if not stage.pending:
@@ -226,8 +210,8 @@ class Solver:
     def _ttft_report(self, adapters: Mapping, outcomes: Sequence[FineTuneOutcome], run,
                      result: SolveResult) -> dict:
         """The stage's ``stage.json`` content, also logged to its MLflow run (with the held-out losses)."""
-        info = {"stage": "ttft", "mode": "per_task" if self.ttft.per_task else "shared", "adapters": dict(adapters),
-                "ttft": self.ttft.describe(), "outcomes": [o.to_dict() for o in outcomes]}
+        info = {"stage": "ttft", "mode": "per_task" if self.training.ttft.per_task else "shared", "adapters": dict(adapters),
+                "ttft": self.training.ttft.describe(), "outcomes": [o.to_dict() for o in outcomes]}
         metrics = {"steps": sum(o.steps for o in outcomes), "seconds": sum(o.seconds for o in outcomes),
                    "stopped_by_budget": float(any(o.stopped_by_budget for o in outcomes)),
                    "adapters": float(len({a for a in adapters.values() if a}))}
@@ -266,8 +250,8 @@ class Solver:
                 part.adapters = {}
         part.ttft_seconds = time.perf_counter() - began
         adapters = {**stage.adapters, **part.adapters}
-        part.predicted = predict_tasks(tasks, adapters, self._prediction_model, self.make_generator, self.tokenizer,
-                                       self.evaluation, budget, self.progress)
+        part.predicted = predict_tasks(tasks, adapters, self._prediction_model, self.make_generator, self.training.tokenizer,
+                                       self.training.evaluation, budget, self.training.progress)
         return part
 
     # -- stage 3 ------------------------------------------------------------------------------------------------------
@@ -290,7 +274,7 @@ class Solver:
         run = tracker and tracker.child("predict", stage="predict")
         status = "FAILED"
         try:
-            result.metrics = write_predictions(predicted, tasks, folder, self.plots, self.evaluation.seed, run)
+            result.metrics = write_predictions(predicted, tasks, folder, self.plots, self.training.evaluation.seed, run)
             status = "FAILED" if predicted.failed and not predicted.predicted_tasks else "FINISHED"
         finally:
             _finish(run, status)
@@ -310,18 +294,18 @@ class Solver:
 
     def _prediction_settings(self, adapters: Mapping[str, Optional[str]]) -> dict:
         """What the predictions depend on: a resumed run predicts again when any of it changed."""
-        e = self.evaluation
+        e = self.training.evaluation
         policy = {k: v for k, v in dataclasses.asdict(e.policy).items() if k != "task_augmentations"}
         return json.loads(json.dumps({
-            "adapters": dict(adapters), "checkpoint": str(self.checkpoint.folder), "encoder": repr(e.encoder),
+            "adapters": dict(adapters), "checkpoint": str(self.training.checkpoint.folder), "encoder": repr(e.encoder),
             "prompt": e.prompt_version, "views": policy, "predictions_per_task": e.predictions_per_task,
             "sampling": e.sampling, "seed": e.seed, "max_seq_len": e.max_seq_len, "max_new_tokens": e.max_new_tokens}))
 
     def _prediction_model(self, adapter: Optional[str]):
-        checkpoint = self.checkpoint if adapter is None else \
+        checkpoint = self.training.checkpoint if adapter is None else \
             Checkpoint(Path(adapter), config=read_checkpoint_config(adapter))
-        return load_model_for_evaluation(self.spec, self.adapter, checkpoint, self.evaluation.seed,
-                                         vocabulary_of(self.tokenizer))
+        return load_model_for_evaluation(self.training.spec, self.training.adapter, checkpoint, self.training.evaluation.seed,
+                                         vocabulary_of(self.training.tokenizer))
 
     # -- score --------------------------------------------------------------------------------------------------------
 
