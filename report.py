@@ -47,10 +47,10 @@ def main(cfg: DictConfig) -> None:
     if cfg.get("scale"):  # a preset's smoke and gpu runs never share a table: scale=gpu reports the gpu runs
         for table in tables:
             table.where.setdefault("scale", cfg.scale)
-    if cfg.get("iteration"):  # run.py's rerun of the iteration: its runs alone
+    if cfg.iteration:  # run.py's rerun of the iteration: its runs alone
         for table in tables:
             table.where.setdefault("tag:iteration", cfg.iteration)
-    if cfg.get("table"):
+    if cfg.table:
         chosen = [t for t in tables if t.name == cfg.table]
         if not chosen:
             raise SystemExit(f"report.py: experiment={cfg.experiment} has no table '{cfg.table}'; "
@@ -113,7 +113,7 @@ def compare(cfg: DictConfig, uri: str, output_dir: Path, settings: SignificanceS
             raise cli.UserError(f"runs: an id was read as the number {run_id}; quote it: runs=['<id>',...]")
     records = side_by_side.one_name_per_quantity(report.fetch_runs(uri, run_ids=[str(i) for i in ids]))
     results = per_task.fetch_results(uri, [r.run_id for r in records])
-    metrics = list(cfg.metrics) if cfg.get("metrics") else None
+    metrics = list(cfg.metrics) if cfg.metrics else None
     printed, files = side_by_side.write_side_by_side(records, results, metrics, settings, output_dir)
     print(printed)
     run = tracking.MLflowRun(uri, cfg.logger.experiment_name, "report:runs",

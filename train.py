@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     output_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
-    if cfg.data.get("task_of_interest_steps") is not None:  # before the config is logged: params show the steps run
+    if cfg.data.task_of_interest_steps is not None:  # before the config is logged: params show the steps run
         cfg.trainer.max_steps = training.steps_for_task_of_interest(
             OmegaConf.to_container(cfg.data.train, resolve=True), cfg.data.task_of_interest_steps)
         log.info("data.task_of_interest_steps=%d: trainer.max_steps=%d", cfg.data.task_of_interest_steps,
