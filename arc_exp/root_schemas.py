@@ -43,8 +43,8 @@ class EvaluationAfterTrainingSchema:
     skip_trained_tasks: bool = False
     predictions_per_task: int = 8
     plots: PlotsSchema = field(default_factory=lambda: PlotsSchema(8, 4))
-    count_qa: Any = None  # {chats, n_chats, before, every_n_steps, max_new_tokens}; Any: OmegaConf cannot set a
-                          # typed dict that is null from an override (evaluation.count_qa={chats: ...})
+    count_qa: Any = None  # typed where train.py reads it (arc_exp.synthetic.qa_eval.CountQASettings), not here:
+                          # OmegaConf cannot set a typed dict that is null from an override (count_qa={chats: ...})
 
 
 @dataclass

@@ -19,6 +19,10 @@ The top-level keys of train.py, evaluate.py and solve.py (``learning_rate``, ``s
 fails at composition naming ``learning_rate``.
 A root schema is open: a preset may add a key of its own (``experiment``, ``arm``, ``report``); Hydra closes the
 composed config afterwards, so a user still adds one with ``+key=value``.
+
+The ``encoder`` group's options are stored here too (:func:`register_encoders`), from the one list of compositions.
+A schema lists its keys one a line, as the library dataclasses do (``InferenceConfig``, ``TTFTSettings``): the
+repository's duplicates check pairs such lists by shape alone; no logic repeats.
 """
 from __future__ import annotations
 

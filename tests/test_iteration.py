@@ -75,7 +75,8 @@ def test_references_and_sweep_values():
         True, False, False, True]
 
 
-@pytest.mark.parametrize("scale", ["smoke", "gpu"])
+# gpu scale in the slow tier: test_experiments composes every gpu-scale arm in the default suite
+@pytest.mark.parametrize("scale", ["smoke", pytest.param("gpu", marks=pytest.mark.slow)])
 def test_every_iteration_has_a_plan(scale, tmp_path, capsys):
     """run.py plan=true prints every command of every iteration, runs nothing and logs nothing."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"

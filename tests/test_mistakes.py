@@ -36,6 +36,27 @@ CASES = {  # name -> (command line, the one line printed); {root}: the project r
         ["train.py", "model=qwen2-1.5"],
         "train.py: error: model=qwen2-1.5: no such option; did you mean qwen2-1.5b? (options: llama-3.1-8b, "
         "phi-3-mini, phi-3-mini-128k, qwen2-0.5b, qwen2-1.5b, qwen2.5-0.5b, smollm2-135m, tiny-random)"),
+    "evaluate: checkpoint=nope": (
+        ["evaluate.py", *SMOKE, "checkpoint=nope"],
+        "evaluate.py: error: checkpoint 'nope': no such file or folder, and no MLflow run with this id in "
+        "sqlite:///{root}/mlflow.db"),
+    "train: data.train of no task": (
+        ["train.py", *SMOKE, f"data.train=[{{source: {EMPTY}, prompt: output-from-examples-v0}}]"],
+        f"train.py: error: data.train[0]: source '{EMPTY}' with this selection holds no task"),
+    "evaluate: data.eval of no task": (
+        ["evaluate.py", *SMOKE, f"data.eval.source={EMPTY}"],
+        f"evaluate.py: error: data.eval selects no tasks: {{'source': '{EMPTY}', 'task_ids': None, 'first_n': 4, "
+        "'sample_n': None, 'seed': 0, 'split': None, 'val_fraction': 0.2, 'max_grid_side': 7, "
+        "'test_outputs': True}"),
+    "solve: data.eval of no task": (
+        ["solve.py", *SMOKE, f"data.eval.source={EMPTY}"],
+        f"solve.py: error: data.eval selects no tasks: {{'source': '{EMPTY}', 'task_ids': None, 'first_n': 4, "
+        "'sample_n': None, 'seed': 0, 'split': None, 'val_fraction': 0.2, 'max_grid_side': 7, "
+        "'test_outputs': True}"),
+}
+
+# mistakes whose sweep path the cases above already cover: run once, without -m (the default suite's time)
+ONE_RUN_CASES = {
     "train: encoder=spec, a block inside a row encoder": (
         ["train.py", *SMOKE, "encoder=spec", "encoder.spec='RowNumberEncoder(GridShapeEncoder(MinimalGridEncoder()))'"],
         "train.py: error: encoder spec 'RowNumberEncoder(GridShapeEncoder(MinimalGridEncoder()))': RowNumberEncoder "
@@ -58,23 +79,6 @@ CASES = {  # name -> (command line, the one line printed); {root}: the project r
     "report: significance.level=2": (
         ["report.py", "significance.level=2", "runs=[a,b]"],
         "report.py: error: significance: significance.level must be between 0 and 1, got 2.0"),
-    "evaluate: checkpoint=nope": (
-        ["evaluate.py", *SMOKE, "checkpoint=nope"],
-        "evaluate.py: error: checkpoint 'nope': no such file or folder, and no MLflow run with this id in "
-        "sqlite:///{root}/mlflow.db"),
-    "train: data.train of no task": (
-        ["train.py", *SMOKE, f"data.train=[{{source: {EMPTY}, prompt: output-from-examples-v0}}]"],
-        f"train.py: error: data.train[0]: source '{EMPTY}' with this selection holds no task"),
-    "evaluate: data.eval of no task": (
-        ["evaluate.py", *SMOKE, f"data.eval.source={EMPTY}"],
-        f"evaluate.py: error: data.eval selects no tasks: {{'source': '{EMPTY}', 'task_ids': None, 'first_n': 4, "
-        "'sample_n': None, 'seed': 0, 'split': None, 'val_fraction': 0.2, 'max_grid_side': 7, "
-        "'test_outputs': True}"),
-    "solve: data.eval of no task": (
-        ["solve.py", *SMOKE, f"data.eval.source={EMPTY}"],
-        f"solve.py: error: data.eval selects no tasks: {{'source': '{EMPTY}', 'task_ids': None, 'first_n': 4, "
-        "'sample_n': None, 'seed': 0, 'split': None, 'val_fraction': 0.2, 'max_grid_side': 7, "
-        "'test_outputs': True}"),
 }
 
 
@@ -116,6 +120,13 @@ def test_a_mistake_is_one_line_with_and_without_multirun(name, multirun, root, c
     code, out, err = run_in_process(args, capsys)
     assert_one_line_and_nothing_left(root, args, line, code, out, err)
     assert "#1 :" not in out + err  # a sweep stops at its first job: the second is never launched
+
+
+@pytest.mark.parametrize("name", list(ONE_RUN_CASES))
+def test_a_mistake_is_one_line(name, root, capsys):
+    args, line = ONE_RUN_CASES[name]
+    code, out, err = run_in_process(args, capsys)
+    assert_one_line_and_nothing_left(root, args, line, code, out, err)
 
 
 def test_a_sweep_stops_at_its_first_jobs_mistake(root, capsys):
