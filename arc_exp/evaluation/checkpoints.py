@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-
 from arc_exp.data.encoders import ENCODER_COMPOSITIONS, EncoderSpecError, GridEncoder, encoder_from_config
 from arc_exp.data.tasks import Task
 from arc_exp.data.trained_outputs import SKIPPED_TAG, TAG, check_scoring, load_record, untrained_tasks

@@ -142,9 +142,11 @@ class Solver:
         self._score(submission, own, ensemble, mine, run_dir, tracker, result, timings)
         return result
 
-    # -- stage 1 ------------------------------------------------------------------------------------------------------
+    @property
+    def _mode(self) -> str:
+        return "per_task" if self.training.ttft.per_task else "shared"
 
-    # -- stage 2 ------------------------------------------------------------------------------------------------------
+    # -- stage 2 (stage 1, the dataset, is dataset_stage in ttft/dataset.py) -------------------------------------------
 
     def ttft_stage(self, tasks: Sequence[Task], dataset: Optional[TTFTDataset], folder: Path, budget: Budget,
                    tracker, result: SolveResult) -> TTFTStage:
@@ -172,7 +174,7 @@ class Solver:
             result.notes.append(note)
             return TTFTStage(none)  # no marker: a resume with more time fine-tunes
         deadline = budget.clock() + seconds if budget.limited else None
-        run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.training.ttft.per_task else "shared")
+        run = tracker and tracker.child("ttft", stage="ttft", mode=self._mode)
         if self.training.ttft.per_task:
             return TTFTStage(none, pending=True, folder=folder, deadline=deadline, run=run)
         status = "FAILED"
@@ -192,7 +194,7 @@ class Solver:
         result.errors.extend(part.errors)
         result.notes.extend(part.notes)
         if reported and part.outcomes:  # merge=: the jobs' TTFT, reported in this run (the adapters stay there)
-            run = tracker and tracker.child("ttft", stage="ttft", mode="per_task" if self.training.ttft.per_task else "shared")
+            run = tracker and tracker.child("ttft", stage="ttft", mode=self._mode)
             self._ttft_report(part.adapters, part.outcomes, run, result)
             _finish(run, "FAILED" if part.errors else "FINISHED")
         if not stage.pending:
@@ -210,7 +212,7 @@ class Solver:
     def _ttft_report(self, adapters: Mapping, outcomes: Sequence[FineTuneOutcome], run,
                      result: SolveResult) -> dict:
         """The stage's ``stage.json`` content, also logged to its MLflow run (with the held-out losses)."""
-        info = {"stage": "ttft", "mode": "per_task" if self.training.ttft.per_task else "shared", "adapters": dict(adapters),
+        info = {"stage": "ttft", "mode": self._mode, "adapters": dict(adapters),
                 "ttft": self.training.ttft.describe(), "outcomes": [o.to_dict() for o in outcomes]}
         metrics = {"steps": sum(o.steps for o in outcomes), "seconds": sum(o.seconds for o in outcomes),
                    "stopped_by_budget": float(any(o.stopped_by_budget for o in outcomes)),
@@ -250,8 +252,9 @@ class Solver:
                 part.adapters = {}
         part.ttft_seconds = time.perf_counter() - began
         adapters = {**stage.adapters, **part.adapters}
-        part.predicted = predict_tasks(tasks, adapters, self._prediction_model, self.make_generator, self.training.tokenizer,
-                                       self.training.evaluation, budget, self.training.progress)
+        training = self.training
+        part.predicted = predict_tasks(tasks, adapters, self._prediction_model, self.make_generator, training.tokenizer,
+                                       training.evaluation, budget, training.progress)
         return part
 
     # -- stage 3 ------------------------------------------------------------------------------------------------------
@@ -304,8 +307,9 @@ class Solver:
     def _prediction_model(self, adapter: Optional[str]):
         checkpoint = self.training.checkpoint if adapter is None else \
             Checkpoint(Path(adapter), config=read_checkpoint_config(adapter))
-        return load_model_for_evaluation(self.training.spec, self.training.adapter, checkpoint, self.training.evaluation.seed,
-                                         vocabulary_of(self.training.tokenizer))
+        training = self.training
+        return load_model_for_evaluation(training.spec, training.adapter, checkpoint, training.evaluation.seed,
+                                         vocabulary_of(training.tokenizer))
 
     # -- score --------------------------------------------------------------------------------------------------------
 
