@@ -205,6 +205,7 @@ def solve_three_ways(folder: Path, overrides, ways=("one", "processes", "jobs"))
     return {way: runs[way] for way in ways}
 
 
+@pytest.mark.slow  # 4 solves of the tiny model (~10 s); test_failed_tasks_and_fallbacks_survive_the_merge merges jobs
 def test_a_solve_merged_from_jobs_without_ttft_writes_what_one_process_writes(solve_store):
     folder, uri = solve_store
     runs = solve_three_ways(folder / "none", ["ttft=none", f"logger.tracking_uri={uri}"], ways=("one", "jobs"))
@@ -310,8 +311,12 @@ def test_failed_tasks_and_fallbacks_survive_the_merge(solve_store, monkeypatch):
     one = solve_outputs(runs["one"])
     assert one["score"]["per_task"] == {"4cd1b7b2": 1.0, "66e6c45b": 0.0, "6ea4a07e": 0.0}
     assert solve_outputs(runs["jobs"]) == one
+    # each job solved its tasks (shard 0: the 1st and 3rd); the jobs log no MLflow run, the merge logs one
+    jobs = [sorted(json.loads((folder / "degraded" / "jobs" / str(i) / "submission.json").read_text())) for i in (0, 1)]
+    assert jobs == [["4cd1b7b2", "6ea4a07e"], ["66e6c45b"]]
     solves = {Path(r.data.tags["output_dir"]).name: r for r in mlflow_runs(uri)
               if r.data.tags.get("run_type") == "solve" and "degraded" in r.data.tags["output_dir"]}
+    assert sorted(solves) == ["merged", "one"]
     for run in solves.values():
         assert (run.info.status, run.data.tags["degraded"], run.data.tags["errors"]) == (
             "FINISHED", "true", "predict 66e6c45b: RuntimeError: out of memory")
