@@ -33,7 +33,7 @@ from arc_exp.model.vocabulary import (
     build_reduced_vocabulary,
 )
 from arc_exp.synthetic import load_chats, load_records
-from arc_exp.synthetic.qa_eval import count_qa_accuracy, count_qa_settings
+from arc_exp.synthetic.qa_eval import CountQASettings, count_qa_accuracy, count_qa_settings
 from arc_exp.synthetic.questions import chat_from_record, count_qa_probe_chats
 from arc_exp.tracking.runs import MLflowRun, flatten
 from arc_exp.training.callbacks import AdapterCheckpoint, EvaluateEvery
@@ -314,7 +314,7 @@ def evaluate_before_training(model, tokenizer, cfg: DictConfig, prepared, output
                                          folder="evaluation-before")
     count_qa = count_qa_settings(cfg.evaluation.count_qa)
     if count_qa and count_qa.before:
-        evaluate_count_qa(model, tokenizer, cfg, run, step=0, encoder=encoder)
+        evaluate_count_qa(model, tokenizer, cfg, count_qa, run, step=0, encoder=encoder)
     return before
 
 
@@ -332,8 +332,9 @@ def evaluate_trained(model, tokenizer, cfg: DictConfig, prepared, output_dir: st
             log.warning("every prediction of the evaluation after training is unanswered (no grid): probably %s",
                         unanswered_reason(OmegaConf.to_container(cfg, resolve=True), cfg.prompt.version,
                                           cfg.inference.sampler, cfg.inference.dfs_threshold, is_base_model=False))
-    if cfg.evaluation.count_qa:
-        metrics.update(evaluate_count_qa(model, tokenizer, cfg, run, step, encoder))
+    count_qa = count_qa_settings(cfg.evaluation.count_qa)
+    if count_qa:
+        metrics.update(evaluate_count_qa(model, tokenizer, cfg, count_qa, run, step, encoder))
     return metrics
 
 
@@ -344,8 +345,8 @@ def evaluation_callbacks(cfg: DictConfig, model, tokenizer, get_run: Callable[[]
     count_qa = count_qa_settings(cfg.evaluation.count_qa)
     if not (count_qa and count_qa.every_n_steps):
         return []
-    return [EvaluateEvery(count_qa.every_n_steps, lambda step: evaluate_count_qa(model, tokenizer, cfg, get_run(),
-                                                                                  step, encoder))]
+    return [EvaluateEvery(count_qa.every_n_steps, lambda step: evaluate_count_qa(model, tokenizer, cfg, count_qa,
+                                                                                  get_run(), step, encoder))]
 
 
 def before_after_table(before: dict, after: dict, step: int,
@@ -366,10 +367,11 @@ def before_after_table(before: dict, after: dict, step: int,
     return "\n".join(lines)
 
 
-def evaluate_count_qa(model, tokenizer, cfg: DictConfig, run: Optional[MLflowRun], step: int, encoder) -> dict:
-    """Count-QA accuracy per question type on held-out generated chats (``evaluation.count_qa.chats``) whose grids
-    ``encoder`` (the run's) writes, logged as ``qa/<type>`` metrics into the training run (seed iteration 2)."""
-    settings = count_qa_settings(cfg.evaluation.count_qa)
+def evaluate_count_qa(model, tokenizer, cfg: DictConfig, settings: CountQASettings, run: Optional[MLflowRun],
+                      step: int, encoder) -> dict:
+    """Count-QA accuracy per question type on held-out generated chats (``settings.chats``, the caller's typed
+    ``evaluation.count_qa``) whose grids ``encoder`` (the run's) writes, logged as ``qa/<type>`` metrics into the
+    training run (seed iteration 2)."""
     records = list(islice(load_records(settings.chats), settings.n_chats))
     if not records:
         raise ValueError(f"evaluation.count_qa.chats: no chats at '{settings.chats}'")
